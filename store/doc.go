@@ -1,0 +1,32 @@
+// Package store is Cairn's v2 data model: the tree of keys and directories
+// that etcd's v2 keys API exposes, the event history behind waitIndex, and
+// the watchers.
+//
+// Writes arrive as Requests (domain operations, never HTTP verbs) that the
+// member has committed through Raft, and are applied one at a time by
+// Apply. Apply is deterministic: it never reads the clock (a request carries
+// its proposer's time; OpExpire carries the leader's), never draws random
+// numbers and never depends on map iteration order, so every replica that
+// applies the same sequence holds byte-identical state (see Hash).
+//
+// Reads never block apply. The tree is immutable once published: apply
+// builds the next version by copying the nodes on the changed path and
+// sharing everything else (children live in copy-on-write B-trees), then
+// publishes it with one atomic store. Get loads the current version and
+// walks it without locks, so a recursive read of a large directory holds
+// nothing that the apply loop waits for.
+//
+// Every change takes the next store index and exactly one slot of the event
+// history (refreshes too; an OpExpire takes one per expired node). Watchers
+// are served from the history when their waitIndex is in the past and from
+// live events otherwise, under one lock so that no event falls between the
+// two.
+//
+// Errors are *Error values carrying a v2 error code; mapping them to HTTP
+// statuses is httpapi's business. Nothing here knows about HTTP, JSON or
+// metrics.
+//
+// Memory: an idle long-poll watcher costs one Watcher and a one-slot
+// channel (about 250 bytes); an idle stream watcher adds a StreamBuffer-slot
+// channel (about 1.2 KiB).
+package store
