@@ -1,0 +1,15 @@
+// Package httpapi is Cairn's client API over HTTP: today the etcd v2 keys
+// API at /v2/keys, byte-compatible with etcd 3.4's answers (../shared
+// API.md is the contract; docs/compat.md lists the deliberate differences).
+//
+// Handlers parse and validate a request (errors 200-212, index 0, in
+// etcd's order) into a store.Request or a read or a watch, and reach the
+// data only through the Backend interface, which the member implements.
+// Domain errors arrive as *store.Error; this package alone maps them to
+// HTTP statuses and the v2 JSON shape. The JSON is written by hand to
+// match encoding/json's bytes: field order, omitted fields, HTML escaping
+// of < > &, and a trailing newline.
+//
+// Reads are linearizable unless serializable=true; watches flush their
+// headers at once and end when the client goes away.
+package httpapi

@@ -1,0 +1,371 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+const keysPrefix = "/v2/keys"
+
+// keysAllow is the Allow header of a 405 on /v2/keys.
+const keysAllow = "HEAD,GET,PUT,POST,DELETE"
+
+// keyRequest is a parsed /v2/keys request.
+type keyRequest struct {
+	method       string
+	path         string // clean store path
+	value        string
+	prevValue    string
+	prevIndex    uint64
+	waitIndex    uint64
+	hasTTL       bool
+	ttl          uint64
+	prevExist    *bool
+	refresh      bool
+	dir          bool
+	recursive    bool
+	sorted       bool
+	wait         bool
+	stream       bool
+	quorum       bool
+	serializable bool
+	noValue      bool
+}
+
+func invalidField(name string) *store.Error {
+	return store.NewError(store.EcodeInvalidField, fmt.Sprintf("invalid value for %q", name), 0)
+}
+
+// parseKeyRequest validates a request in the order etcd does (API.md
+// §1.2), so that the first failure reported is the same. Every error
+// carries index 0.
+func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error) {
+	// ParseForm reads the form body for PUT and POST only (never for
+	// DELETE), merges it before the query string (so the body wins), and
+	// caps the body at 10 MiB.
+	if err := r.ParseForm(); err != nil {
+		return nil, store.NewError(store.EcodeInvalidForm, err.Error(), 0)
+	}
+	f := r.Form
+	kr := &keyRequest{method: r.Method, path: store.CleanPath(strings.TrimPrefix(r.URL.Path, keysPrefix))}
+
+	var err *store.Error
+	uintParam := func(name string, code int) uint64 {
+		vals, ok := f[name]
+		if !ok || err != nil {
+			return 0
+		}
+		v, perr := strconv.ParseUint(vals[0], 10, 64)
+		if perr != nil {
+			err = store.NewError(code, fmt.Sprintf("invalid value for %q", name), 0)
+		}
+		return v
+	}
+	boolParam := func(name string) bool {
+		vals, ok := f[name]
+		if !ok || err != nil {
+			return false
+		}
+		v, perr := strconv.ParseBool(vals[0])
+		if perr != nil {
+			err = invalidField(name)
+		}
+		return v
+	}
+	kr.prevIndex = uintParam("prevIndex", store.EcodeIndexNaN)
+	kr.waitIndex = uintParam("waitIndex", store.EcodeIndexNaN)
+	kr.recursive = boolParam("recursive")
+	kr.sorted = boolParam("sorted")
+	kr.wait = boolParam("wait")
+	kr.dir = boolParam("dir")
+	kr.quorum = boolParam("quorum")
+	kr.stream = boolParam("stream")
+	if err != nil {
+		return nil, err
+	}
+	if kr.wait && r.Method != http.MethodGet {
+		return nil, store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+	}
+	kr.prevValue = f.Get("prevValue")
+	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
+		return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	}
+	kr.noValue = boolParam("noValueOnSuccess")
+	kr.serializable = boolParam("serializable")
+	if err != nil {
+		return nil, err
+	}
+	if f.Get("ttl") != "" {
+		kr.ttl = uintParam("ttl", store.EcodeTTLNaN)
+		if err != nil {
+			return nil, err
+		}
+		// etcd overflows silently here; Cairn refuses a deadline it cannot
+		// represent (API.md, "Where Cairn deliberately differs").
+		if kr.ttl > uint64(math.MaxInt64-now.UnixNano())/1e9 {
+			return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+		}
+		kr.hasTTL = true
+	}
+	if vals, ok := f["prevExist"]; ok {
+		v, perr := strconv.ParseBool(vals[0])
+		if perr != nil {
+			return nil, store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
+		}
+		kr.prevExist = &v
+	}
+	if vals, ok := f["refresh"]; ok {
+		v, perr := strconv.ParseBool(vals[0])
+		if perr != nil {
+			return nil, store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
+		}
+		kr.refresh = v
+		if v {
+			if f.Get("value") != "" {
+				return nil, store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
+			}
+			if !kr.hasTTL {
+				return nil, store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
+			}
+		}
+	}
+	kr.value = f.Get("value")
+	return kr, nil
+}
+
+// storeRequest maps a parsed PUT, POST or DELETE to its store operation
+// (API.md §1.3).
+func (kr *keyRequest) storeRequest(now time.Time) *store.Request {
+	r := &store.Request{
+		Path:      kr.path,
+		Value:     kr.value,
+		Dir:       kr.dir,
+		PrevValue: kr.prevValue,
+		PrevIndex: kr.prevIndex,
+		HasTTL:    kr.hasTTL,
+		TTL:       kr.ttl,
+		Refresh:   kr.refresh,
+		Time:      now.UnixNano(),
+	}
+	compare := kr.prevValue != "" || kr.prevIndex > 0
+	switch kr.method {
+	case http.MethodPost:
+		r.Op = store.OpCreateInOrder
+		r.Refresh = false
+	case http.MethodDelete:
+		r.Op, r.Recursive = store.OpDelete, kr.recursive
+		if compare {
+			r.Op = store.OpCompareAndDelete
+		}
+		r.Refresh = false
+	default: // PUT
+		switch {
+		case kr.prevExist != nil && !*kr.prevExist:
+			r.Op, r.PrevValue, r.PrevIndex, r.Refresh = store.OpCreate, "", 0, false
+		case kr.prevExist != nil && !compare:
+			r.Op = store.OpUpdate
+		case compare:
+			r.Op = store.OpCompareAndSwap
+		default:
+			r.Op = store.OpSet
+		}
+	}
+	return r
+}
+
+// keysHandler serves /v2/keys.
+type keysHandler struct {
+	be  Backend
+	now func() time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodHead, http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", keysAllow)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	st := h.be.Status()
+	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(st.ClusterID, 16))
+	now := h.now()
+	kr, perr := parseKeyRequest(r, now)
+	if perr != nil {
+		writeError(w, perr)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		if kr.wait && !kr.quorum {
+			h.watch(w, r, kr)
+			return
+		}
+		e, err := h.be.Get(r.Context(), kr.path, kr.recursive, kr.serializable)
+		h.reply(w, e, err, now, false)
+	default:
+		e, err := h.be.Do(r.Context(), kr.storeRequest(now))
+		h.reply(w, e, err, now, kr.noValue)
+	}
+}
+
+// reply writes the outcome of a get or a change.
+func (h *keysHandler) reply(w http.ResponseWriter, e *store.Event, err error, now time.Time, noValue bool) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	at := now.UnixNano()
+	if e.Action != store.ActionGet {
+		at = e.Time // a change's TTLs are as of the change
+	}
+	noValue = noValue && (e.Action == store.ActionSet || e.Action == store.ActionCreate ||
+		e.Action == store.ActionUpdate || e.Action == store.ActionCompareAndSwap)
+	bp := bufPool.Get().(*[]byte)
+	b := appendEvent((*bp)[:0], e, at, noValue)
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("X-Etcd-Index", strconv.FormatUint(e.Index, 10))
+	h.raftHeaders(hd)
+	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	status := http.StatusOK
+	if e.IsCreated() {
+		status = http.StatusCreated
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	*bp = b
+	bufPool.Put(bp)
+}
+
+func (h *keysHandler) raftHeaders(hd http.Header) {
+	st := h.be.Status()
+	hd.Set("X-Raft-Index", strconv.FormatUint(st.RaftIndex, 10))
+	hd.Set("X-Raft-Term", strconv.FormatUint(st.Term, 10))
+}
+
+// errorStatus maps v2 error codes to HTTP statuses; others are 400.
+func errorStatus(code int) int {
+	switch code {
+	case store.EcodeKeyNotFound:
+		return http.StatusNotFound
+	case store.EcodeNotFile, store.EcodeDirNotEmpty:
+		return http.StatusForbidden
+	case store.EcodeUnauthorized:
+		return http.StatusUnauthorized
+	case store.EcodeTestFailed, store.EcodeNodeExist:
+		return http.StatusPreconditionFailed
+	case store.EcodeRaftInternal, store.EcodeLeaderElect:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// writeError writes a v2 error. Errors that are not *store.Error (a
+// timeout, a stopped member) become code 300 with the error text as cause.
+func writeError(w http.ResponseWriter, err error) {
+	var se *store.Error
+	if !errors.As(err, &se) {
+		se = store.NewError(store.EcodeRaftInternal, err.Error(), 0)
+	}
+	b := appendError(nil, se)
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("X-Etcd-Index", strconv.FormatUint(se.Index, 10))
+	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(errorStatus(se.Code))
+	_, _ = w.Write(b)
+}
+
+// watch serves a long-poll or stream watch. Headers go out at once with
+// the index the watch started at; then one event (long poll) or every
+// event (stream) until the client goes away.
+func (h *keysHandler) watch(w http.ResponseWriter, r *http.Request, kr *keyRequest) {
+	wt, err := h.be.Watch(kr.path, kr.recursive, kr.stream, kr.waitIndex)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer wt.Remove()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("X-Etcd-Index", strconv.FormatUint(wt.StartIndex, 10))
+	h.raftHeaders(hd)
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	ctx := r.Context()
+	var b []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-wt.C:
+			if !ok {
+				// The hub ended a stream watcher that fell behind: say so,
+				// and where to resume, rather than go quiet.
+				b = appendError(b[:0], watcherEnded(wt))
+				_, _ = w.Write(b)
+				return
+			}
+			b = appendEvent(b[:0], e, e.Time, false)
+			if _, err := w.Write(b); err != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+			if !kr.stream {
+				return
+			}
+		}
+	}
+}
+
+// watcherEnded is the last line of a stream the hub ended.
+func watcherEnded(wt *store.Watcher) *store.Error {
+	next := wt.NextIndex()
+	return store.NewError(store.EcodeWatcherCleared,
+		fmt.Sprintf("watcher fell behind; resume with waitIndex=%d", next), next-1)
+}
+
+// redirectUnclean answers 301 for paths holding "//", "/./" or "/../",
+// as Go's ServeMux did for etcd (API.md §1.8), for every method. The
+// write is not performed.
+func redirectUnclean(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			if p := cleanURLPath(r.URL.Path); p != r.URL.Path {
+				u := &url.URL{Path: p, RawQuery: r.URL.RawQuery}
+				http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanURLPath is path.Clean that keeps a trailing slash.
+func cleanURLPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	np := store.CleanPath(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
