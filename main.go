@@ -34,6 +34,11 @@ func main() {
 	}
 }
 
+// localClusterID identifies the single in-memory process in the
+// X-Etcd-Cluster-Id header; the replicated member derives its cluster ID
+// from its bootstrap configuration instead.
+const localClusterID = 0xca1e_0000_0000_0001
+
 func run(args []string) error {
 	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
 	listen := fs.String("listen-client-urls", "http://127.0.0.1:2379", "URL to serve clients on")
@@ -51,7 +56,7 @@ func run(args []string) error {
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
 
 	st := store.New(*history)
-	be := server.NewLocal(st, 0, nil)
+	be := server.NewLocal(st, localClusterID, nil)
 	defer be.Close()
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
