@@ -1,0 +1,62 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ErrBadConfChange is wrapped by every ConfChange decoding failure.
+var ErrBadConfChange = errors.New("bad conf change encoding")
+
+const confChangeV1 = 1
+
+// Marshal encodes cc: version, type, uvarint node ID, uvarint-prefixed
+// context.
+func (cc ConfChange) Marshal() []byte {
+	b := make([]byte, 0, 12+len(cc.Context))
+	b = append(b, confChangeV1, byte(cc.Type))
+	b = binary.AppendUvarint(b, cc.NodeID)
+	b = binary.AppendUvarint(b, uint64(len(cc.Context)))
+	return append(b, cc.Context...)
+}
+
+// Unmarshal decodes what Marshal produced, validating it.
+func (cc *ConfChange) Unmarshal(b []byte) error {
+	if len(b) < 2 || b[0] != confChangeV1 {
+		return fmt.Errorf("%w: bad header", ErrBadConfChange)
+	}
+	t := ConfChangeType(b[1])
+	if t < AddVoter || t > RemoveNode {
+		return fmt.Errorf("%w: type %d", ErrBadConfChange, b[1])
+	}
+	b = b[2:]
+	id, n := binary.Uvarint(b)
+	if n <= 0 {
+		return fmt.Errorf("%w: node ID", ErrBadConfChange)
+	}
+	b = b[n:]
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l != uint64(len(b)-n) {
+		return fmt.Errorf("%w: context length", ErrBadConfChange)
+	}
+	ctx := append([]byte(nil), b[n:]...)
+	if len(ctx) == 0 {
+		ctx = nil
+	}
+	*cc = ConfChange{Type: t, NodeID: id, Context: ctx}
+	return nil
+}
+
+// BootstrapEntries returns the log a brand-new cluster starts from: one
+// committed AddVoter entry per initial voter, at term 1. Every initial
+// member appends them and persists HardState{Term: 1, Commit: len(voters)}
+// before creating its Node; applying them (ApplyConfChange) makes the
+// membership, so members that join later learn it by replaying the log.
+func BootstrapEntries(voters []uint64) ([]Entry, HardState) {
+	ents := make([]Entry, len(voters))
+	for i, id := range voters {
+		ents[i] = Entry{Term: 1, Index: uint64(i + 1), Type: EntryConfChange, Data: ConfChange{Type: AddVoter, NodeID: id}.Marshal()}
+	}
+	return ents, HardState{Term: 1, Commit: uint64(len(voters))}
+}
