@@ -1,0 +1,75 @@
+# Cairn — build, lint and test. `make help` lists the targets.
+#
+# CI runs .ci/run, which installs what is missing and then runs `make test`.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO     ?= go
+GOPATH := $(shell $(GO) env GOPATH)
+GOBIN  := $(GOPATH)/bin
+
+# Pinned tools, installed by `make tools` into $(GOBIN).
+# staticcheck 2026.2.2 is built for and supports Go 1.26 (it needs go >= 1.26.0).
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK         := $(GOBIN)/staticcheck
+
+PKGS     ?= ./...
+FUZZTIME ?= 10s
+BENCH    ?= .
+COVEROUT ?= cover.out
+
+.PHONY: help build test lint tools bench fuzz cover clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-7s %s\n", $$1, $$2}'
+
+build: ## build the static binary bin/cairn
+	CGO_ENABLED=0 $(GO) build -o bin/cairn .
+
+test: lint ## the whole suite: lint, then every test with the race detector
+	$(GO) test -race -count=1 $(PKGS)
+
+lint: tools ## gofmt, go vet and staticcheck (checks chosen in staticcheck.conf)
+	@echo '>> gofmt -l .'
+	@unformatted="$$(gofmt -l .)"; \
+	if [[ -n "$$unformatted" ]]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+	@echo '>> go vet $(PKGS)'
+	@$(GO) vet $(PKGS)
+	@echo '>> staticcheck $(PKGS)'
+	@$(STATICCHECK) $(PKGS)
+
+tools: ## install the pinned tools into $(go env GOPATH)/bin
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
+		echo ">> go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+	fi
+
+bench: ## run every benchmark once (BENCH=regexp to choose)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+# go test -fuzz takes one package and one target at a time, so list the
+# Fuzz targets per package first and run each for FUZZTIME.
+# `go test -list` prints the names, then "ok <package> <time>".
+fuzz: ## run each Fuzz target for FUZZTIME (default 10s)
+	@targets="$$($(GO) test -list '^Fuzz' $(PKGS) | \
+		awk '/^Fuzz/ { f[n++] = $$1; next } \
+		     /^ok/   { for (i = 0; i < n; i++) print $$2, f[i]; n = 0 }')"; \
+	if [[ -z "$$targets" ]]; then echo "no Fuzz targets found"; exit 0; fi; \
+	while read -r pkg target; do \
+		echo ">> $$pkg $$target (fuzztime $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime '$(FUZZTIME)' "$$pkg" </dev/null; \
+	done <<< "$$targets"
+
+cover: ## test with coverage of every package; writes $(COVEROUT)
+	$(GO) test -count=1 -covermode=atomic -coverpkg=./... -coverprofile='$(COVEROUT)' $(PKGS)
+	@$(GO) tool cover -func='$(COVEROUT)' | tail -n 1
+	@echo "per line: go tool cover -html=$(COVEROUT)"
+
+clean: ## remove build and coverage output
+	rm -rf bin '$(COVEROUT)'
