@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -14,7 +16,13 @@ type Config struct {
 	// Now is the clock used to stamp proposals and render TTLs; time.Now
 	// when nil.
 	Now func() time.Time
+	// CORS lists the origins allowed cross-origin access ("*": any), as
+	// etcd's --cors. Nil means DefaultCORS.
+	CORS []string
 }
+
+// DefaultCORS is etcd 3.4's default --cors.
+var DefaultCORS = []string{"*"}
 
 // NewHandler returns the client API: /v2/keys for now.
 func NewHandler(cfg Config) http.Handler {
@@ -22,21 +30,60 @@ func NewHandler(cfg Config) http.Handler {
 	if now == nil {
 		now = time.Now
 	}
+	if cfg.CORS == nil {
+		cfg.CORS = DefaultCORS
+	}
 	keys := &keysHandler{be: cfg.Backend, now: now}
 	r := chi.NewRouter()
-	r.Use(redirectUnclean)
-	// OPTIONS is answered on every path before routing, as etcd's CORS
-	// layer does (API.md §1.1).
-	r.Use(func(next http.Handler) http.Handler {
+	r.Use(cors(cfg.CORS), redirectUnclean, routeDecoded)
+	// chi answers methods it does not know before any handler runs; the
+	// keys API answers them itself (405 with Allow), so route them all.
+	r.HandleFunc(keysPrefix, keys.ServeHTTP)
+	r.HandleFunc(keysPrefix+"/*", keys.ServeHTTP)
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		if p := req.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+			keys.ServeHTTP(w, req) // answers 405 with the keys API's Allow
+			return
+		}
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	})
+	return r
+}
+
+// routeDecoded makes chi route on the decoded path, as Go's ServeMux did
+// for etcd: "/v2/ke%79s" is "/v2/keys" (API.md §1.8).
+func routeDecoded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if rc := chi.RouteContext(req.Context()); rc != nil {
+			rc.RoutePath = req.URL.Path
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
+// cors answers OPTIONS on every path with 200 and an empty body, before
+// routing, and adds etcd's three CORS headers to responses for allowed
+// origins: all of them when the list holds "*" (API.md §1.12).
+func cors(origins []string) func(http.Handler) http.Handler {
+	any := slices.Contains(origins, "*")
+	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			origin := req.Header.Get("Origin")
+			if any || (origin != "" && slices.Contains(origins, origin)) {
+				h := w.Header()
+				h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
+				h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+				if any {
+					h.Set("Access-Control-Allow-Origin", "*")
+				} else {
+					h.Set("Access-Control-Allow-Origin", origin)
+				}
+			}
 			if req.Method == http.MethodOptions {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
 			next.ServeHTTP(w, req)
 		})
-	})
-	r.Handle(keysPrefix, keys)
-	r.Handle(keysPrefix+"/*", keys)
-	return r
+	}
 }

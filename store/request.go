@@ -179,7 +179,9 @@ func (d *decoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	// Only the minimal encoding is accepted, so that every request has
+	// exactly one encoding (replicas compare and hash log bytes).
+	if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
 		d.err = fmt.Errorf("%w: bad uvarint", ErrBadEncoding)
 		return 0
 	}
@@ -192,7 +194,7 @@ func (d *decoder) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n != len(binary.AppendVarint(nil, v)) {
 		d.err = fmt.Errorf("%w: bad varint", ErrBadEncoding)
 		return 0
 	}

@@ -329,7 +329,9 @@ func compare(n *node, prevValue string, prevIndex uint64) (string, bool) {
 
 func (a *applier) del() (*Event, *node, error) {
 	r := a.req
-	if r.Path == "/" {
+	// etcd checks the root for a plain delete only; compare-and-delete
+	// finds it a directory (102, with the root's empty key as cause).
+	if r.Path == "/" && r.Op != OpCompareAndDelete {
 		return nil, nil, NewError(EcodeRootROnly, "/", a.index)
 	}
 	n, err := lookup(a.root, r.Path, a.index)
@@ -340,7 +342,11 @@ func (a *applier) del() (*Event, *node, error) {
 	if r.Op == OpCompareAndDelete {
 		action = ActionCompareAndDelete
 		if n.dir {
-			return nil, nil, NewError(EcodeNotFile, r.Path, a.index)
+			cause := r.Path
+			if cause == "/" {
+				cause = ""
+			}
+			return nil, nil, NewError(EcodeNotFile, cause, a.index)
 		}
 		if cause, ok := compare(n, r.PrevValue, r.PrevIndex); !ok {
 			return nil, nil, NewError(EcodeTestFailed, cause, a.index)

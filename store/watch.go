@@ -90,7 +90,10 @@ func under(p, d string) bool {
 // hiddenBelow reports whether some element of key below the watched path w
 // is hidden.
 func hiddenBelow(w, key string) bool {
-	rest := key[len(w):]
+	rest := key
+	if w != "/" {
+		rest = key[len(w):]
+	}
 	return strings.Contains(rest, "/_")
 }
 
