@@ -62,7 +62,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: httpapi.NewHandler(httpapi.Config{Backend: be}), ReadHeaderTimeout: 10 * time.Second}
+	// Requests' contexts end when shutdown begins, so open watches return
+	// at once (the client sees its 200 end with no event and re-watches)
+	// instead of holding shutdown until its deadline.
+	base, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
+	srv := &http.Server{
+		Handler:           httpapi.NewHandler(httpapi.Config{Backend: be}),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	srv.RegisterOnShutdown(endRequests)
 	log.Info().Str("client-url", *listen).Msg("serving the v2 keys API from memory (single process, not durable)")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
