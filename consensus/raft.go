@@ -428,6 +428,15 @@ func (r *raft) Step(m Message) error {
 			// A pre-vote never changes our term.
 		case m.Type == MsgPreVoteResp && !m.Reject:
 			// The term is taken when the pre-election is won.
+		case m.Type == MsgVote:
+			// Adopt the term, but keep the election timer running: only
+			// hearing the leader or granting a vote resets it (Raft Figure
+			// 2). Otherwise candidates with stale logs, campaigning again
+			// and again, would keep the one member that can win from ever
+			// timing out.
+			elapsed, timeout := r.electionElapsed, r.randomizedElectionTimeout
+			r.becomeFollower(m.Term, None)
+			r.electionElapsed, r.randomizedElectionTimeout = elapsed, timeout
 		default:
 			if m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap {
 				r.becomeFollower(m.Term, m.From)
