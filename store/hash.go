@@ -30,11 +30,7 @@ func (s *Store) Hash() uint64 {
 		b = binary.AppendUvarint(b, n.created)
 		b = binary.AppendUvarint(b, n.modified)
 		b = binary.AppendVarint(b, n.expire)
-		if n.dir {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
-		}
+		b = append(b, flag(n.dir))
 		flush()
 	})
 	nv := func(x *NodeView) {
@@ -42,7 +38,7 @@ func (s *Store) Hash() uint64 {
 			b = append(b, 0)
 			return
 		}
-		b = append(b, 1)
+		b = append(b, 1, flag(x.Dir), flag(x.HasValue))
 		str(x.Key)
 		str(x.Value)
 		b = binary.AppendUvarint(b, x.ModifiedIndex)
@@ -52,6 +48,7 @@ func (s *Store) Hash() uint64 {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	for _, e := range s.hub.hist.events() {
+		b = append(b, flag(e.Refresh))
 		str(e.Action)
 		b = binary.AppendUvarint(b, e.Index)
 		b = binary.AppendVarint(b, e.Time)
@@ -61,4 +58,11 @@ func (s *Store) Hash() uint64 {
 	}
 	flush()
 	return h.Sum64()
+}
+
+func flag(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"path"
 )
 
@@ -169,6 +170,11 @@ func (r *Request) Unmarshal(b []byte) error {
 	return nil
 }
 
+// uvarintLen is the length of v's minimal uvarint encoding.
+func uvarintLen(v uint64) int {
+	return max(1, (bits.Len64(v)+6)/7)
+}
+
 type decoder struct {
 	b   []byte
 	err error
@@ -181,7 +187,7 @@ func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	// Only the minimal encoding is accepted, so that every request has
 	// exactly one encoding (replicas compare and hash log bytes).
-	if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
+	if n <= 0 || n != uvarintLen(v) {
 		d.err = fmt.Errorf("%w: bad uvarint", ErrBadEncoding)
 		return 0
 	}
@@ -194,7 +200,7 @@ func (d *decoder) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.b)
-	if n <= 0 || n != len(binary.AppendVarint(nil, v)) {
+	if n <= 0 || n != uvarintLen(uint64(v)<<1^uint64(v>>63)) {
 		d.err = fmt.Errorf("%w: bad varint", ErrBadEncoding)
 		return 0
 	}
