@@ -360,6 +360,7 @@ func (w *world) pump(sn *simNode) {
 
 func (w *world) persist(sn *simNode) {
 	rd := *sn.pending
+	w.tracef("persist %d: entries=%d committed=%d hard=%+v snap=%d msgs=%d reads=%d", sn.id, len(rd.Entries), len(rd.CommittedEntries), rd.HardState, rd.Snapshot.Meta.Index, len(rd.MessagesAfterPersist), len(rd.ReadStates))
 	if !rd.Snapshot.IsEmpty() {
 		if err := sn.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			w.fail("node %d: apply snapshot %d: %v", sn.id, rd.Snapshot.Meta.Index, err)
@@ -778,8 +779,10 @@ func (w *world) run() {
 	}
 }
 
+// markerProposed reports whether the leader's log holds the marker
+// anywhere (committed or not), so it is proposed once per leader.
 func (w *world) markerProposed(l *simNode) bool {
-	ents, err := l.node.r.log.slice(max(l.node.r.log.firstIndex(), l.node.r.log.committed+1), l.node.r.log.lastIndex()+1, noLimit)
+	ents, err := l.node.r.log.slice(l.node.r.log.firstIndex(), l.node.r.log.lastIndex()+1, noLimit)
 	if err != nil {
 		return false
 	}
@@ -803,6 +806,7 @@ func (w *world) markerApplied(marker []byte) bool {
 		ents, err := l.node.r.log.slice(i, i+1, noLimit)
 		if err == nil && len(ents) == 1 && string(ents[0].Data) == string(marker) {
 			idx = i
+			break
 		}
 	}
 	if idx == 0 {
