@@ -1,0 +1,33 @@
+// Package wal is the Raft log on disk: the entries, hard states and
+// snapshot markers a member must not lose, in append-only segments.
+//
+// Layout: a directory of segments named "%016x-%016x.wal" (sequence
+// number, index of the first entry the segment may hold). A segment is
+// created as a temp file, preallocated to Options.SegmentSize (64 MB),
+// headed by the chain seed, the caller's metadata, the current hard state
+// and snapshot marker, fsynced, renamed into place, and the directory
+// fsynced; so a crash leaves either no new segment or a whole one. When a
+// segment fills, the next is cut.
+//
+// Records carry a CRC-32C chained across records and segments (see
+// record.go), so a record out of place is as detectable as a damaged one.
+// Open replays every segment from the one that may hold the first entry
+// the caller needs:
+//   - a damaged final record followed only by zeros (or the end of the
+//     file) in the last segment is a torn write: it is cut off and the
+//     tail zeroed before appends resume;
+//   - damage anywhere else, a broken chain or a missing segment is refused
+//     with ErrCorrupt and the file and offset;
+//   - an entry index written again replaces the earlier entry and
+//     everything after it (Raft overwrote a conflicting suffix).
+//
+// Durability: Save returns only after its records are written and
+// fsynced. Concurrent Saves are grouped: one flusher goroutine writes
+// everything that queued up during the previous fsync with one write and
+// one fsync (group commit). A failed write or fsync is fatal and sticky:
+// the WAL answers ErrFailed to every later call, so nothing written after
+// an unknown failure is ever acknowledged; the member stops.
+//
+// All file operations go through FS, so tests can fail any write, fsync
+// or rename.
+package wal

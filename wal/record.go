@@ -1,0 +1,172 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/cairnkv/cairn/consensus"
+)
+
+// Record framing. Every record is
+//
+//	length  uint32 LE   bytes of payload (type + data); never 0
+//	crc     uint32 LE   CRC-32C of the payload, chained: seeded with the
+//	                    previous record's crc (the first record of a
+//	                    segment is seeded with the last crc of the one
+//	                    before, which its crcSeed record carries)
+//	payload type byte, then data
+//	padding zeros up to a multiple of 8 bytes
+//
+// Segments are preallocated, so the bytes after the last record are zeros:
+// a length of 0 marks the end.
+const (
+	headerSize = 8
+	align      = 8
+	// MaxRecordSize bounds one record's payload; larger lengths are
+	// corruption.
+	MaxRecordSize = 256 << 20
+)
+
+// Record types. Never renumber.
+const (
+	recMetadata  byte = 1 // caller's metadata (cluster and member IDs)
+	recEntry     byte = 2 // a Raft entry
+	recHardState byte = 3 // term, vote, commit
+	recCRC       byte = 4 // seed of a segment's chain: the previous crc
+	recSnapshot  byte = 5 // a snapshot marker: index, term, membership
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is wrapped by every error about damaged log contents.
+var ErrCorrupt = errors.New("wal: corrupt")
+
+// frame appends a framed record to b and returns the new chain crc.
+func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {
+	n := 1 + len(data)
+	crc := crc32.Update(prev, crcTable, []byte{typ})
+	crc = crc32.Update(crc, crcTable, data)
+	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	b = binary.LittleEndian.AppendUint32(b, crc)
+	b = append(b, typ)
+	b = append(b, data...)
+	for pad := padding(n); pad > 0; pad-- {
+		b = append(b, 0)
+	}
+	return b, crc
+}
+
+func padding(n int) int { return (align - n%align) % align }
+
+// recordSize is the framed size of a payload of n bytes.
+func recordSize(n int) int { return headerSize + n + padding(n) }
+
+// SnapshotMarker records that a snapshot at (Index, Term) exists, so that
+// replay can start from it.
+type SnapshotMarker struct {
+	Index     uint64
+	Term      uint64
+	ConfState consensus.ConfState
+}
+
+func encodeEntry(e consensus.Entry) []byte {
+	b := make([]byte, 0, 21+len(e.Data))
+	b = binary.AppendUvarint(b, e.Term)
+	b = binary.AppendUvarint(b, e.Index)
+	b = append(b, byte(e.Type))
+	return append(b, e.Data...)
+}
+
+func decodeEntry(b []byte) (consensus.Entry, error) {
+	var e consensus.Entry
+	t, n := binary.Uvarint(b)
+	if n <= 0 {
+		return e, fmt.Errorf("%w: entry term", ErrCorrupt)
+	}
+	b = b[n:]
+	i, n := binary.Uvarint(b)
+	if n <= 0 || len(b) < n+1 {
+		return e, fmt.Errorf("%w: entry index", ErrCorrupt)
+	}
+	typ := consensus.EntryType(b[n])
+	if typ != consensus.EntryNormal && typ != consensus.EntryConfChange {
+		return e, fmt.Errorf("%w: entry type %d", ErrCorrupt, typ)
+	}
+	e = consensus.Entry{Term: t, Index: i, Type: typ}
+	if d := b[n+1:]; len(d) > 0 {
+		e.Data = append([]byte(nil), d...)
+	}
+	return e, nil
+}
+
+func encodeHardState(h consensus.HardState) []byte {
+	b := binary.AppendUvarint(nil, h.Term)
+	b = binary.AppendUvarint(b, h.Vote)
+	return binary.AppendUvarint(b, h.Commit)
+}
+
+func decodeHardState(b []byte) (consensus.HardState, error) {
+	var v [3]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return consensus.HardState{}, fmt.Errorf("%w: hard state", ErrCorrupt)
+		}
+		v[i], b = x, b[n:]
+	}
+	if len(b) != 0 {
+		return consensus.HardState{}, fmt.Errorf("%w: hard state has %d trailing bytes", ErrCorrupt, len(b))
+	}
+	return consensus.HardState{Term: v[0], Vote: v[1], Commit: v[2]}, nil
+}
+
+func encodeSnapshot(s SnapshotMarker) []byte {
+	b := binary.AppendUvarint(nil, s.Index)
+	b = binary.AppendUvarint(b, s.Term)
+	for _, ids := range [][]uint64{s.ConfState.Voters, s.ConfState.Learners} {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
+	return b
+}
+
+// DecodeSnapshotMarker decodes a snapshot marker record's data.
+func DecodeSnapshotMarker(b []byte) (SnapshotMarker, error) {
+	var s SnapshotMarker
+	next := func() (uint64, bool) {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return x, true
+	}
+	var ok bool
+	if s.Index, ok = next(); !ok {
+		return s, fmt.Errorf("%w: snapshot index", ErrCorrupt)
+	}
+	if s.Term, ok = next(); !ok {
+		return s, fmt.Errorf("%w: snapshot term", ErrCorrupt)
+	}
+	for _, dst := range []*[]uint64{&s.ConfState.Voters, &s.ConfState.Learners} {
+		n, ok := next()
+		if !ok || n > uint64(len(b)) {
+			return s, fmt.Errorf("%w: snapshot membership", ErrCorrupt)
+		}
+		for range n {
+			id, ok := next()
+			if !ok {
+				return s, fmt.Errorf("%w: snapshot member", ErrCorrupt)
+			}
+			*dst = append(*dst, id)
+		}
+	}
+	if len(b) != 0 {
+		return s, fmt.Errorf("%w: snapshot marker has %d trailing bytes", ErrCorrupt, len(b))
+	}
+	return s, nil
+}

@@ -1,0 +1,441 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cairnkv/cairn/consensus"
+)
+
+// DefaultSegmentSize is the preallocated size of a segment: etcd's "64MB".
+const DefaultSegmentSize = 64 * 1000 * 1000
+
+var (
+	// ErrExist: Create found an existing log.
+	ErrExist = errors.New("wal: log already exists")
+	// ErrNotExist: Open found no log.
+	ErrNotExist = errors.New("wal: no log")
+	// ErrFailed is wrapped by every error after a write or fsync failed:
+	// the WAL acknowledges nothing more and the member must stop.
+	ErrFailed = errors.New("wal: failed")
+	// ErrClosed: the WAL was closed.
+	ErrClosed = errors.New("wal: closed")
+)
+
+// Options tune a WAL. The zero value is the production configuration.
+type Options struct {
+	// SegmentSize is the size segments are preallocated to and cut at.
+	SegmentSize int64
+	// FS is the file system; OS when nil.
+	FS FS
+}
+
+func (o Options) withDefaults() Options {
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.FS == nil {
+		o.FS = OS
+	}
+	return o
+}
+
+// Contents is what Open read back.
+type Contents struct {
+	Metadata  []byte
+	HardState consensus.HardState
+	// Snapshot is the latest snapshot marker, if any.
+	Snapshot *SnapshotMarker
+	// Entries are the entries after the index given to Open, with later
+	// writes of an index replacing earlier ones (a conflicting suffix that
+	// Raft overwrote).
+	Entries []consensus.Entry
+}
+
+// WAL is the Raft log on disk: an append-only sequence of segments.
+// Save may be called from many goroutines; concurrent calls share one
+// write and one fsync (group commit).
+type WAL struct {
+	dir  string
+	opts Options
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []*batch
+	err     error // sticky: once set, every call fails
+	closing bool
+	done    chan struct{}
+
+	// Owned by the flusher goroutine (and by Open/Create before it runs).
+	f         File
+	seq       uint64
+	off       int64
+	crc       uint32
+	lastIndex uint64 // index of the last entry written
+	meta      []byte
+	hs        consensus.HardState
+	snap      *SnapshotMarker
+	buf       []byte
+}
+
+type rec struct {
+	typ  byte
+	data []byte
+}
+
+type batch struct {
+	recs []rec
+	hs   *consensus.HardState
+	snap *SnapshotMarker
+	last uint64 // last entry index in recs, 0 if none
+	done chan error
+}
+
+// segName is "%016x-%016x.wal": sequence, first index it may hold.
+func segName(seq, first uint64) string { return fmt.Sprintf("%016x-%016x.wal", seq, first) }
+
+type segment struct {
+	name       string
+	seq, first uint64
+}
+
+func parseSegName(name string) (segment, bool) {
+	var s segment
+	if !strings.HasSuffix(name, ".wal") || len(name) != 16+1+16+4 {
+		return s, false
+	}
+	if _, err := fmt.Sscanf(name, "%016x-%016x.wal", &s.seq, &s.first); err != nil {
+		return s, false
+	}
+	s.name = name
+	return s, true
+}
+
+// listSegments returns the segments in sequence order, checking that no
+// sequence number is missing.
+func listSegments(fs FS, dir string) ([]segment, error) {
+	des, err := fs.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var segs []segment
+	for _, de := range des {
+		if s, ok := parseSegName(de.Name()); ok {
+			segs = append(segs, s)
+		}
+	}
+	slices.SortFunc(segs, func(a, b segment) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	for i := 1; i < len(segs); i++ {
+		if segs[i].seq != segs[i-1].seq+1 {
+			return nil, fmt.Errorf("%w: segment %d missing (have %s then %s)", ErrCorrupt, segs[i-1].seq+1, segs[i-1].name, segs[i].name)
+		}
+	}
+	return segs, nil
+}
+
+// Exist reports whether dir holds a log.
+func Exist(dir string, opts Options) bool {
+	segs, err := listSegments(opts.withDefaults().FS, dir)
+	return err == nil && len(segs) > 0
+}
+
+// Create makes a new log in dir with the caller's metadata.
+func Create(dir string, metadata []byte, opts Options) (*WAL, error) {
+	opts = opts.withDefaults()
+	if err := opts.FS.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	segs, err := listSegments(opts.FS, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) > 0 {
+		return nil, ErrExist
+	}
+	w := newWAL(dir, opts)
+	w.meta = append([]byte(nil), metadata...)
+	if err := w.cut(0, 0); err != nil {
+		return nil, err
+	}
+	w.start()
+	return w, nil
+}
+
+func newWAL(dir string, opts Options) *WAL {
+	w := &WAL{dir: dir, opts: opts, done: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	return w
+}
+
+func (w *WAL) start() { go w.flusher() }
+
+// cut starts segment seq, whose first entry will be first. The segment is
+// built as a temp file (preallocated, headed by the chain seed, metadata,
+// hard state and snapshot marker), fsynced, renamed into place, and the
+// directory fsynced: a crash leaves either no segment or a whole one.
+func (w *WAL) cut(seq, first uint64) error {
+	fs := w.opts.FS
+	tmp := filepath.Join(w.dir, fmt.Sprintf("%016x.tmp", seq))
+	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		_ = f.Close()
+		_ = fs.Remove(tmp)
+		return err
+	}
+	if err := f.Preallocate(w.opts.SegmentSize); err != nil {
+		return fail(err)
+	}
+	var seed [4]byte
+	binary.LittleEndian.PutUint32(seed[:], w.crc)
+	b, crc := frame(nil, w.crc, recCRC, seed[:])
+	b, crc = frame(b, crc, recMetadata, w.meta)
+	b, crc = frame(b, crc, recHardState, encodeHardState(w.hs))
+	if w.snap != nil {
+		b, crc = frame(b, crc, recSnapshot, encodeSnapshot(*w.snap))
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	final := filepath.Join(w.dir, segName(seq, first))
+	if err := fs.Rename(tmp, final); err != nil {
+		return fail(err)
+	}
+	if err := fs.SyncDir(w.dir); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if w.f != nil {
+		// The old segment is complete: drop its preallocated tail.
+		if err := w.f.Truncate(w.off); err == nil {
+			_ = w.f.Sync()
+		}
+		_ = w.f.Close()
+	}
+	w.f, w.seq, w.off, w.crc = f, seq, int64(len(b)), crc
+	return nil
+}
+
+// Open reads the log in dir and readies it for appends. Entries with index
+// <= after are not returned (the caller's applied state covers them). A
+// torn final record (a crash mid-write) is cut off; damage anywhere else
+// is refused with an error naming the file and offset.
+func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
+	opts = opts.withDefaults()
+	fs := opts.FS
+	segs, err := listSegments(fs, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(segs) == 0 {
+		return nil, nil, ErrNotExist
+	}
+	// Leftover temp segments are from a cut that did not finish.
+	if des, err := fs.ReadDir(dir); err == nil {
+		for _, de := range des {
+			if strings.HasSuffix(de.Name(), ".tmp") {
+				_ = fs.Remove(filepath.Join(dir, de.Name()))
+			}
+		}
+	}
+	// Replay from the last segment that may hold entry after+1.
+	start := 0
+	for i, s := range segs {
+		if s.first <= after+1 {
+			start = i
+		}
+	}
+	w := newWAL(dir, opts)
+	c := &Contents{}
+	var (
+		chain     uint32
+		haveChain bool
+		lastSeen  uint64
+	)
+	for i := start; i < len(segs); i++ {
+		s := segs[i]
+		isLast := i == len(segs)-1
+		path := filepath.Join(dir, s.name)
+		data, err := readFile(fs, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		recs, end, crc, err := scan(data, chain, haveChain, isLast)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		chain, haveChain = crc, true
+		for _, r := range recs {
+			switch r.typ {
+			case recMetadata:
+				c.Metadata = append([]byte(nil), r.data...)
+			case recHardState:
+				hs, err := decodeHardState(r.data)
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: %w", path, err)
+				}
+				c.HardState = hs
+			case recSnapshot:
+				m, err := DecodeSnapshotMarker(r.data)
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: %w", path, err)
+				}
+				c.Snapshot = &m
+			case recEntry:
+				e, err := decodeEntry(r.data)
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: %w", path, err)
+				}
+				if lastSeen != 0 && e.Index > lastSeen+1 {
+					return nil, nil, fmt.Errorf("%s: %w: entry %d follows %d", path, ErrCorrupt, e.Index, lastSeen)
+				}
+				lastSeen = e.Index
+				if e.Index <= after {
+					continue
+				}
+				// A rewrite of an index replaces it and everything after.
+				if n := len(c.Entries); n > 0 && e.Index <= c.Entries[n-1].Index {
+					c.Entries = c.Entries[:max(0, int(e.Index)-int(c.Entries[0].Index))]
+				}
+				c.Entries = append(c.Entries, e)
+			}
+		}
+		if isLast {
+			f, err := fs.OpenFile(path, os.O_RDWR, 0o600)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Zero whatever a torn write left after the last whole record,
+			// so that new records are followed by zeros again.
+			if int64(end) < int64(len(data)) && !allZero(data[end:]) {
+				if err := f.Truncate(int64(end)); err != nil {
+					_ = f.Close()
+					return nil, nil, err
+				}
+			}
+			if err := f.Preallocate(opts.SegmentSize); err != nil {
+				_ = f.Close()
+				return nil, nil, err
+			}
+			if err := f.Sync(); err != nil {
+				_ = f.Close()
+				return nil, nil, err
+			}
+			w.f, w.seq, w.off, w.crc = f, s.seq, int64(end), crc
+		}
+	}
+	if n := len(c.Entries); n > 0 && after > 0 && c.Entries[0].Index != after+1 {
+		return nil, nil, fmt.Errorf("%w: entries after %d start at %d", ErrCorrupt, after, c.Entries[0].Index)
+	}
+	w.meta, w.hs, w.snap = c.Metadata, c.HardState, c.Snapshot
+	w.lastIndex = lastSeen
+	w.start()
+	return w, c, nil
+}
+
+func readFile(fs FS, path string) ([]byte, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, size)
+	if _, err := f.ReadAt(data, 0); err != nil && size > 0 {
+		return nil, err
+	}
+	return data, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// scan decodes a segment's records. It returns them, the offset after the
+// last whole record and the chain crc there. In the last segment, a
+// damaged record followed only by zeros (or by the end of the file) is a
+// torn write: the scan stops before it. Anything else damaged is
+// corruption, reported with its offset.
+func scan(data []byte, seed uint32, checkSeed, isLast bool) ([]rec, int, uint32, error) {
+	var recs []rec
+	off := 0
+	crc := seed
+	torn := func(at, after int) ([]rec, int, uint32, error) {
+		if isLast && (after >= len(data) || allZero(data[after:])) {
+			return recs, at, crc, nil
+		}
+		return nil, 0, 0, fmt.Errorf("%w: bad record at offset %d", ErrCorrupt, at)
+	}
+	for off < len(data) {
+		if off+headerSize > len(data) {
+			return torn(off, len(data))
+		}
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		want := binary.LittleEndian.Uint32(data[off+4:])
+		if n == 0 {
+			if want == 0 && allZero(data[off:]) {
+				break // the end
+			}
+			return torn(off, off+headerSize)
+		}
+		if n > MaxRecordSize || off+headerSize+n > len(data) {
+			return torn(off, len(data))
+		}
+		payload := data[off+headerSize : off+headerSize+n]
+		prev := crc
+		if len(recs) == 0 {
+			// The first record seeds the chain with the previous segment's
+			// last crc, which it carries.
+			if payload[0] != recCRC || n != 5 {
+				return torn(off, off+recordSize(n))
+			}
+			prev = binary.LittleEndian.Uint32(payload[1:])
+			if checkSeed && prev != seed {
+				return nil, 0, 0, fmt.Errorf("%w: chain broken at offset %d: segment seeded with %08x, previous segment ended at %08x", ErrCorrupt, off, prev, seed)
+			}
+		}
+		got := crc32Update(prev, payload)
+		if got != want {
+			return torn(off, off+recordSize(n))
+		}
+		crc = got
+		recs = append(recs, rec{typ: payload[0], data: payload[1:]})
+		off += recordSize(n)
+	}
+	return recs, min(off, len(data)), crc, nil
+}
+
+func crc32Update(prev uint32, payload []byte) uint32 {
+	return crc32.Update(prev, crcTable, payload)
+}
