@@ -24,7 +24,7 @@ func newHistory(capacity int) *history {
 
 // add appends e; e.Index must be last+1 (or anything, when empty).
 func (h *history) add(e *Event) {
-	if h.n > 0 && e.Index != h.last+1 {
+	if (h.n > 0 || h.last > 0) && e.Index != h.last+1 {
 		panic(fmt.Sprintf("store: history gap: event %d after %d", e.Index, h.last))
 	}
 	if h.n == len(h.ring) {
@@ -59,4 +59,11 @@ func (h *history) events() []*Event {
 func (h *history) cleared(requested, current uint64) *Error {
 	return NewError(EcodeEventIndexCleared,
 		fmt.Sprintf("the requested history has been cleared [%d/%d]", h.first, requested), current)
+}
+
+// restart empties the history at index last: nothing older is held, and
+// the next event must be last+1.
+func (h *history) restart(last uint64) {
+	clear(h.ring)
+	h.head, h.n, h.first, h.last = 0, 0, 0, last
 }

@@ -95,6 +95,15 @@ func joinPath(dir, name string) string {
 	return dir + "/" + name
 }
 
+// parentPath returns the directory holding p ("/" for top-level nodes).
+func parentPath(p string) string {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
 // splitPath returns the elements of a clean absolute path ("/" has none).
 func splitPath(p string) []string {
 	if p == "/" {

@@ -25,11 +25,15 @@ type version struct {
 // (it also takes a lock, so misuse is safe if slow). Reads (Get, Index)
 // take no lock: they load the current immutable version.
 type Store struct {
-	mu        sync.Mutex // serialises Apply; guards ttls
+	mu        sync.Mutex // serialises Apply; guards ttls and dirty
 	ttls      *ttl.Heap
 	cur       atomic.Pointer[version]
 	raftIndex atomic.Uint64
 	hub       *hub
+	// dirty records what changed since the last Flush; nil for a store
+	// that is not persisted.
+	dirty *changes
+	disk  *disk
 }
 
 // New returns an empty store keeping historySize events for waitIndex.
@@ -55,6 +59,19 @@ func (s *Store) NextDeadline() (int64, bool) {
 	defer s.mu.Unlock()
 	_, d, ok := s.ttls.Peek()
 	return d, ok
+}
+
+// MarkApplied records that the Raft entry at raftIndex, which carried no
+// store request (a leader's empty entry, a membership change), is applied.
+func (s *Store) MarkApplied(raftIndex uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if raftIndex > s.raftIndex.Load() {
+		s.raftIndex.Store(raftIndex)
+		if s.dirty != nil {
+			s.dirty.n++
+		}
+	}
 }
 
 // Get reads the node at p (clean, absolute). The returned event's Index is
@@ -85,6 +102,9 @@ func (s *Store) Apply(raftIndex uint64, req *Request) (*Event, error) {
 	defer s.mu.Unlock()
 	if raftIndex > 0 {
 		s.raftIndex.Store(raftIndex)
+		if s.dirty != nil {
+			s.dirty.n++
+		}
 	}
 	v := s.cur.Load()
 	a := applier{s: s, root: v.root, index: v.index, req: req}
@@ -165,6 +185,20 @@ func (a *applier) setTTL(n *node) {
 
 // replace installs leaf at p (creating missing parents at idx).
 func (a *applier) replace(p string, leaf *node, idx uint64) {
+	if d := a.s.dirty; d != nil {
+		if leaf == nil {
+			d.removed(p)
+		} else {
+			d.put(p)
+			// Directories that put creates on the way are new records too.
+			for dir := parentPath(p); dir != "/"; dir = parentPath(dir) {
+				if n, _ := lookup(a.root, dir, 0); n != nil {
+					break
+				}
+				d.put(dir)
+			}
+		}
+	}
 	a.root = put(a.root, splitPath(p), leaf, idx)
 }
 

@@ -1,0 +1,413 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Applied state on disk. A persisted store mirrors its tree, its store and
+// Raft indexes and its event history into a bbolt file. Apply only notes
+// what changed (paths put, subtrees removed); Flush, called by the member
+// off the apply path in batches bounded by time and count, writes those
+// changes in one transaction, reading the nodes from the version it
+// captured, so readers and apply never wait for the disk. Load rebuilds
+// the store; the member then replays the WAL entries after RaftIndex().
+//
+// bbolt layout:
+//
+//	keys     path -> node (flags, createdIndex, modifiedIndex, deadline, value)
+//	history  8-byte big-endian store index -> event
+//	meta     "store-index", "raft-index" -> 8-byte big-endian
+var (
+	bucketKeys    = []byte("keys")
+	bucketHistory = []byte("history")
+	bucketMeta    = []byte("meta")
+	metaStore     = []byte("store-index")
+	metaRaft      = []byte("raft-index")
+)
+
+// ErrBadDB is wrapped by every error about an unreadable applied-state file.
+var ErrBadDB = errors.New("store: bad applied-state file")
+
+// changes is what Apply changed since the last Flush.
+type changes struct {
+	puts    map[string]struct{}
+	removes map[string]struct{}
+	n       int // requests applied
+}
+
+func newChanges() *changes {
+	return &changes{puts: map[string]struct{}{}, removes: map[string]struct{}{}}
+}
+
+func (c *changes) put(p string)     { c.puts[p] = struct{}{} }
+func (c *changes) removed(p string) { c.removes[p] = struct{}{} }
+
+type disk struct {
+	db      *bolt.DB
+	mu      sync.Mutex // one Flush at a time
+	flushed uint64     // last event index written
+}
+
+// OpenDB opens (creating) the applied-state file at path with the options
+// Cairn relies on: a large initial mmap so that a long snapshot read does
+// not stall writers when the file grows.
+func OpenDB(path string) (*bolt.DB, error) {
+	return bolt.Open(path, 0o600, &bolt.Options{InitialMmapSize: 1 << 30, FreelistType: bolt.FreelistMapType})
+}
+
+// Open returns the store persisted in db (empty if db is new), tracking
+// changes for Flush.
+func Open(db *bolt.DB, historySize int) (*Store, error) {
+	s := New(historySize)
+	s.dirty = newChanges()
+	s.disk = &disk{db: db}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketHistory, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = db.View(func(tx *bolt.Tx) error { return s.load(tx) })
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) load(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	index, raft := getU64(meta, metaStore), getU64(meta, metaRaft)
+	root := &node{path: "/", dir: true}
+	// Paths sort parents first, so each node's directory already exists.
+	err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+		n, err := decodeNode(string(k), v)
+		if err != nil {
+			return err
+		}
+		parent, lerr := lookup(root, parentPath(n.path), 0)
+		if lerr != nil || !parent.dir {
+			return fmt.Errorf("%w: %s has no parent directory", ErrBadDB, n.path)
+		}
+		// Nothing is published yet: insert in place, no path copying.
+		if parent.children == nil {
+			parent.children = newChildren()
+		}
+		parent.children.ReplaceOrInsert(n)
+		if !n.permanent() {
+			s.ttls.Set(n.path, n.expire)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// The history: the newest contiguous run of events ending at index.
+	var events []*Event
+	c := tx.Bucket(bucketHistory).Cursor()
+	for k, v := c.Last(); k != nil && len(events) < len(s.hub.hist.ring); k, v = c.Prev() {
+		e, err := decodeEvent(v)
+		if err != nil {
+			return err
+		}
+		want := index - uint64(len(events))
+		if e.Index != want {
+			break
+		}
+		events = append(events, e)
+	}
+	slices.Reverse(events)
+	s.hub.hist.restart(index - uint64(len(events)))
+	for _, e := range events {
+		s.hub.hist.add(e)
+	}
+	s.disk.flushed = index
+	s.raftIndex.Store(raft)
+	s.cur.Store(&version{root: root, index: index})
+	return nil
+}
+
+func getU64(b *bolt.Bucket, k []byte) uint64 {
+	v := b.Get(k)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// Pending reports how many requests were applied since the last Flush.
+func (s *Store) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dirty == nil {
+		return 0
+	}
+	return s.dirty.n
+}
+
+// Flush writes every change applied since the last Flush, and the indexes
+// it covers, in one bbolt transaction (which bbolt fsyncs). Apply goes on
+// meanwhile. An error leaves the file as it was before; the member must
+// stop, as its applied state can no longer be mirrored.
+func (s *Store) Flush() error {
+	if s.disk == nil {
+		return errors.New("store: not persisted")
+	}
+	s.disk.mu.Lock()
+	defer s.disk.mu.Unlock()
+
+	s.mu.Lock()
+	v := s.cur.Load()
+	raft := s.raftIndex.Load()
+	ch := s.dirty
+	s.dirty = newChanges()
+	s.hub.mu.Lock()
+	var events []*Event
+	h := s.hub.hist
+	for i := max(s.disk.flushed+1, h.first); h.n > 0 && i <= h.last; i++ {
+		events = append(events, h.at(i))
+	}
+	capacity := uint64(len(h.ring))
+	s.hub.mu.Unlock()
+	s.mu.Unlock()
+
+	err := s.disk.db.Update(func(tx *bolt.Tx) error {
+		keys := tx.Bucket(bucketKeys)
+		for _, p := range sortedKeys(ch.removes) {
+			if err := deleteSubtree(keys, p); err != nil {
+				return err
+			}
+		}
+		for _, p := range sortedKeys(ch.puts) {
+			n, lerr := lookup(v.root, p, 0)
+			if lerr != nil {
+				continue // removed again later in the batch
+			}
+			if err := keys.Put([]byte(p), encodeNode(n)); err != nil {
+				return err
+			}
+		}
+		hist := tx.Bucket(bucketHistory)
+		for _, e := range events {
+			if err := hist.Put(u64(e.Index), encodeEvent(e)); err != nil {
+				return err
+			}
+		}
+		if v.index > capacity {
+			// Drop events the history no longer holds.
+			c := hist.Cursor()
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= v.index-capacity; k, _ = c.First() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(metaStore, u64(v.index)); err != nil {
+			return err
+		}
+		return meta.Put(metaRaft, u64(raft))
+	})
+	if err != nil {
+		return err
+	}
+	s.disk.flushed = v.index
+	return nil
+}
+
+// deleteSubtree removes p and every key below it.
+func deleteSubtree(keys *bolt.Bucket, p string) error {
+	if err := keys.Delete([]byte(p)); err != nil {
+		return err
+	}
+	prefix := []byte(p + "/")
+	c := keys.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WriteSnapshot flushes, then streams a consistent copy of the applied
+// state file to w (from one read transaction; apply goes on). It returns
+// the Raft index the copy covers.
+func (s *Store) WriteSnapshot(w io.Writer) (raftIndex uint64, n int64, err error) {
+	if err := s.Flush(); err != nil {
+		return 0, 0, err
+	}
+	err = s.disk.db.View(func(tx *bolt.Tx) error {
+		raftIndex = getU64(tx.Bucket(bucketMeta), metaRaft)
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return raftIndex, n, err
+}
+
+// InstallSnapshot writes a snapshot received from r to path atomically: a
+// temp file in the same directory, fsynced, renamed over path, and the
+// directory fsynced. The caller closes the old DB first and reopens after.
+func InstallSnapshot(r io.Reader, path string) (int64, error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(tmp, r)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return n, err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return n, err
+	}
+	defer d.Close()
+	return n, d.Sync()
+}
+
+// Node record: flags (1 = dir), uvarint created, uvarint modified, varint
+// deadline, then the value.
+func encodeNode(n *node) []byte {
+	b := make([]byte, 0, 1+30+len(n.value))
+	var flags byte
+	if n.dir {
+		flags = 1
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, n.created)
+	b = binary.AppendUvarint(b, n.modified)
+	b = binary.AppendVarint(b, n.expire)
+	return append(b, n.value...)
+}
+
+func decodeNode(p string, b []byte) (*node, error) {
+	if len(b) < 1 || b[0] > 1 || p == "/" || CleanPath(p) != p {
+		return nil, fmt.Errorf("%w: node %q", ErrBadDB, p)
+	}
+	d := decoder{b: b[1:]}
+	n := &node{path: p, dir: b[0] == 1}
+	n.name = p[strings.LastIndexByte(p, '/')+1:]
+	n.created = d.uvarint()
+	n.modified = d.uvarint()
+	n.expire = d.varint()
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: node %q: %v", ErrBadDB, p, d.err)
+	}
+	n.value = string(d.b)
+	return n, nil
+}
+
+var actionCodes = []string{"", ActionGet, ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete, ActionCompareAndDelete, ActionExpire}
+
+// Event record: version 1, action code, flags (1 refresh, 2 node, 4
+// prevNode), varint time, uvarint index, then the node views.
+func encodeEvent(e *Event) []byte {
+	b := []byte{1, byte(slices.Index(actionCodes, e.Action))}
+	var flags byte
+	if e.Refresh {
+		flags |= 1
+	}
+	if e.Node != nil {
+		flags |= 2
+	}
+	if e.PrevNode != nil {
+		flags |= 4
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, e.Time)
+	b = binary.AppendUvarint(b, e.Index)
+	for _, v := range []*NodeView{e.Node, e.PrevNode} {
+		if v == nil {
+			continue
+		}
+		var f byte
+		if v.Dir {
+			f |= 1
+		}
+		if v.HasValue {
+			f |= 2
+		}
+		b = append(b, f)
+		b = binary.AppendUvarint(b, uint64(len(v.Key)))
+		b = append(b, v.Key...)
+		b = binary.AppendUvarint(b, uint64(len(v.Value)))
+		b = append(b, v.Value...)
+		b = binary.AppendVarint(b, v.Expiration)
+		b = binary.AppendUvarint(b, v.ModifiedIndex)
+		b = binary.AppendUvarint(b, v.CreatedIndex)
+	}
+	return b
+}
+
+func decodeEvent(b []byte) (*Event, error) {
+	if len(b) < 3 || b[0] != 1 || int(b[1]) >= len(actionCodes) || b[1] == 0 || b[2]&^7 != 0 {
+		return nil, fmt.Errorf("%w: event header", ErrBadDB)
+	}
+	e := &Event{Action: actionCodes[b[1]], Refresh: b[2]&1 != 0}
+	flags := b[2]
+	d := decoder{b: b[3:]}
+	e.Time = d.varint()
+	e.Index = d.uvarint()
+	for _, dst := range []**NodeView{&e.Node, &e.PrevNode} {
+		bit := byte(2)
+		if dst == &e.PrevNode {
+			bit = 4
+		}
+		if flags&bit == 0 {
+			continue
+		}
+		if len(d.b) == 0 {
+			return nil, fmt.Errorf("%w: event node", ErrBadDB)
+		}
+		f := d.b[0]
+		d.b = d.b[1:]
+		v := &NodeView{Dir: f&1 != 0, HasValue: f&2 != 0}
+		v.Key = d.str()
+		v.Value = d.str()
+		v.Expiration = d.varint()
+		v.ModifiedIndex = d.uvarint()
+		v.CreatedIndex = d.uvarint()
+		*dst = v
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrBadDB, e.Index, d.err)
+	}
+	return e, nil
+}

@@ -1,0 +1,178 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestPersistMatchesMemory applies random requests to an in-memory store
+// and to a persisted one, flushing at random points and reopening the
+// file now and then; after every reopen the persisted store must equal the
+// in-memory one: same tree, indexes, history (Hash) and listing.
+func TestPersistMatchesMemory(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { persistRun(t, seed) })
+	}
+}
+
+func persistRun(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := 16 + rng.IntN(64)
+	disk, err := Open(db, hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := New(hist)
+	names := []string{"a", "b", "_h", "c"}
+	randPath := func() string {
+		p := ""
+		for range 1 + rng.IntN(3) {
+			p += "/" + names[rng.IntN(len(names))]
+		}
+		return p
+	}
+	now := int64(1_800_000_000e9)
+	raft := uint64(0)
+	for step := range 400 {
+		now += int64(rng.IntN(3)) * 1e9
+		r := Request{Path: randPath(), Value: fmt.Sprint("v", step), Time: now}
+		switch rng.IntN(9) {
+		case 0, 1, 2:
+			r.Op = OpSet
+			r.Dir = rng.IntN(5) == 0
+		case 3:
+			r.Op = OpCreateInOrder
+		case 4:
+			r.Op, r.Recursive = OpDelete, true
+		case 5:
+			r.Op, r.Dir, r.Value = OpUpdate, rng.IntN(2) == 0, ""
+		case 6:
+			r.Op = OpSet
+			r.HasTTL, r.TTL = true, uint64(rng.IntN(4))
+		case 7:
+			r.Op = OpExpire
+		case 8:
+			r.Op, r.Refresh, r.HasTTL, r.TTL, r.Value = OpSet, true, true, 5, ""
+		}
+		raft++
+		_, errM := mem.Apply(raft, &r)
+		_, errD := disk.Apply(raft, &r)
+		if fmt.Sprint(errM) != fmt.Sprint(errD) {
+			t.Fatalf("step %d: errors differ: %v vs %v", step, errM, errD)
+		}
+		if rng.IntN(10) == 0 {
+			if err := disk.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rng.IntN(40) == 0 {
+			if err := disk.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if db, err = OpenDB(path); err != nil {
+				t.Fatal(err)
+			}
+			if disk, err = Open(db, hist); err != nil {
+				t.Fatal(err)
+			}
+			requireSame(t, step, mem, disk)
+		}
+	}
+	if err := disk.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, _ = OpenDB(path)
+	defer db.Close()
+	disk, err = Open(db, hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, -1, mem, disk)
+	if got := disk.RaftIndex(); got != raft {
+		t.Fatalf("raft index %d after reopen, want %d", got, raft)
+	}
+}
+
+func requireSame(t *testing.T, step int, want, got *Store) {
+	t.Helper()
+	if want.Index() != got.Index() {
+		t.Fatalf("step %d: index %d, want %d", step, got.Index(), want.Index())
+	}
+	if want.Hash() != got.Hash() {
+		a, _ := want.Get("/", true)
+		b, _ := got.Get("/", true)
+		t.Fatalf("step %d: hash differs\nwant %s\ngot  %s", step, dumpView(a.Node), dumpView(b.Node))
+	}
+	d1, _ := want.NextDeadline()
+	d2, _ := got.NextDeadline()
+	if d1 != d2 {
+		t.Fatalf("step %d: next deadline %d, want %d", step, d2, d1)
+	}
+}
+
+func dumpView(v *NodeView) string {
+	var b bytes.Buffer
+	var walk func(*NodeView)
+	walk = func(v *NodeView) {
+		fmt.Fprintf(&b, "%s(%d,%d,%v) ", v.Key, v.CreatedIndex, v.ModifiedIndex, v.Dir)
+		for _, c := range v.Nodes {
+			walk(c)
+		}
+	}
+	walk(v)
+	return b.String()
+}
+
+// TestSnapshotInstall streams a persisted store and installs the copy.
+func TestSnapshotInstall(t *testing.T) {
+	dir := t.TempDir()
+	db, err := OpenDB(filepath.Join(dir, "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := Open(db, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := s.Apply(uint64(i+1), &Request{Op: OpSet, Path: fmt.Sprintf("/d/k%d", i), Value: "x", Time: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	raft, n, err := s.WriteSnapshot(&buf)
+	if err != nil || raft != 50 || n != int64(buf.Len()) {
+		t.Fatalf("WriteSnapshot = %d, %d, %v", raft, n, err)
+	}
+	dst := filepath.Join(dir, "b.db")
+	if _, err := InstallSnapshot(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := bolt.Open(dst, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	s2, err := Open(db2, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.Hash() != s.Hash() || s2.RaftIndex() != 50 {
+		t.Fatalf("installed copy differs: hash %x vs %x, raft %d", s2.Hash(), s.Hash(), s2.RaftIndex())
+	}
+}
