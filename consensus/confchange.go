@@ -32,12 +32,12 @@ func (cc *ConfChange) Unmarshal(b []byte) error {
 	}
 	b = b[2:]
 	id, n := binary.Uvarint(b)
-	if n <= 0 {
+	if n <= 0 || n != len(binary.AppendUvarint(nil, id)) {
 		return fmt.Errorf("%w: node ID", ErrBadConfChange)
 	}
 	b = b[n:]
 	l, n := binary.Uvarint(b)
-	if n <= 0 || l != uint64(len(b)-n) {
+	if n <= 0 || n != len(binary.AppendUvarint(nil, l)) || l != uint64(len(b)-n) {
 		return fmt.Errorf("%w: context length", ErrBadConfChange)
 	}
 	ctx := append([]byte(nil), b[n:]...)

@@ -157,6 +157,8 @@ type raft struct {
 	lead      uint64
 	// leadTransferee is the member we are handing leadership to, if any.
 	leadTransferee uint64
+	// timeoutNowSent: we sent MsgTimeoutNow in this term.
+	timeoutNowSent bool
 	// pendingConfIndex: a conf change may not be proposed until the log is
 	// applied past it (one change at a time, and not before the leader has
 	// applied an entry of its own term).
@@ -253,7 +255,11 @@ func (r *raft) softState() SoftState { return SoftState{Lead: r.lead, State: r.s
 // send queues m, filling in From and (for messages that are not
 // proposals, read requests or vote traffic, which set their own) Term.
 func (r *raft) send(m Message) {
-	m.From = r.id
+	if m.From == None {
+		// Forwarded requests keep theirs: a transfer's From names the
+		// transferee.
+		m.From = r.id
+	}
 	switch m.Type {
 	case MsgVote, MsgVoteResp, MsgPreVote, MsgPreVoteResp:
 		if m.Term == 0 {
@@ -299,6 +305,7 @@ func (r *raft) reset(term uint64) {
 		r.vote = None
 	}
 	r.lead = None
+	r.timeoutNowSent = false
 	r.electionElapsed = 0
 	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
@@ -415,7 +422,11 @@ func (r *raft) Step(m Message) error {
 	case m.Term > r.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {
 			force := bytes.Equal(m.Context, []byte(campaignTransfer))
-			inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
+			// We may have heard a leader just before we (re)started, so
+			// the first election timeout after start counts as a lease
+			// too; otherwise a restart would void the leader's lease.
+			heard := r.lead != None || r.ticks < uint64(r.electionTimeout)
+			inLease := r.checkQuorum && heard && r.electionElapsed < r.electionTimeout
 			if !force && inLease {
 				// We heard from a leader within the minimum election
 				// timeout: ignore the vote (thesis §4.2.3), and do not
@@ -664,7 +675,12 @@ func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
 	})
 }
 
-func (r *raft) sendTimeoutNow(to uint64) { r.send(Message{To: to, Type: MsgTimeoutNow}) }
+func (r *raft) sendTimeoutNow(to uint64) {
+	// The transferee may campaign whenever the message arrives, even
+	// after we abandon the transfer: no lease for the rest of the term.
+	r.timeoutNowSent = true
+	r.send(Message{To: to, Type: MsgTimeoutNow})
+}
 
 func (r *raft) abortLeaderTransfer() { r.leadTransferee = None }
 
@@ -686,12 +702,10 @@ func stepLeader(r *raft, m Message) error {
 	case MsgProp:
 		return r.propose(m)
 	case MsgReadIndex:
-		if len(r.prs.Voters) == 1 && r.prs.IsVoter(r.id) {
-			r.respondRead(m, r.log.committed)
-			return nil
-		}
 		// Serve reads only once an entry of our term is committed: until
-		// then our commit index may lag the true one (§6.4).
+		// then our commit index may lag the true one (§6.4). This holds
+		// for a lone voter too: it may have just taken over from a leader
+		// whose last commits it has not learned.
 		if !r.committedEntryInCurrentTerm() {
 			r.pendingReadIndexMessages = append(r.pendingReadIndexMessages, m)
 			return nil
@@ -893,7 +907,7 @@ func (r *raft) readIndex(m Message) {
 // member's ticks run more than twice as fast as ours. A transfer in
 // progress ends the lease: the transferee campaigns at once.
 func (r *raft) leaseValid() bool {
-	if r.leadTransferee != None {
+	if r.leadTransferee != None || r.timeoutNowSent {
 		return false
 	}
 	now := r.ticks + 1

@@ -193,8 +193,12 @@ func newParams(r *rand.Rand, b bugs) simParams {
 		}
 	}
 	if b.voteBeforePersist {
-		p.crashEvery = 1500
+		// The double vote needs a restarted member to vote at once; with
+		// CheckQuorum it waits out its startup lease first.
+		p.crashEvery = 600
 		p.fsyncMax = 300
+		p.partitionEvery = 2000
+		p.checkQuorum, p.readOnly = false, ReadOnlySafe
 	}
 	if b.commitPriorTerm {
 		p.crashEvery = 1500
