@@ -174,3 +174,22 @@ func TestBugLeaseReadAfterAbortedTransfer(t *testing.T) {
 		knownBug(t, "leader 1 answered a lease read at %d after its aborted transfer's TimeoutNow elected node 3 (term %d), which has committed \"y\" (thesis §3.10/§6.4.1)", rd.ReadStates[0].Index, nw.raft(3).term)
 	}
 }
+
+// Thesis §6.2: a leader that cannot reach a quorum steps down within an
+// election timeout or two. Transfer requests used to reset the counter
+// that times the CheckQuorum round, so a stream of them kept an isolated
+// leader in place.
+func TestTransferRequestsDoNotPostponeCheckQuorum(t *testing.T) {
+	nw := newNetwork(t, []uint64{1, 2, 3}, nil, func(c *Config) { c.CheckQuorum = true })
+	nw.elect(1)
+	nw.isolate(1)
+	et := nw.cfgs[1].ElectionTick
+	for i := range 2 * et {
+		_ = nw.node(1).TransferLeadership(uint64(2 + i%2))
+		nw.node(1).Tick()
+		nw.settle()
+	}
+	if st := nw.raft(1).state; st == StateLeader {
+		knownBug(t, "isolated leader still leads after %d ticks of transfer requests", 2*et)
+	}
+}

@@ -159,6 +159,8 @@ type raft struct {
 	leadTransferee uint64
 	// timeoutNowSent: we sent MsgTimeoutNow in this term.
 	timeoutNowSent bool
+	// transferElapsed counts ticks since the transfer began.
+	transferElapsed int
 	// pendingConfIndex: a conf change may not be proposed until the log is
 	// applied past it (one change at a time, and not before the leader has
 	// applied an entry of its own term).
@@ -391,9 +393,13 @@ func (r *raft) tickHeartbeat() {
 		if r.checkQuorum {
 			_ = r.Step(Message{From: r.id, Type: MsgCheckQuorum})
 		}
-		// A transfer that did not finish within an election timeout is
-		// abandoned.
-		if r.state == StateLeader && r.leadTransferee != None {
+	}
+	// A transfer that did not finish within an election timeout is
+	// abandoned. It has its own timer, so that transfer requests cannot
+	// postpone the CheckQuorum round.
+	if r.state == StateLeader && r.leadTransferee != None {
+		r.transferElapsed++
+		if r.transferElapsed >= r.electionTimeout {
 			r.abortLeaderTransfer()
 		}
 	}
@@ -808,7 +814,7 @@ func stepLeader(r *raft, m Message) error {
 		if to == r.id {
 			return nil
 		}
-		r.electionElapsed = 0
+		r.transferElapsed = 0
 		r.leadTransferee = to
 		if pr.Match == r.log.lastIndex() {
 			r.sendTimeoutNow(to)
