@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -174,5 +175,42 @@ func TestSnapshotInstall(t *testing.T) {
 	}
 	if s2.Hash() != s.Hash() || s2.RaftIndex() != 50 {
 		t.Fatalf("installed copy differs: hash %x vs %x, raft %d", s2.Hash(), s.Hash(), s2.RaftIndex())
+	}
+}
+
+// TestStatusOf describes a flushed file and refuses one that is not ours.
+func TestStatusOf(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(db, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := s.Apply(uint64(100+i), &Request{Op: OpSet, Path: fmt.Sprintf("/a/k%d", i), Value: "v", Time: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := s.Hash()
+	db.Close()
+	st, err := StatusOf(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.StoreIndex != 10 || st.RaftIndex != 109 || st.Keys != 11 || st.Hash != want || st.Size <= 0 {
+		t.Fatalf("status %+v, want index 10, raft 109, 11 keys, hash %x", st, want)
+	}
+	other := filepath.Join(dir, "other.db")
+	odb, _ := bolt.Open(other, 0o600, nil)
+	odb.Close()
+	if _, err := StatusOf(other); !errors.Is(err, ErrBadDB) {
+		t.Fatalf("StatusOf(foreign file) = %v, want ErrBadDB", err)
 	}
 }

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"fmt"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileStatus describes an applied-state file (a member's, or a backup made
+// with WriteSnapshot).
+type FileStatus struct {
+	StoreIndex uint64 // last store index it holds
+	RaftIndex  uint64 // Raft index it covers
+	Keys       int    // nodes in the tree (keys and directories)
+	Size       int64  // file size in bytes
+	Hash       uint64 // Store.Hash of its contents
+}
+
+// StatusOf opens the file at path read-only and describes it. It fails on
+// a file that is not a valid applied-state file.
+func StatusOf(path string) (FileStatus, error) {
+	var st FileStatus
+	fi, err := os.Stat(path)
+	if err != nil {
+		return st, err
+	}
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return st, fmt.Errorf("%w: %s: %v", ErrBadDB, path, err)
+	}
+	defer db.Close()
+	s := New(DefaultEventHistory)
+	s.disk = &disk{db: db}
+	err = db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketKeys, bucketHistory, bucketMeta} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("%w: %s: no %s bucket", ErrBadDB, path, b)
+			}
+		}
+		st.Keys = tx.Bucket(bucketKeys).Stats().KeyN
+		return s.load(tx)
+	})
+	if err != nil {
+		return st, err
+	}
+	st.StoreIndex, st.RaftIndex, st.Size, st.Hash = s.Index(), s.RaftIndex(), fi.Size(), s.Hash()
+	return st, nil
+}
