@@ -34,6 +34,7 @@ var (
 	bucketMeta    = []byte("meta")
 	metaStore     = []byte("store-index")
 	metaRaft      = []byte("raft-index")
+	metaRaftMeta  = []byte("raft-meta")
 )
 
 // ErrBadDB is wrapped by every error about an unreadable applied-state file.
@@ -54,9 +55,9 @@ func (c *changes) put(p string)     { c.puts[p] = struct{}{} }
 func (c *changes) removed(p string) { c.removes[p] = struct{}{} }
 
 type disk struct {
-	db      *bolt.DB
-	mu      sync.Mutex // one Flush at a time
-	flushed uint64     // last event index written
+	db       *bolt.DB
+	mu       sync.Mutex // one Write at a time
+	captured uint64     // last event index captured for writing
 }
 
 // OpenDB opens (creating) the applied-state file at path with the options
@@ -136,7 +137,10 @@ func (s *Store) load(tx *bolt.Tx) error {
 	for _, e := range events {
 		s.hub.hist.add(e)
 	}
-	s.disk.flushed = index
+	s.disk.captured = index
+	if m := meta.Get(metaRaftMeta); m != nil {
+		s.raftMeta = append([]byte(nil), m...)
+	}
 	s.raftIndex.Store(raft)
 	s.cur.Store(&version{root: root, index: index})
 	return nil
@@ -162,41 +166,61 @@ func (s *Store) Pending() int {
 	return s.dirty.n
 }
 
-// Flush writes every change applied since the last Flush, and the indexes
-// it covers, in one bbolt transaction (which bbolt fsyncs). Apply goes on
-// meanwhile. An error leaves the file as it was before; the member must
-// stop, as its applied state can no longer be mirrored.
-func (s *Store) Flush() error {
-	if s.disk == nil {
-		return errors.New("store: not persisted")
-	}
-	s.disk.mu.Lock()
-	defer s.disk.mu.Unlock()
+// Batch is the changes of one Flush, captured consistently.
+type Batch struct {
+	s        *Store
+	v        *version
+	raft     uint64
+	raftMeta []byte
+	ch       *changes
+	events   []*Event
+	capacity uint64
+}
 
+// RaftIndex is the Raft index the batch covers.
+func (b *Batch) RaftIndex() uint64 { return b.raft }
+
+// Capture takes every change applied since the last Capture, with the
+// version it leads to and the Raft index it covers. raftMeta, when not
+// nil, is the caller's description of that Raft index (its term and the
+// membership there) and is stored with it, so that the file is a Raft
+// snapshot. Capture is cheap; call it on the apply goroutine and Write the
+// batch elsewhere, in capture order.
+func (s *Store) Capture(raftMeta []byte) *Batch {
 	s.mu.Lock()
-	v := s.cur.Load()
-	raft := s.raftIndex.Load()
-	ch := s.dirty
+	defer s.mu.Unlock()
+	b := &Batch{s: s, v: s.cur.Load(), raft: s.raftIndex.Load(), ch: s.dirty}
+	if raftMeta != nil {
+		b.raftMeta = append([]byte(nil), raftMeta...)
+	}
 	s.dirty = newChanges()
 	s.hub.mu.Lock()
-	var events []*Event
 	h := s.hub.hist
-	for i := max(s.disk.flushed+1, h.first); h.n > 0 && i <= h.last; i++ {
-		events = append(events, h.at(i))
+	for i := max(s.disk.captured+1, h.first); h.n > 0 && i <= h.last; i++ {
+		b.events = append(b.events, h.at(i))
 	}
-	capacity := uint64(len(h.ring))
+	b.capacity = uint64(len(h.ring))
 	s.hub.mu.Unlock()
-	s.mu.Unlock()
+	s.disk.captured = b.v.index
+	return b
+}
 
-	err := s.disk.db.Update(func(tx *bolt.Tx) error {
+// Write stores the batch in one bbolt transaction (which bbolt fsyncs).
+// An error leaves the file as it was; the member must stop, as its
+// applied state can no longer be mirrored.
+func (b *Batch) Write() error {
+	d := b.s.disk
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.db.Update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
-		for _, p := range sortedKeys(ch.removes) {
+		for _, p := range sortedKeys(b.ch.removes) {
 			if err := deleteSubtree(keys, p); err != nil {
 				return err
 			}
 		}
-		for _, p := range sortedKeys(ch.puts) {
-			n, lerr := lookup(v.root, p, 0)
+		for _, p := range sortedKeys(b.ch.puts) {
+			n, lerr := lookup(b.v.root, p, 0)
 			if lerr != nil {
 				continue // removed again later in the batch
 			}
@@ -205,32 +229,44 @@ func (s *Store) Flush() error {
 			}
 		}
 		hist := tx.Bucket(bucketHistory)
-		for _, e := range events {
+		for _, e := range b.events {
 			if err := hist.Put(u64(e.Index), encodeEvent(e)); err != nil {
 				return err
 			}
 		}
-		if v.index > capacity {
+		if b.v.index > b.capacity {
 			// Drop events the history no longer holds.
 			c := hist.Cursor()
-			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= v.index-capacity; k, _ = c.First() {
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= b.v.index-b.capacity; k, _ = c.First() {
 				if err := c.Delete(); err != nil {
 					return err
 				}
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if err := meta.Put(metaStore, u64(v.index)); err != nil {
+		if b.raftMeta != nil {
+			if err := meta.Put(metaRaftMeta, b.raftMeta); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put(metaStore, u64(b.v.index)); err != nil {
 			return err
 		}
-		return meta.Put(metaRaft, u64(raft))
+		return meta.Put(metaRaft, u64(b.raft))
 	})
-	if err != nil {
-		return err
-	}
-	s.disk.flushed = v.index
-	return nil
 }
+
+// Flush captures and writes at once (Capture(nil) then Write).
+func (s *Store) Flush() error {
+	if s.disk == nil {
+		return errors.New("store: not persisted")
+	}
+	return s.Capture(nil).Write()
+}
+
+// RaftMeta returns the Raft metadata stored with the last batch written
+// before Open (nil if none).
+func (s *Store) RaftMeta() []byte { return s.raftMeta }
 
 // deleteSubtree removes p and every key below it.
 func deleteSubtree(keys *bolt.Bucket, p string) error {

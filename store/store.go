@@ -32,8 +32,9 @@ type Store struct {
 	hub       *hub
 	// dirty records what changed since the last Flush; nil for a store
 	// that is not persisted.
-	dirty *changes
-	disk  *disk
+	dirty    *changes
+	disk     *disk
+	raftMeta []byte // as loaded by Open
 }
 
 // New returns an empty store keeping historySize events for waitIndex.
