@@ -110,6 +110,7 @@ func (w *WAL) write(batches []*batch) error {
 		}
 		if b.snap != nil {
 			w.snap = b.snap
+			w.lastIndex = max(w.lastIndex, b.snap.Index)
 		}
 	}
 	if cap(buf) <= 4<<20 {

@@ -13,13 +13,23 @@
 // record.go), so a record out of place is as detectable as a damaged one.
 // Open replays every segment from the one that may hold the first entry
 // the caller needs:
-//   - a damaged final record followed only by zeros (or the end of the
-//     file) in the last segment is a torn write: it is cut off and the
-//     tail zeroed before appends resume;
-//   - damage anywhere else, a broken chain or a missing segment is refused
-//     with ErrCorrupt and the file and offset;
+//   - in the last segment, a record cut short by the end of the file, or a
+//     damaged record followed only by zeros, is a torn write: it is cut off
+//     and the tail zeroed before appends resume (at the record's aligned
+//     end);
+//   - damage anywhere else is refused with ErrCorrupt naming the file and
+//     offset: a record length that fails its check byte (so a flipped
+//     length bit is never mistaken for a torn write), non-zero padding, a
+//     broken chain, a missing segment, damage among a segment's header
+//     records (they are fsynced before the segment is renamed into
+//     place), and bytes after what looks like the end of the records. The
+//     last case includes a write whose later sectors reached the disk but
+//     not its first: the WAL does not guess whether what follows was
+//     acknowledged; the operator removes and re-adds the member;
 //   - an entry index written again replaces the earlier entry and
-//     everything after it (Raft overwrote a conflicting suffix).
+//     everything after it (Raft overwrote a conflicting suffix), also when
+//     the rewrite is at or below the index the caller asked to read from;
+//   - after a snapshot marker, entries may resume at its index + 1.
 //
 // Durability: Save returns only after its records are written and
 // fsynced. Concurrent Saves are grouped: one flusher goroutine writes

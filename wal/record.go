@@ -11,7 +11,11 @@ import (
 
 // Record framing. Every record is
 //
-//	length  uint32 LE   bytes of payload (type + data); never 0
+//	length  uint32 LE   low 24 bits: bytes of payload (type + data), never
+//	                    0; high 8 bits: a check of those 24 bits, so that a
+//	                    damaged length is recognised as damage and never
+//	                    taken for a torn write (which it would make the
+//	                    rest of the log look like)
 //	crc     uint32 LE   CRC-32C of the payload, chained: seeded with the
 //	                    previous record's crc (the first record of a
 //	                    segment is seeded with the last crc of the one
@@ -24,10 +28,26 @@ import (
 const (
 	headerSize = 8
 	align      = 8
-	// MaxRecordSize bounds one record's payload; larger lengths are
-	// corruption.
-	MaxRecordSize = 256 << 20
+	// MaxRecordSize bounds one record's payload (24 bits of length).
+	MaxRecordSize = 1<<24 - 1
+	// segmentHeaderRecords: every segment starts with the chain seed, the
+	// metadata and the hard state, written and fsynced before the segment
+	// is renamed into place; damage among them is never a torn write.
+	segmentHeaderRecords = 3
 )
+
+// lengthWord packs a payload length with its check byte.
+func lengthWord(n int) uint32 {
+	var b [3]byte
+	b[0], b[1], b[2] = byte(n), byte(n>>8), byte(n>>16)
+	return uint32(n) | uint32(byte(crc32.Checksum(b[:], crcTable)))<<24
+}
+
+// decodeLength unpacks a length word; ok is false when the check fails.
+func decodeLength(w uint32) (int, bool) {
+	n := int(w & 0xffffff)
+	return n, n > 0 && lengthWord(n) == w
+}
 
 // Record types. Never renumber.
 const (
@@ -48,7 +68,7 @@ func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {
 	n := 1 + len(data)
 	crc := crc32.Update(prev, crcTable, []byte{typ})
 	crc = crc32.Update(crc, crcTable, data)
-	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	b = binary.LittleEndian.AppendUint32(b, lengthWord(n))
 	b = binary.LittleEndian.AppendUint32(b, crc)
 	b = append(b, typ)
 	b = append(b, data...)

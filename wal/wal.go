@@ -88,6 +88,7 @@ type WAL struct {
 type rec struct {
 	typ  byte
 	data []byte
+	off  int // where it was read (0 for records being written)
 }
 
 type batch struct {
@@ -229,9 +230,15 @@ func (w *WAL) cut(seq, first uint64) error {
 		return err
 	}
 	if w.f != nil {
-		// The old segment is complete: drop its preallocated tail.
-		if err := w.f.Truncate(w.off); err == nil {
-			_ = w.f.Sync()
+		// The old segment is complete: drop its preallocated tail. A
+		// failure here is as fatal as any other.
+		if err := w.f.Truncate(w.off); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			_ = f.Close()
+			return err
 		}
 		_ = w.f.Close()
 	}
@@ -274,53 +281,77 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 		chain     uint32
 		haveChain bool
 		lastSeen  uint64
+		all       []consensus.Entry
 	)
+	// First check every segment's framing and the chain across them, so
+	// that damage is reported where it is, then interpret the records.
+	type scanned struct {
+		path string
+		data []byte
+		recs []rec
+		end  int
+		crc  uint32
+	}
+	var segsRead []scanned
 	for i := start; i < len(segs); i++ {
-		s := segs[i]
-		isLast := i == len(segs)-1
-		path := filepath.Join(dir, s.name)
+		path := filepath.Join(dir, segs[i].name)
 		data, err := readFile(fs, path)
 		if err != nil {
 			return nil, nil, err
 		}
-		recs, end, crc, err := scan(data, chain, haveChain, isLast)
+		recs, end, crc, err := scan(data, chain, haveChain, i == len(segs)-1)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		chain, haveChain = crc, true
+		segsRead = append(segsRead, scanned{path: path, data: data, recs: recs, end: end, crc: crc})
+	}
+	// Entries in the start segment begin at its first index.
+	lastSeen = segs[start].first - min(segs[start].first, 1)
+	for k, sr := range segsRead {
+		s := segs[start+k]
+		isLast := start+k == len(segs)-1
+		path, data, recs, end, crc := sr.path, sr.data, sr.recs, sr.end, sr.crc
 		for _, r := range recs {
+			at := func(err error) error { return fmt.Errorf("%s: offset %d: %w", path, r.off, err) }
 			switch r.typ {
 			case recMetadata:
 				c.Metadata = append([]byte(nil), r.data...)
 			case recHardState:
 				hs, err := decodeHardState(r.data)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", path, err)
+					return nil, nil, at(err)
 				}
 				c.HardState = hs
 			case recSnapshot:
 				m, err := DecodeSnapshotMarker(r.data)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", path, err)
+					return nil, nil, at(err)
 				}
 				c.Snapshot = &m
+				// Entries may resume after the snapshot (a follower that
+				// installed one).
+				lastSeen = max(lastSeen, m.Index)
 			case recEntry:
 				e, err := decodeEntry(r.data)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", path, err)
+					return nil, nil, at(err)
 				}
 				if lastSeen != 0 && e.Index > lastSeen+1 {
-					return nil, nil, fmt.Errorf("%s: %w: entry %d follows %d", path, ErrCorrupt, e.Index, lastSeen)
+					return nil, nil, at(fmt.Errorf("%w: entry %d follows %d", ErrCorrupt, e.Index, lastSeen))
 				}
 				lastSeen = e.Index
-				if e.Index <= after {
-					continue
+				// A rewrite of an index replaces it and everything after
+				// (applied before filtering by after, so that a rewrite
+				// below after still drops the old suffix).
+				for n := len(all); n > 0 && all[n-1].Index >= e.Index; n = len(all) {
+					all = all[:n-1]
 				}
-				// A rewrite of an index replaces it and everything after.
-				if n := len(c.Entries); n > 0 && e.Index <= c.Entries[n-1].Index {
-					c.Entries = c.Entries[:max(0, int(e.Index)-int(c.Entries[0].Index))]
+				all = append(all, e)
+			default:
+				if r.typ != recCRC {
+					return nil, nil, at(fmt.Errorf("%w: unknown record type %d", ErrCorrupt, r.typ))
 				}
-				c.Entries = append(c.Entries, e)
 			}
 		}
 		if isLast {
@@ -347,11 +378,18 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 			w.f, w.seq, w.off, w.crc = f, s.seq, int64(end), crc
 		}
 	}
+	for _, e := range all {
+		if e.Index > after {
+			c.Entries = append(c.Entries, e)
+		}
+	}
 	if n := len(c.Entries); n > 0 && after > 0 && c.Entries[0].Index != after+1 {
 		return nil, nil, fmt.Errorf("%w: entries after %d start at %d", ErrCorrupt, after, c.Entries[0].Index)
 	}
 	w.meta, w.hs, w.snap = c.Metadata, c.HardState, c.Snapshot
-	w.lastIndex = lastSeen
+	// The last segment may hold no entry yet: it was named after the
+	// index it expected next.
+	w.lastIndex = max(lastSeen, segs[len(segs)-1].first-min(segs[len(segs)-1].first, 1))
 	w.start()
 	return w, c, nil
 }
@@ -382,43 +420,63 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// scan decodes a segment's records. It returns them, the offset after the
-// last whole record and the chain crc there. In the last segment, a
-// damaged record followed only by zeros (or by the end of the file) is a
-// torn write: the scan stops before it. Anything else damaged is
-// corruption, reported with its offset.
+// scan decodes a segment's records. It returns them, the (aligned) offset
+// after the last whole record and the chain crc there. In the last
+// segment, a record cut short by the end of the file, or a damaged record
+// followed only by zeros, is a torn write: the scan stops before it.
+// Anything else damaged is corruption, reported with its offset: a record
+// length that fails its check, non-zero padding, data after the end
+// marker (an out-of-order partial write is refused rather than guessed
+// at), and any damage among the segment's header records.
 func scan(data []byte, seed uint32, checkSeed, isLast bool) ([]rec, int, uint32, error) {
 	var recs []rec
 	off := 0
 	crc := seed
-	torn := func(at, after int) ([]rec, int, uint32, error) {
-		if isLast && (after >= len(data) || allZero(data[after:])) {
+	corrupt := func(at int, why string) ([]rec, int, uint32, error) {
+		return nil, 0, 0, fmt.Errorf("%w: %s at offset %d", ErrCorrupt, why, at)
+	}
+	torn := func(at int) ([]rec, int, uint32, error) {
+		if isLast && len(recs) >= segmentHeaderRecords {
 			return recs, at, crc, nil
 		}
-		return nil, 0, 0, fmt.Errorf("%w: bad record at offset %d", ErrCorrupt, at)
+		return corrupt(at, "damaged record")
 	}
 	for off < len(data) {
 		if off+headerSize > len(data) {
-			return torn(off, len(data))
+			if allZero(data[off:]) {
+				break
+			}
+			return torn(off) // header cut short by the end of the file
 		}
-		n := int(binary.LittleEndian.Uint32(data[off:]))
+		word := binary.LittleEndian.Uint32(data[off:])
 		want := binary.LittleEndian.Uint32(data[off+4:])
-		if n == 0 {
-			if want == 0 && allZero(data[off:]) {
+		if word == 0 && want == 0 {
+			if allZero(data[off:]) {
 				break // the end
 			}
-			return torn(off, off+headerSize)
+			return corrupt(off, "data after the end of the records")
 		}
-		if n > MaxRecordSize || off+headerSize+n > len(data) {
-			return torn(off, len(data))
+		n, ok := decodeLength(word)
+		if !ok {
+			if allZero(data[off+headerSize:]) {
+				return torn(off) // a partly written header, nothing after it
+			}
+			return corrupt(off, "damaged record length")
+		}
+		if off+headerSize+n > len(data) {
+			return torn(off) // payload cut short by the end of the file
 		}
 		payload := data[off+headerSize : off+headerSize+n]
+		end := off + recordSize(n)
+		if !allZero(data[off+headerSize+n : min(end, len(data))]) {
+			return corrupt(off, "non-zero padding")
+		}
 		prev := crc
 		if len(recs) == 0 {
 			// The first record seeds the chain with the previous segment's
 			// last crc, which it carries.
 			if payload[0] != recCRC || n != 5 {
-				return torn(off, off+recordSize(n))
+				return corrupt(off, "segment does not start with its chain seed")
 			}
 			prev = binary.LittleEndian.Uint32(payload[1:])
 			if checkSeed && prev != seed {
@@ -427,13 +485,19 @@ func scan(data []byte, seed uint32, checkSeed, isLast bool) ([]rec, int, uint32,
 		}
 		got := crc32Update(prev, payload)
 		if got != want {
-			return torn(off, off+recordSize(n))
+			if end >= len(data) || allZero(data[end:]) {
+				return torn(off)
+			}
+			return corrupt(off, "bad crc")
 		}
 		crc = got
-		recs = append(recs, rec{typ: payload[0], data: payload[1:]})
-		off += recordSize(n)
+		recs = append(recs, rec{typ: payload[0], data: payload[1:], off: off})
+		off = end
 	}
-	return recs, min(off, len(data)), crc, nil
+	if len(recs) < segmentHeaderRecords {
+		return corrupt(off, "segment header incomplete")
+	}
+	return recs, off, crc, nil
 }
 
 func crc32Update(prev uint32, payload []byte) uint32 {
