@@ -1,13 +1,15 @@
 // Command cairn runs a Cairn member.
 //
-// Until the replicated member exists, cairn serves the etcd v2 keys API
-// from a single in-memory process (server.Local): every request goes
-// through the same encoding and apply path a committed Raft entry will,
-// but nothing is written to disk.
+// With no flags it starts a single-member cluster serving the etcd v2 keys
+// API on http://127.0.0.1:2379, keeping its state in ./default.cairn.
+// Clustering (peers, membership) comes with the peer transport; today a
+// member is a cluster of one, durable on its own disk.
 package main
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,32 +36,72 @@ func main() {
 	}
 }
 
-// localClusterID identifies the single in-memory process in the
-// X-Etcd-Cluster-Id header; the replicated member derives its cluster ID
-// from its bootstrap configuration instead.
-const localClusterID = 0xca1e_0000_0000_0001
+// memberID is derived as etcd derives it: SHA-1 over the member's peer
+// URLs and the cluster token, first 8 bytes.
+func memberID(peerURLs []string, token string) uint64 {
+	h := sha1.Sum([]byte(strings.Join(peerURLs, "") + token))
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+// clusterID is SHA-1 over the member IDs (8 bytes each, big-endian).
+func clusterID(ids ...uint64) uint64 {
+	var b []byte
+	for _, id := range ids {
+		b = binary.BigEndian.AppendUint64(b, id)
+	}
+	h := sha1.Sum(b)
+	return binary.BigEndian.Uint64(h[:8])
+}
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
+	name := fs.String("name", "default", "human-readable name of this member")
+	dataDir := fs.String("data-dir", "", "path to the data directory (default ${name}.cairn)")
+	walDir := fs.String("wal-dir", "", "path to a dedicated WAL directory (default inside --data-dir)")
 	listen := fs.String("listen-client-urls", "http://127.0.0.1:2379", "URL to serve clients on")
+	peerURL := fs.String("initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URL (identifies it)")
+	token := fs.String("initial-cluster-token", "cairn-cluster", "initial cluster token (identifies the cluster)")
 	history := fs.Int("event-history", store.DefaultEventHistory, "events kept for waitIndex watches")
+	snapCount := fs.Uint64("snapshot-count", 100000, "applied entries between Raft snapshots (WAL purges)")
+	maxWALs := fs.Int("max-wals", 5, "WAL segments to keep (0 is unlimited)")
+	heartbeat := fs.Int("heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
+	election := fs.Int("election-timeout", 1000, "time (in milliseconds) for an election to timeout")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *history < 1 {
+	switch {
+	case *history < 1:
 		return fmt.Errorf("--event-history must be at least 1, got %d", *history)
+	case *heartbeat <= 0:
+		return fmt.Errorf("--heartbeat-interval must be positive, got %d", *heartbeat)
+	case *election < 2**heartbeat:
+		return fmt.Errorf("--election-timeout (%d) must be at least twice --heartbeat-interval (%d)", *election, *heartbeat)
+	case *maxWALs < 0:
+		return fmt.Errorf("--max-wals must not be negative, got %d", *maxWALs)
 	}
 	u, err := url.Parse(*listen)
 	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(*listen, ",") {
 		return fmt.Errorf("--listen-client-urls: want one http://host:port URL, got %q", *listen)
 	}
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	if *dataDir == "" {
+		*dataDir = *name + ".cairn"
+	}
+	log := zerolog.New(os.Stderr).With().Timestamp().Str("member", *name).Logger()
 
-	st := store.New(*history)
-	be := server.NewLocal(st, localClusterID, nil)
-	defer be.Close()
+	id := memberID([]string{*peerURL}, *token)
+	cid := clusterID(id)
+	member, err := server.StartMember(server.MemberConfig{
+		ID: id, ClusterID: cid, DataDir: *dataDir, WALDir: *walDir,
+		HeartbeatInterval: time.Duration(*heartbeat) * time.Millisecond,
+		ElectionTicks:     *election / *heartbeat,
+		SnapshotCount:     *snapCount, MaxWALs: maxWALs, EventHistory: *history, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
+		_ = member.Stop()
 		return err
 	}
 	// Requests' contexts end when shutdown begins, so open watches return
@@ -68,27 +110,29 @@ func run(args []string) error {
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Backend: be}),
+		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(endRequests)
-	log.Info().Str("client-url", *listen).Msg("serving the v2 keys API from memory (single process, not durable)")
+	log.Info().Str("client-url", *listen).Str("data-dir", *dataDir).
+		Str("member-id", fmt.Sprintf("%x", id)).Str("cluster-id", fmt.Sprintf("%x", cid)).Msg("serving the v2 keys API")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
+	case <-member.Done():
+		err = member.Err()
 	case <-ctx.Done():
 	}
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) && err == nil {
+		err = serr
 	}
-	return nil
+	return errors.Join(err, member.Stop())
 }

@@ -1,8 +1,23 @@
 // Package server runs a Cairn member.
 //
-// Until the replicated member lands (consensus, WAL and peers), the package
-// offers Local: one process, no consensus and no disk, that serialises
-// requests into a store.Store exactly as the member's apply loop will, and
-// proposes expiry the way the leader will (an OpExpire carrying its clock,
-// whenever a deadline has passed). Tests drive the HTTP handlers through it.
+// Member owns the consensus node and its run loop on one goroutine: tick,
+// step, carry out each Ready (persist entries and hard state to the WAL
+// with one fsync for everything that piled up, apply committed entries to
+// the store, answer the proposals' waiters, serve read states), advance.
+// Applied state is mirrored into bbolt in batches bounded by time and
+// count, written by a second goroutine so apply never waits on disk; the
+// bbolt file, with the term and membership of the index it covers, is the
+// member's Raft snapshot, so a restart loads it and replays only the WAL
+// entries after it. A failed fsync stops the member: nothing more is
+// acknowledged.
+//
+// Reads are linearizable by default: concurrent reads share one ReadIndex
+// round and are answered once the local applied index reaches it. The
+// leader proposes expiry (store.OpExpire with its clock) once a deadline
+// passes. A proposal that times out after it was proposed answers
+// ErrTimeout: its outcome is unknown.
+//
+// Today a member is a cluster of one: the peer transport, membership
+// changes and leadership transfer on shutdown come next. Local is a
+// non-durable, single-process Backend for tests of the HTTP layer.
 package server

@@ -1,0 +1,737 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
+)
+
+// Errors a Member answers with. httpapi reports them as code 300.
+var (
+	// ErrTimeout: the request was proposed but not applied in time; it may
+	// still be applied later (outcome unknown).
+	ErrTimeout = errors.New("request timed out; outcome unknown")
+	// ErrStopped: the member is stopping or stopped.
+	ErrStopped = errors.New("member stopped")
+)
+
+// MemberConfig configures a Member. Zero fields take the defaults noted.
+type MemberConfig struct {
+	// ID and ClusterID identify the member and its cluster (never 0).
+	ID, ClusterID uint64
+	// Voters are the initial voters of a new cluster (default: ID alone).
+	Voters []uint64
+	// DataDir holds the member's state (layout in docs/operations.md).
+	DataDir string
+	// WALDir moves the WAL out of DataDir (default DataDir/member/wal).
+	WALDir string
+	// HeartbeatInterval is the tick (default 100 ms); ElectionTicks the
+	// election timeout in ticks (default 10).
+	HeartbeatInterval time.Duration
+	ElectionTicks     int
+	// SnapshotCount: a Raft snapshot (and WAL purge) once the applied
+	// state covers this many entries more than the last one (default
+	// 100000, etcd's).
+	SnapshotCount uint64
+	// MaxWALs bounds the WAL segments kept (default 5; 0 keeps all).
+	MaxWALs *int
+	// EventHistory sizes the watch history (default store.DefaultEventHistory).
+	EventHistory int
+	// FlushInterval and FlushEntries bound a batch of applied state
+	// written to bbolt (defaults 100 ms and 1000 entries).
+	FlushInterval time.Duration
+	FlushEntries  int
+	// RequestTimeout bounds a proposal's wait (default 5 s + 2 election
+	// timeouts, as etcd).
+	RequestTimeout time.Duration
+	Logger         zerolog.Logger
+	// Now is the clock for proposals and expiry (default time.Now).
+	Now func() time.Time
+}
+
+func (c *MemberConfig) withDefaults() MemberConfig {
+	cc := *c
+	if len(cc.Voters) == 0 {
+		cc.Voters = []uint64{cc.ID}
+	}
+	if cc.WALDir == "" {
+		cc.WALDir = filepath.Join(cc.DataDir, "member", "wal")
+	}
+	if cc.HeartbeatInterval <= 0 {
+		cc.HeartbeatInterval = 100 * time.Millisecond
+	}
+	if cc.ElectionTicks <= 1 {
+		cc.ElectionTicks = 10
+	}
+	if cc.SnapshotCount == 0 {
+		cc.SnapshotCount = 100000
+	}
+	if cc.MaxWALs == nil {
+		five := 5
+		cc.MaxWALs = &five
+	}
+	if cc.EventHistory <= 0 {
+		cc.EventHistory = store.DefaultEventHistory
+	}
+	if cc.FlushInterval <= 0 {
+		cc.FlushInterval = 100 * time.Millisecond
+	}
+	if cc.FlushEntries <= 0 {
+		cc.FlushEntries = 1000
+	}
+	if cc.RequestTimeout <= 0 {
+		cc.RequestTimeout = 5*time.Second + 2*time.Duration(cc.ElectionTicks)*cc.HeartbeatInterval
+	}
+	if cc.Now == nil {
+		cc.Now = time.Now
+	}
+	return cc
+}
+
+// StatePath is the applied-state file in a data directory.
+func StatePath(dataDir string) string { return filepath.Join(dataDir, "member", "state.db") }
+
+type result struct {
+	ev  *store.Event
+	err error
+}
+
+type proposal struct {
+	id   uint64
+	data []byte
+}
+
+// Member is one Cairn member: it owns the consensus node and runs its loop
+// (tick, step, persist to the WAL, apply to the store, advance) on one
+// goroutine, mirrors applied state into bbolt in batches on another, and
+// serves the httpapi.Backend interface.
+type Member struct {
+	cfg   MemberConfig
+	log   zerolog.Logger
+	node  *consensus.Node
+	rs    *consensus.MemoryStorage
+	wal   *wal.WAL
+	db    *bolt.DB
+	store *store.Store
+
+	propc    chan proposal
+	readc    chan chan struct{}
+	persistc chan *store.Batch
+	flushedc chan uint64
+	stopc    chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	waitMu  sync.Mutex
+	waiters map[uint64]chan result
+	nextID  atomic.Uint64
+
+	// Run-loop state.
+	applied      uint64
+	appliedTerm  uint64
+	conf         consensus.ConfState
+	snapIndex    uint64
+	lastCapture  time.Time
+	reads        []chan struct{} // waiting for the next ReadIndex round
+	readRound    *readRound
+	readSeq      uint64
+	expiryID     uint64     // pending expiry proposal
+	held         []proposal // proposed while no leader was known
+	campaigned   bool
+	isLeader     bool
+	persisterErr chan error
+	persistDone  chan struct{}
+
+	committed atomic.Uint64
+	term      atomic.Uint64
+	lead      atomic.Uint64
+	failure   atomic.Pointer[error]
+}
+
+type readRound struct {
+	ctx     []byte
+	index   uint64 // 0 until the ReadState arrives
+	waiters []chan struct{}
+	ticks   int
+}
+
+// StartMember opens (or creates) the member's state in cfg.DataDir and
+// starts it. A new member bootstraps a cluster of cfg.Voters.
+func StartMember(c MemberConfig) (*Member, error) {
+	cfg := c.withDefaults()
+	if cfg.ID == 0 || cfg.ClusterID == 0 {
+		return nil, errors.New("server: member and cluster IDs must not be 0")
+	}
+	if err := os.MkdirAll(filepath.Dir(StatePath(cfg.DataDir)), 0o700); err != nil {
+		return nil, err
+	}
+	db, err := store.OpenDB(StatePath(cfg.DataDir))
+	if err != nil {
+		return nil, fmt.Errorf("server: applied state: %w", err)
+	}
+	m := &Member{cfg: cfg, log: cfg.Logger, db: db, rs: consensus.NewMemoryStorage(),
+		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
+		persistc: make(chan *store.Batch, 64), flushedc: make(chan uint64, 64),
+		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{},
+		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	m.nextID.Store(binary.BigEndian.Uint64(seed[:]))
+	if err := m.recover(); err != nil {
+		_ = db.Close()
+		if m.wal != nil {
+			_ = m.wal.Close()
+		}
+		return nil, err
+	}
+	node, err := consensus.NewNode(&consensus.Config{
+		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
+		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
+	})
+	if err != nil {
+		_ = db.Close()
+		_ = m.wal.Close()
+		return nil, err
+	}
+	m.node = node
+	m.lastCapture = cfg.Now()
+
+	go m.persister()
+	go m.run()
+	return m, nil
+}
+
+// recover loads the applied state from bbolt and the log from the WAL: the
+// applied state is the Raft snapshot; only WAL entries after it are read.
+func (m *Member) recover() error {
+	cfg := m.cfg
+	st, err := store.Open(m.db, cfg.EventHistory)
+	if err != nil {
+		return err
+	}
+	m.store = st
+	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
+	if !wal.Exist(cfg.WALDir, wal.Options{}) {
+		if st.RaftIndex() != 0 {
+			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())
+		}
+		w, err := wal.Create(cfg.WALDir, meta, wal.Options{})
+		if err != nil {
+			return err
+		}
+		m.wal = w
+		ents, hs := consensus.BootstrapEntries(cfg.Voters)
+		if err := w.Save(hs, ents); err != nil {
+			return err
+		}
+		if err := m.rs.Append(ents); err != nil {
+			return err
+		}
+		m.rs.SetHardState(hs)
+		m.log.Info().Str("data-dir", cfg.DataDir).Msg("bootstrapped a new cluster")
+		return nil
+	}
+	covered := st.RaftIndex()
+	w, c, err := wal.Open(cfg.WALDir, covered, wal.Options{})
+	if err != nil {
+		return err
+	}
+	m.wal = w
+	if string(c.Metadata) != string(meta) {
+		return fmt.Errorf("server: WAL in %s belongs to another member or cluster", cfg.WALDir)
+	}
+	if covered > 0 {
+		term, conf, err := decodeRaftMeta(st.RaftMeta())
+		if err != nil {
+			return err
+		}
+		snap := consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: covered, Term: term, ConfState: conf}}
+		if err := m.rs.ApplySnapshot(snap); err != nil {
+			return err
+		}
+		m.applied, m.appliedTerm, m.conf, m.snapIndex = covered, term, conf, covered
+	}
+	if err := m.rs.Append(c.Entries); err != nil {
+		return err
+	}
+	m.rs.SetHardState(c.HardState)
+	m.log.Info().Uint64("applied", covered).Int("wal-entries", len(c.Entries)).Msg("recovered")
+	return nil
+}
+
+// Store returns the member's store (for watches and tests).
+func (m *Member) Store() *store.Store { return m.store }
+
+// Done is closed when the member has stopped; Err says why, if it failed.
+func (m *Member) Done() <-chan struct{} { return m.done }
+
+// Err returns the failure that stopped the member, if any.
+func (m *Member) Err() error {
+	if p := m.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Stop stops the member: the loop ends, the applied state is flushed and
+// the files are closed.
+func (m *Member) Stop() error {
+	m.stopOnce.Do(func() { close(m.stopc) })
+	<-m.done
+	return m.Err()
+}
+
+// fail stops the member after an error it cannot continue from (a failed
+// fsync): nothing more is acknowledged.
+func (m *Member) fail(err error) {
+	if m.failure.CompareAndSwap(nil, &err) {
+		m.log.Error().Err(err).Msg("member failed; stopping")
+	}
+	m.stopOnce.Do(func() { close(m.stopc) })
+}
+
+func (m *Member) run() {
+	defer m.shutdown()
+	tick := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	expiry := time.NewTicker(SyncInterval)
+	defer expiry.Stop()
+	for {
+		select {
+		case <-m.stopc:
+			return
+		case <-tick.C:
+			m.node.Tick()
+			m.tickReads()
+		case <-expiry.C:
+			m.maybeExpire()
+		case p := <-m.propc:
+			m.propose(p)
+			// Everything that piled up during the last fsync goes into
+			// the next one (group commit).
+			for more := true; more; {
+				select {
+				case p := <-m.propc:
+					m.propose(p)
+				default:
+					more = false
+				}
+			}
+		case r := <-m.readc:
+			m.reads = append(m.reads, r)
+			m.startRead()
+		case idx := <-m.flushedc:
+			m.flushed(idx)
+		case err := <-m.persisterErr:
+			m.fail(err)
+			return
+		}
+		if !m.drain() {
+			return
+		}
+		m.campaignAlone()
+		m.maybeCapture(false)
+	}
+}
+
+func (m *Member) propose(p proposal) {
+	err := m.node.Propose(p.data)
+	if errors.Is(err, consensus.ErrNoLeader) {
+		// Hold it until a leader is known; the caller's timeout bounds
+		// the wait.
+		m.held = append(m.held, p)
+		return
+	}
+	if err != nil {
+		m.trigger(p.id, result{err: err})
+	}
+}
+
+// releaseHeld proposes what waited for a leader.
+func (m *Member) releaseHeld() {
+	held := m.held
+	m.held = nil
+	for _, p := range held {
+		m.waitMu.Lock()
+		_, waiting := m.waiters[p.id]
+		m.waitMu.Unlock()
+		if waiting {
+			m.propose(p)
+		}
+	}
+}
+
+// drain carries out every Ready: persist, send, apply, advance.
+func (m *Member) drain() bool {
+	for m.node.HasReady() {
+		rd := m.node.Ready()
+		if rd.SoftState != nil {
+			m.lead.Store(rd.SoftState.Lead)
+			leader := rd.SoftState.State == consensus.StateLeader
+			if leader != m.isLeader {
+				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
+			}
+			m.isLeader = leader
+			if rd.SoftState.Lead != 0 {
+				defer m.releaseHeld()
+			}
+		}
+		// A single member has no peers to send to; Messages would go to
+		// the transport here.
+		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
+			m.fail(err)
+			return false
+		}
+		if err := m.rs.Append(rd.Entries); err != nil {
+			m.fail(err)
+			return false
+		}
+		if !rd.HardState.IsEmpty() {
+			m.rs.SetHardState(rd.HardState)
+			m.committed.Store(rd.HardState.Commit)
+			m.term.Store(rd.HardState.Term)
+		}
+		for _, e := range rd.CommittedEntries {
+			m.apply(e)
+		}
+		for _, rs := range rd.ReadStates {
+			m.readState(rs)
+		}
+		m.node.Advance(rd)
+		m.releaseReads()
+	}
+	return true
+}
+
+// campaignAlone: a lone voter need not wait out an election timeout to
+// lead; it campaigns as soon as it knows it is alone (once per start).
+func (m *Member) campaignAlone() {
+	if m.campaigned || m.lead.Load() != 0 || len(m.conf.Voters) != 1 || m.conf.Voters[0] != m.cfg.ID {
+		return
+	}
+	m.campaigned = true
+	_ = m.node.Campaign()
+	m.drain()
+}
+
+// Entry data: version 1, the request ID (8 bytes), the encoded request.
+func encodeProposal(id uint64, r *store.Request) []byte {
+	b := make([]byte, 9, 64+len(r.Path)+len(r.Value)+len(r.PrevValue))
+	b[0] = 1
+	binary.BigEndian.PutUint64(b[1:], id)
+	return r.Marshal(b)
+}
+
+func (m *Member) apply(e consensus.Entry) {
+	m.applied, m.appliedTerm = e.Index, e.Term
+	switch {
+	case e.Type == consensus.EntryConfChange:
+		var cc consensus.ConfChange
+		if err := cc.Unmarshal(e.Data); err != nil {
+			m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
+			return
+		}
+		m.conf = m.node.ApplyConfChange(cc)
+		m.store.MarkApplied(e.Index)
+	case len(e.Data) == 0:
+		m.store.MarkApplied(e.Index)
+	default:
+		if len(e.Data) < 9 || e.Data[0] != 1 {
+			m.fail(fmt.Errorf("server: entry %d: unknown proposal encoding", e.Index))
+			return
+		}
+		id := binary.BigEndian.Uint64(e.Data[1:9])
+		var r store.Request
+		if err := r.Unmarshal(e.Data[9:]); err != nil {
+			m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
+			return
+		}
+		ev, err := m.store.Apply(e.Index, &r)
+		if id == m.expiryID {
+			m.expiryID = 0
+		}
+		m.trigger(id, result{ev: ev, err: err})
+	}
+}
+
+func (m *Member) register(id uint64) chan result {
+	ch := make(chan result, 1)
+	m.waitMu.Lock()
+	m.waiters[id] = ch
+	m.waitMu.Unlock()
+	return ch
+}
+
+func (m *Member) trigger(id uint64, r result) {
+	m.waitMu.Lock()
+	ch, ok := m.waiters[id]
+	delete(m.waiters, id)
+	m.waitMu.Unlock()
+	if ok {
+		ch <- r
+	}
+}
+
+// Do proposes r and waits for it to be applied.
+func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
+	if r.Time == 0 {
+		r.Time = m.cfg.Now().UnixNano()
+	}
+	id := m.nextID.Add(1)
+	ch := m.register(id)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case m.propc <- proposal{id: id, data: encodeProposal(id, r)}:
+	case <-ctx.Done():
+		m.trigger(id, result{})
+		return nil, ctx.Err()
+	case <-m.stopc:
+		return nil, ErrStopped
+	}
+	select {
+	case res := <-ch:
+		return res.ev, res.err
+	case <-ctx.Done():
+		m.trigger(id, result{})
+		return nil, ErrTimeout
+	case <-m.stopc:
+		return nil, ErrStopped
+	}
+}
+
+// Get reads p; unless serializable, only after a ReadIndex round shows the
+// local state is current (linearizable). Concurrent reads share a round.
+func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error) {
+	if !serializable {
+		done := make(chan struct{})
+		ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+		defer cancel()
+		select {
+		case m.readc <- done:
+		case <-ctx.Done():
+			return nil, ErrTimeout
+		case <-m.stopc:
+			return nil, ErrStopped
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ErrTimeout
+		case <-m.stopc:
+			return nil, ErrStopped
+		}
+	}
+	return m.store.Get(p, recursive)
+}
+
+// startRead begins a ReadIndex round for the waiting reads, unless one is
+// already running.
+func (m *Member) startRead() {
+	if m.readRound != nil || len(m.reads) == 0 {
+		return
+	}
+	m.readSeq++
+	ctx := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, m.cfg.ID), m.readSeq)
+	m.readRound = &readRound{ctx: ctx, waiters: m.reads}
+	m.reads = nil
+	_ = m.node.ReadIndex(ctx)
+}
+
+func (m *Member) readState(rs consensus.ReadState) {
+	if m.readRound != nil && string(rs.RequestCtx) == string(m.readRound.ctx) {
+		m.readRound.index = rs.Index
+	}
+}
+
+// releaseReads answers a round once its read index is applied.
+func (m *Member) releaseReads() {
+	r := m.readRound
+	if r == nil || r.index == 0 || m.applied < r.index {
+		return
+	}
+	for _, w := range r.waiters {
+		close(w)
+	}
+	m.readRound = nil
+	m.startRead()
+}
+
+// tickReads re-asks a round whose answer did not come within an election
+// timeout (the request or its answer was lost, or leadership moved).
+func (m *Member) tickReads() {
+	if r := m.readRound; r != nil && r.index == 0 {
+		r.ticks++
+		if r.ticks > m.cfg.ElectionTicks {
+			m.reads = append(r.waiters, m.reads...)
+			m.readRound = nil
+			m.startRead()
+		}
+	}
+}
+
+// maybeExpire: the leader proposes an expiry, carrying its clock, once a
+// deadline has passed; every member then expires the same keys at the
+// same index.
+func (m *Member) maybeExpire() {
+	if !m.isLeader || m.expiryID != 0 {
+		return
+	}
+	now := m.cfg.Now().UnixNano()
+	if d, ok := m.store.NextDeadline(); !ok || d > now {
+		return
+	}
+	m.expiryID = m.nextID.Add(1)
+	if err := m.node.Propose(encodeProposal(m.expiryID, &store.Request{Op: store.OpExpire, Path: "/", Time: now})); err != nil {
+		m.expiryID = 0
+	}
+}
+
+// maybeCapture hands a batch of applied state to the persister once the
+// batch is big or old enough.
+func (m *Member) maybeCapture(force bool) {
+	n := m.store.Pending()
+	if n == 0 || (!force && n < m.cfg.FlushEntries && m.cfg.Now().Sub(m.lastCapture) < m.cfg.FlushInterval) {
+		return
+	}
+	m.lastCapture = m.cfg.Now()
+	m.persistc <- m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf))
+}
+
+// persister writes captured batches to bbolt, in order.
+func (m *Member) persister() {
+	defer close(m.persistDone)
+	for b := range m.persistc {
+		if err := b.Write(); err != nil {
+			m.persisterErr <- fmt.Errorf("server: writing applied state: %w", err)
+			return
+		}
+		select {
+		case m.flushedc <- b.RaftIndex():
+		default:
+		}
+	}
+}
+
+// flushed runs once bbolt covers index: past SnapshotCount entries since
+// the last snapshot, take a Raft snapshot there and purge the WAL.
+func (m *Member) flushed(index uint64) {
+	if index < m.snapIndex+m.cfg.SnapshotCount {
+		return
+	}
+	conf := m.conf
+	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err != nil {
+		return
+	}
+	// Keep some entries for followers that are only a little behind.
+	const catchUp = 5000
+	if index > catchUp {
+		_ = m.rs.Compact(index - catchUp)
+	}
+	term, _ := m.rs.Term(index)
+	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term, ConfState: conf}); err != nil {
+		m.fail(err)
+		return
+	}
+	if removed, err := m.wal.Purge(index, *m.cfg.MaxWALs); err == nil && len(removed) > 0 {
+		m.log.Info().Strs("removed", removed).Msg("purged WAL segments")
+	}
+	m.snapIndex = index
+	m.log.Info().Uint64("index", index).Msg("snapshot taken")
+}
+
+func (m *Member) shutdown() {
+	defer close(m.done)
+	if m.Err() == nil {
+		m.maybeCapture(true)
+	}
+	close(m.persistc)
+	<-m.persistDone // every captured batch is written (or the writer failed)
+	var errs []error
+	m.waitMu.Lock()
+	for id, ch := range m.waiters {
+		ch <- result{err: ErrStopped}
+		delete(m.waiters, id)
+	}
+	m.waitMu.Unlock()
+	errs = append(errs, m.wal.Close(), m.db.Close())
+	if err := errors.Join(errs...); err != nil && m.Err() == nil {
+		m.log.Error().Err(err).Msg("closing")
+	}
+}
+
+// Watch registers a watcher on the store.
+func (m *Member) Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error) {
+	return m.store.Watch(p, recursive, stream, since)
+}
+
+// Status reports the figures for response headers.
+func (m *Member) Status() Status {
+	return Status{ClusterID: m.cfg.ClusterID, RaftIndex: m.committed.Load(), Term: m.term.Load()}
+}
+
+func encodeWALMeta(id, cluster uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{1}, id), cluster)
+}
+
+// Raft metadata stored with the applied state: version 1, the term of the
+// last applied entry, the voters and learners.
+func encodeRaftMeta(term uint64, cs consensus.ConfState) []byte {
+	b := binary.AppendUvarint([]byte{1}, term)
+	for _, ids := range [][]uint64{cs.Voters, cs.Learners} {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
+	return b
+}
+
+func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, error) {
+	var cs consensus.ConfState
+	bad := fmt.Errorf("server: applied state has bad Raft metadata %x", b)
+	if len(b) < 1 || b[0] != 1 {
+		return 0, cs, bad
+	}
+	b = b[1:]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	term, ok := next()
+	if !ok {
+		return 0, cs, bad
+	}
+	for _, dst := range []*[]uint64{&cs.Voters, &cs.Learners} {
+		n, ok := next()
+		if !ok || n > uint64(len(b)) {
+			return 0, cs, bad
+		}
+		for range n {
+			id, ok := next()
+			if !ok {
+				return 0, cs, bad
+			}
+			*dst = append(*dst, id)
+		}
+	}
+	return term, cs, nil
+}
