@@ -60,3 +60,40 @@ func BootstrapEntries(voters []uint64) ([]Entry, HardState) {
 	}
 	return ents, HardState{Term: 1, Commit: uint64(len(voters))}
 }
+
+// AppendConfState appends cs's encoding to b: the voter count and IDs,
+// then the learner count and IDs, as uvarints.
+func AppendConfState(b []byte, cs ConfState) []byte {
+	for _, ids := range [][]uint64{cs.Voters, cs.Learners} {
+		b = binary.AppendUvarint(b, uint64(len(ids)))
+		for _, id := range ids {
+			b = binary.AppendUvarint(b, id)
+		}
+	}
+	return b
+}
+
+// ErrBadConfState is wrapped by every ConfState decoding failure.
+var ErrBadConfState = errors.New("bad membership encoding")
+
+// DecodeConfState decodes what AppendConfState wrote at the start of b and
+// returns the bytes after it.
+func DecodeConfState(b []byte) (ConfState, []byte, error) {
+	var cs ConfState
+	for _, dst := range []*[]uint64{&cs.Voters, &cs.Learners} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return ConfState{}, nil, fmt.Errorf("%w: member count", ErrBadConfState)
+		}
+		b = b[k:]
+		for range n {
+			id, k := binary.Uvarint(b)
+			if k <= 0 {
+				return ConfState{}, nil, fmt.Errorf("%w: member ID", ErrBadConfState)
+			}
+			b = b[k:]
+			*dst = append(*dst, id)
+		}
+	}
+	return cs, b, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"math"
 	"reflect"
 	"testing"
@@ -163,4 +164,19 @@ func FuzzConfChangeUnmarshal(f *testing.F) {
 			t.Fatalf("round trip of %+v: %+v, %v", cc, again, err)
 		}
 	})
+}
+
+func TestConfStateEncoding(t *testing.T) {
+	for _, cs := range []ConfState{{}, {Voters: []uint64{1}}, {Voters: []uint64{1, 2, 300000}, Learners: []uint64{7}}} {
+		b := AppendConfState([]byte{9}, cs)
+		got, rest, err := DecodeConfState(append(b[1:], 0xaa))
+		if err != nil || !slices.Equal(got.Voters, cs.Voters) || !slices.Equal(got.Learners, cs.Learners) || len(rest) != 1 || rest[0] != 0xaa {
+			t.Fatalf("%+v: decoded %+v, rest %x, %v", cs, got, rest, err)
+		}
+	}
+	for _, b := range [][]byte{nil, {1}, {5, 1, 2}, {0, 200}, {0xff}} {
+		if _, _, err := DecodeConfState(b); !errors.Is(err, ErrBadConfState) {
+			t.Fatalf("DecodeConfState(%x) = %v, want ErrBadConfState", b, err)
+		}
+	}
 }

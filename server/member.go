@@ -691,47 +691,21 @@ func encodeWALMeta(id, cluster uint64) []byte {
 // Raft metadata stored with the applied state: version 1, the term of the
 // last applied entry, the voters and learners.
 func encodeRaftMeta(term uint64, cs consensus.ConfState) []byte {
-	b := binary.AppendUvarint([]byte{1}, term)
-	for _, ids := range [][]uint64{cs.Voters, cs.Learners} {
-		b = binary.AppendUvarint(b, uint64(len(ids)))
-		for _, id := range ids {
-			b = binary.AppendUvarint(b, id)
-		}
-	}
-	return b
+	return consensus.AppendConfState(binary.AppendUvarint([]byte{1}, term), cs)
 }
 
 func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, error) {
-	var cs consensus.ConfState
 	bad := fmt.Errorf("server: applied state has bad Raft metadata %x", b)
 	if len(b) < 1 || b[0] != 1 {
-		return 0, cs, bad
+		return 0, consensus.ConfState{}, bad
 	}
-	b = b[1:]
-	next := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
+	term, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return 0, consensus.ConfState{}, bad
 	}
-	term, ok := next()
-	if !ok {
-		return 0, cs, bad
-	}
-	for _, dst := range []*[]uint64{&cs.Voters, &cs.Learners} {
-		n, ok := next()
-		if !ok || n > uint64(len(b)) {
-			return 0, cs, bad
-		}
-		for range n {
-			id, ok := next()
-			if !ok {
-				return 0, cs, bad
-			}
-			*dst = append(*dst, id)
-		}
+	cs, rest, err := consensus.DecodeConfState(b[1+n:])
+	if err != nil || len(rest) != 0 {
+		return 0, consensus.ConfState{}, bad
 	}
 	return term, cs, nil
 }

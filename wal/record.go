@@ -145,13 +145,7 @@ func decodeHardState(b []byte) (consensus.HardState, error) {
 func encodeSnapshot(s SnapshotMarker) []byte {
 	b := binary.AppendUvarint(nil, s.Index)
 	b = binary.AppendUvarint(b, s.Term)
-	for _, ids := range [][]uint64{s.ConfState.Voters, s.ConfState.Learners} {
-		b = binary.AppendUvarint(b, uint64(len(ids)))
-		for _, id := range ids {
-			b = binary.AppendUvarint(b, id)
-		}
-	}
-	return b
+	return consensus.AppendConfState(b, s.ConfState)
 }
 
 // DecodeSnapshotMarker decodes a snapshot marker record's data.
@@ -172,19 +166,11 @@ func DecodeSnapshotMarker(b []byte) (SnapshotMarker, error) {
 	if s.Term, ok = next(); !ok {
 		return s, fmt.Errorf("%w: snapshot term", ErrCorrupt)
 	}
-	for _, dst := range []*[]uint64{&s.ConfState.Voters, &s.ConfState.Learners} {
-		n, ok := next()
-		if !ok || n > uint64(len(b)) {
-			return s, fmt.Errorf("%w: snapshot membership", ErrCorrupt)
-		}
-		for range n {
-			id, ok := next()
-			if !ok {
-				return s, fmt.Errorf("%w: snapshot member", ErrCorrupt)
-			}
-			*dst = append(*dst, id)
-		}
+	cs, rest, err := consensus.DecodeConfState(b)
+	if err != nil {
+		return s, fmt.Errorf("%w: snapshot membership: %v", ErrCorrupt, err)
 	}
+	s.ConfState, b = cs, rest
 	if len(b) != 0 {
 		return s, fmt.Errorf("%w: snapshot marker has %d trailing bytes", ErrCorrupt, len(b))
 	}
