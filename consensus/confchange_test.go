@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"slices"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 )
 
