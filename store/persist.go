@@ -292,12 +292,14 @@ func sortedKeys(m map[string]struct{}) []string {
 	return out
 }
 
-// WriteSnapshot flushes, then streams a consistent copy of the applied
-// state file to w (from one read transaction; apply goes on). It returns
-// the Raft index the copy covers.
+// WriteSnapshot streams a consistent copy of the applied-state file, as of
+// the last batch written, to w (from one read transaction; apply and
+// writes go on). It returns the Raft index the copy covers. It does not
+// flush: batches must be written in capture order, so the owner of the
+// store (the member's persister) covers what the caller needs first.
 func (s *Store) WriteSnapshot(w io.Writer) (raftIndex uint64, n int64, err error) {
-	if err := s.Flush(); err != nil {
-		return 0, 0, err
+	if s.disk == nil {
+		return 0, 0, errors.New("store: not persisted")
 	}
 	err = s.disk.db.View(func(tx *bolt.Tx) error {
 		raftIndex = getU64(tx.Bucket(bucketMeta), metaRaft)

@@ -155,6 +155,9 @@ func TestSnapshotInstall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var buf bytes.Buffer
 	raft, n, err := s.WriteSnapshot(&buf)
 	if err != nil || raft != 50 || n != int64(buf.Len()) {

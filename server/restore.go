@@ -1,0 +1,45 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
+)
+
+// Restore builds a fresh data directory for cfg (its member ID, cluster ID
+// and voters: a new cluster identity and membership) from a backup taken
+// with store.WriteSnapshot. The backup becomes the applied state, at the
+// Raft index it covers; the WAL starts with a hard state and a snapshot
+// marker there, in term 1. Starting the member afterwards serves the
+// backup's keys and history. The data directory must not hold a member.
+func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
+	cfg := c.withDefaults()
+	if cfg.ID == 0 || cfg.ClusterID == 0 {
+		return store.FileStatus{}, errors.New("server: member and cluster IDs must not be 0")
+	}
+	if wal.Exist(cfg.WALDir, wal.Options{}) {
+		return store.FileStatus{}, fmt.Errorf("server: restore: %s already holds a WAL", cfg.WALDir)
+	}
+	if err := os.MkdirAll(filepath.Dir(StatePath(cfg.DataDir)), 0o700); err != nil {
+		return store.FileStatus{}, err
+	}
+	conf := consensus.ConfState{Voters: append([]uint64(nil), cfg.Voters...)}
+	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf))
+	if err != nil {
+		return st, err
+	}
+	w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID), wal.Options{})
+	if err != nil {
+		return st, err
+	}
+	err = errors.Join(
+		w.Save(consensus.HardState{Term: 1, Commit: st.RaftIndex}, nil),
+		w.SaveSnapshot(wal.SnapshotMarker{Index: st.RaftIndex, Term: 1, ConfState: conf}),
+	)
+	return st, errors.Join(err, w.Close())
+}
