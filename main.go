@@ -64,6 +64,7 @@ func run(args []string) error {
 	history := fs.Int("event-history", store.DefaultEventHistory, "events kept for waitIndex watches")
 	snapCount := fs.Uint64("snapshot-count", 100000, "applied entries between Raft snapshots (WAL purges)")
 	maxWALs := fs.Int("max-wals", 5, "WAL segments to keep (0 is unlimited)")
+	maxSnaps := fs.Int("max-snapshots", 5, "accepted for etcd compatibility: a member keeps one snapshot, its applied-state file")
 	heartbeat := fs.Int("heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
 	election := fs.Int("election-timeout", 1000, "time (in milliseconds) for an election to timeout")
 	if err := fs.Parse(args); err != nil {
@@ -78,6 +79,8 @@ func run(args []string) error {
 		return fmt.Errorf("--election-timeout (%d) must be at least twice --heartbeat-interval (%d)", *election, *heartbeat)
 	case *maxWALs < 0:
 		return fmt.Errorf("--max-wals must not be negative, got %d", *maxWALs)
+	case *maxSnaps < 0:
+		return fmt.Errorf("--max-snapshots must not be negative, got %d", *maxSnaps)
 	}
 	u, err := url.Parse(*listen)
 	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(*listen, ",") {

@@ -59,6 +59,8 @@ type MemberConfig struct {
 	// timeouts, as etcd).
 	RequestTimeout time.Duration
 	Logger         zerolog.Logger
+	// WALFS is the WAL's file system (wal.OS when nil); tests inject faults.
+	WALFS wal.FS
 	// Now is the clock for proposals and expiry (default time.Now).
 	Now func() time.Time
 }
@@ -225,11 +227,12 @@ func (m *Member) recover() error {
 	}
 	m.store = st
 	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
-	if !wal.Exist(cfg.WALDir, wal.Options{}) {
+	wopts := wal.Options{FS: cfg.WALFS}
+	if !wal.Exist(cfg.WALDir, wopts) {
 		if st.RaftIndex() != 0 {
 			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())
 		}
-		w, err := wal.Create(cfg.WALDir, meta, wal.Options{})
+		w, err := wal.Create(cfg.WALDir, meta, wopts)
 		if err != nil {
 			return err
 		}
@@ -246,7 +249,7 @@ func (m *Member) recover() error {
 		return nil
 	}
 	covered := st.RaftIndex()
-	w, c, err := wal.Open(cfg.WALDir, covered, wal.Options{})
+	w, c, err := wal.Open(cfg.WALDir, covered, wopts)
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 func testConfig(dir string) MemberConfig {
@@ -169,5 +172,79 @@ func TestMemberRefusesForeignWAL(t *testing.T) {
 	cfg.ID = 2
 	if _, err := StartMember(cfg); err == nil {
 		t.Fatal("member 2 started on member 1's data directory")
+	}
+}
+
+// failingFS fails every fsync after the first n.
+type failingFS struct {
+	wal.FS
+	left *atomic.Int64
+}
+
+func (f failingFS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return failingFile{File: file, left: f.left}, nil
+}
+
+type failingFile struct {
+	wal.File
+	left *atomic.Int64
+}
+
+func (f failingFile) Sync() error {
+	if f.left.Add(-1) < 0 {
+		return errors.New("injected fsync failure")
+	}
+	return f.File.Sync()
+}
+
+// A failed WAL fsync stops the member: the write that needed it is not
+// acknowledged, nothing after it is, and every write acknowledged before
+// it is there after a restart.
+func TestMemberStopsOnFsyncFailure(t *testing.T) {
+	for _, okSyncs := range []int64{6, 9, 15} {
+		t.Run(fmt.Sprint(okSyncs), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			left := &atomic.Int64{}
+			left.Store(okSyncs)
+			cfg.WALFS = failingFS{FS: wal.OS, left: left}
+			m := startMember(t, cfg)
+			var acked []string
+			var failed error
+			for i := range 50 {
+				k := fmt.Sprintf("/k%d", i)
+				if _, err := m.Do(context.Background(), &store.Request{Op: store.OpSet, Path: k, Value: "v"}); err != nil {
+					failed = err
+					break
+				}
+				acked = append(acked, k)
+			}
+			if failed == nil {
+				t.Fatal("no write failed although fsyncs did")
+			}
+			select {
+			case <-m.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("member still running after a failed fsync")
+			}
+			if !errors.Is(m.Err(), wal.ErrFailed) {
+				t.Fatalf("member error %v, want wal.ErrFailed", m.Err())
+			}
+			if _, err := m.Do(context.Background(), &store.Request{Op: store.OpSet, Path: "/late", Value: "v"}); err == nil {
+				t.Fatal("a write was acknowledged after the failure")
+			}
+			cfg.WALFS = nil
+			r := startMember(t, cfg)
+			defer r.Stop()
+			for _, k := range acked {
+				if got := get(t, r, k); got != "v" {
+					t.Fatalf("acknowledged %s lost after the fsync failure (%q)", k, got)
+				}
+			}
+		})
 	}
 }

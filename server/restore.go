@@ -22,7 +22,7 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 	if cfg.ID == 0 || cfg.ClusterID == 0 {
 		return store.FileStatus{}, errors.New("server: member and cluster IDs must not be 0")
 	}
-	if wal.Exist(cfg.WALDir, wal.Options{}) {
+	if wal.Exist(cfg.WALDir, wal.Options{FS: cfg.WALFS}) {
 		return store.FileStatus{}, fmt.Errorf("server: restore: %s already holds a WAL", cfg.WALDir)
 	}
 	if err := os.MkdirAll(filepath.Dir(StatePath(cfg.DataDir)), 0o700); err != nil {
@@ -33,7 +33,7 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID), wal.Options{})
+	w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID), wal.Options{FS: cfg.WALFS})
 	if err != nil {
 		return st, err
 	}
