@@ -82,13 +82,13 @@ func DecodeConfState(b []byte) (ConfState, []byte, error) {
 	var cs ConfState
 	for _, dst := range []*[]uint64{&cs.Voters, &cs.Learners} {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
+		if k <= 0 || k != len(binary.AppendUvarint(nil, n)) || n > uint64(len(b)-k) {
 			return ConfState{}, nil, fmt.Errorf("%w: member count", ErrBadConfState)
 		}
 		b = b[k:]
 		for range n {
 			id, k := binary.Uvarint(b)
-			if k <= 0 {
+			if k <= 0 || k != len(binary.AppendUvarint(nil, id)) {
 				return ConfState{}, nil, fmt.Errorf("%w: member ID", ErrBadConfState)
 			}
 			b = b[k:]

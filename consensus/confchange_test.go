@@ -180,3 +180,11 @@ func TestConfStateEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestConfStateRejectsOverlongVarints(t *testing.T) {
+	for _, b := range [][]byte{{0x80, 0x00, 0x00}, {0x01, 0x81, 0x00, 0x00}} {
+		if _, _, err := DecodeConfState(b); !errors.Is(err, ErrBadConfState) {
+			t.Fatalf("DecodeConfState(%x) = %v, want ErrBadConfState", b, err)
+		}
+	}
+}

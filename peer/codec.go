@@ -1,0 +1,192 @@
+package peer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cairnkv/cairn/consensus"
+)
+
+// ErrBadMessage is wrapped by every message decoding failure.
+var ErrBadMessage = errors.New("peer: bad message encoding")
+
+// maxField bounds one decoded length (entry data, context, snapshot data).
+const maxField = 256 << 20
+
+const codecV1 = 1
+
+// Message encoding, version 1:
+//
+//	version byte, type byte, flags byte (1 reject, 2 snapshot)
+//	uvarints: to, from, term, logTerm, index, commit, rejectHint
+//	context: uvarint length + bytes
+//	entries: uvarint count, each: uvarint term, uvarint index, type byte,
+//	         uvarint length + data
+//	snapshot (flag 2): uvarint index, uvarint term, membership
+//	         (consensus.AppendConfState), uvarint length + data
+func appendMessage(b []byte, m *consensus.Message) []byte {
+	var flags byte
+	if m.Reject {
+		flags |= 1
+	}
+	if m.Snapshot != nil {
+		flags |= 2
+	}
+	b = append(b, codecV1, byte(m.Type), flags)
+	for _, v := range [...]uint64{m.To, m.From, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint} {
+		b = binary.AppendUvarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(m.Context)))
+	b = append(b, m.Context...)
+	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
+	for _, e := range m.Entries {
+		b = binary.AppendUvarint(b, e.Term)
+		b = binary.AppendUvarint(b, e.Index)
+		b = append(b, byte(e.Type))
+		b = binary.AppendUvarint(b, uint64(len(e.Data)))
+		b = append(b, e.Data...)
+	}
+	if s := m.Snapshot; s != nil {
+		b = binary.AppendUvarint(b, s.Meta.Index)
+		b = binary.AppendUvarint(b, s.Meta.Term)
+		b = consensus.AppendConfState(b, s.Meta.ConfState)
+		b = binary.AppendUvarint(b, uint64(len(s.Data)))
+		b = append(b, s.Data...)
+	}
+	return b
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
+		r.err = fmt.Errorf("%w: bad uvarint", ErrBadMessage)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > maxField || n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: field of %d bytes, %d left", ErrBadMessage, n, len(r.b))
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := append([]byte(nil), r.b[:n]...)
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = fmt.Errorf("%w: short", ErrBadMessage)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// decodeMessage decodes exactly one message from b, validating what the
+// core relies on: a known version, a message type that may cross the
+// network, known flags and entry types, and no trailing bytes.
+func decodeMessage(b []byte) (consensus.Message, error) {
+	var m consensus.Message
+	r := &reader{b: b}
+	if v := r.byte(); r.err == nil && v != codecV1 {
+		return m, fmt.Errorf("%w: version %d", ErrBadMessage, v)
+	}
+	m.Type = consensus.MessageType(r.byte())
+	flags := r.byte()
+	if r.err != nil {
+		return m, r.err
+	}
+	if m.Type == 0 || m.Type > consensus.MsgSnapStatus || m.Type.IsLocal() {
+		return m, fmt.Errorf("%w: message type %d", ErrBadMessage, m.Type)
+	}
+	if flags&^3 != 0 {
+		return m, fmt.Errorf("%w: flags %#x", ErrBadMessage, flags)
+	}
+	m.Reject = flags&1 != 0
+	for _, p := range []*uint64{&m.To, &m.From, &m.Term, &m.LogTerm, &m.Index, &m.Commit, &m.RejectHint} {
+		*p = r.uvarint()
+	}
+	m.Context = r.bytes()
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%w: %d entries in %d bytes", ErrBadMessage, n, len(r.b))
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		e := consensus.Entry{Term: r.uvarint(), Index: r.uvarint(), Type: consensus.EntryType(r.byte())}
+		if e.Type != consensus.EntryNormal && e.Type != consensus.EntryConfChange {
+			r.err = fmt.Errorf("%w: entry type %d", ErrBadMessage, e.Type)
+		}
+		e.Data = r.bytes()
+		m.Entries = append(m.Entries, e)
+	}
+	if flags&2 != 0 && r.err == nil {
+		s := &consensus.Snapshot{}
+		s.Meta.Index = r.uvarint()
+		s.Meta.Term = r.uvarint()
+		if r.err == nil {
+			cs, rest, err := consensus.DecodeConfState(r.b)
+			if err != nil {
+				r.err = fmt.Errorf("%w: %v", ErrBadMessage, err)
+			}
+			s.Meta.ConfState, r.b = cs, rest
+		}
+		s.Data = r.bytes()
+		m.Snapshot = s
+	}
+	if r.err != nil {
+		return consensus.Message{}, r.err
+	}
+	if len(r.b) != 0 {
+		return consensus.Message{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMessage, len(r.b))
+	}
+	return m, nil
+}
+
+// appendFrame appends one length-prefixed message (the body of a POST to
+// /raft is a sequence of frames).
+func appendFrame(b []byte, m *consensus.Message) []byte {
+	body := appendMessage(nil, m)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
+}
+
+// decodeFrames decodes a sequence of frames.
+func decodeFrames(b []byte) ([]consensus.Message, error) {
+	var out []consensus.Message
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return out, fmt.Errorf("%w: frame length", ErrBadMessage)
+		}
+		m, err := decodeMessage(b[k : k+int(n)])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+		b = b[k+int(n):]
+	}
+	return out, nil
+}
