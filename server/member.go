@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/peer"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
 )
@@ -35,6 +37,9 @@ type MemberConfig struct {
 	ID, ClusterID uint64
 	// Voters are the initial voters of a new cluster (default: ID alone).
 	Voters []uint64
+	// Peers maps every other member's ID to its peer URL; empty for a
+	// cluster of one.
+	Peers map[uint64]string
 	// DataDir holds the member's state (layout in docs/operations.md).
 	DataDir string
 	// WALDir moves the WAL out of DataDir (default DataDir/member/wal).
@@ -130,13 +135,16 @@ type Member struct {
 	db    *bolt.DB
 	store *store.Store
 
-	propc    chan proposal
-	readc    chan chan struct{}
-	persistc chan *store.Batch
-	flushedc chan uint64
-	stopc    chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	propc     chan proposal
+	readc     chan chan struct{}
+	recvc     chan consensus.Message
+	reportc   chan report
+	transport *peer.Transport
+	persistc  chan *store.Batch
+	flushedc  chan uint64
+	stopc     chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
 
 	waitMu  sync.Mutex
 	waiters map[uint64]chan result
@@ -164,6 +172,12 @@ type Member struct {
 	failure   atomic.Pointer[error]
 }
 
+// report is the transport's word about a peer.
+type report struct {
+	id       uint64
+	snapshot bool // a snapshot failed (else: unreachable)
+}
+
 type readRound struct {
 	ctx     []byte
 	index   uint64 // 0 until the ReadState arrives
@@ -188,6 +202,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	m := &Member{cfg: cfg, log: cfg.Logger, db: db, rs: consensus.NewMemoryStorage(),
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
 		persistc: make(chan *store.Batch, 64), flushedc: make(chan uint64, 64),
+		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	var seed [8]byte
@@ -211,6 +226,14 @@ func StartMember(c MemberConfig) (*Member, error) {
 	}
 	m.node = node
 	m.lastCapture = cfg.Now()
+	if len(cfg.Peers) > 0 {
+		m.transport = peer.New(peer.Config{
+			ID: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers, Logger: cfg.Logger,
+			Receive:        m.receive,
+			Unreachable:    func(id uint64) { m.tellReport(report{id: id}) },
+			SnapshotFailed: func(id uint64) { m.tellReport(report{id: id, snapshot: true}) },
+		})
+	}
 
 	go m.persister()
 	go m.run()
@@ -337,6 +360,22 @@ func (m *Member) run() {
 		case r := <-m.readc:
 			m.reads = append(m.reads, r)
 			m.startRead()
+		case msg := <-m.recvc:
+			_ = m.node.Step(msg)
+			for more := true; more; {
+				select {
+				case msg := <-m.recvc:
+					_ = m.node.Step(msg)
+				default:
+					more = false
+				}
+			}
+		case r := <-m.reportc:
+			if r.snapshot {
+				m.node.ReportSnapshot(r.id, true)
+			} else {
+				m.node.ReportUnreachable(r.id)
+			}
 		case idx := <-m.flushedc:
 			m.flushed(idx)
 		case err := <-m.persisterErr:
@@ -393,8 +432,9 @@ func (m *Member) drain() bool {
 				defer m.releaseHeld()
 			}
 		}
-		// A single member has no peers to send to; Messages would go to
-		// the transport here.
+		// Messages that promise nothing go out while we write; the rest
+		// only once what they promise is on disk.
+		m.send(rd.Messages)
 		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
 			m.fail(err)
 			return false
@@ -408,6 +448,7 @@ func (m *Member) drain() bool {
 			m.committed.Store(rd.HardState.Commit)
 			m.term.Store(rd.HardState.Term)
 		}
+		m.send(rd.MessagesAfterPersist)
 		for _, e := range rd.CommittedEntries {
 			m.apply(e)
 		}
@@ -429,6 +470,36 @@ func (m *Member) campaignAlone() {
 	m.campaigned = true
 	_ = m.node.Campaign()
 	m.drain()
+}
+
+func (m *Member) send(msgs []consensus.Message) {
+	if m.transport != nil && len(msgs) > 0 {
+		m.transport.Send(msgs)
+	}
+}
+
+// receive takes a message from the transport; when the loop is too far
+// behind it is dropped (Raft recovers from lost messages).
+func (m *Member) receive(msg consensus.Message) {
+	select {
+	case m.recvc <- msg:
+	default:
+	}
+}
+
+func (m *Member) tellReport(r report) {
+	select {
+	case m.reportc <- r:
+	default:
+	}
+}
+
+// PeerHandler serves the peer endpoints (404 for a cluster of one).
+func (m *Member) PeerHandler() http.Handler {
+	if m.transport == nil {
+		return http.NotFoundHandler()
+	}
+	return m.transport.Handler()
 }
 
 // Entry data: version 1, the request ID (8 bytes), the encoded request.
@@ -659,6 +730,9 @@ func (m *Member) flushed(index uint64) {
 
 func (m *Member) shutdown() {
 	defer close(m.done)
+	if m.transport != nil {
+		m.transport.Stop()
+	}
 	if m.Err() == nil {
 		m.maybeCapture(true)
 	}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// testCluster runs members that talk over real HTTP on loopback.
+type testCluster struct {
+	t       *testing.T
+	cfgs    map[uint64]MemberConfig
+	members map[uint64]*Member
+	servers map[uint64]*http.Server
+	lns     map[uint64]net.Listener
+	urls    map[uint64]string // peer URLs
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	c := &testCluster{t: t, cfgs: map[uint64]MemberConfig{}, members: map[uint64]*Member{},
+		servers: map[uint64]*http.Server{}, lns: map[uint64]net.Listener{}, urls: map[uint64]string{}}
+	urls := c.urls
+	var ids []uint64
+	for i := range n {
+		id := uint64(i + 1)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.lns[id] = ln
+		urls[id] = "http://" + ln.Addr().String()
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		peers := map[uint64]string{}
+		for o, u := range urls {
+			if o != id {
+				peers[o] = u
+			}
+		}
+		cfg := testConfig(t.TempDir())
+		cfg.ID, cfg.Voters, cfg.Peers = id, ids, peers
+		c.cfgs[id] = cfg
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for id := range c.members {
+			c.stop(id)
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(id uint64) {
+	m := startMember(c.t, c.cfgs[id])
+	ln := c.lns[id]
+	if ln == nil { // a restart: listen on the same address again
+		var err error
+		if ln, err = net.Listen("tcp", strings.TrimPrefix(c.urls[id], "http://")); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	srv := &http.Server{Handler: m.PeerHandler()}
+	go srv.Serve(ln)
+	c.members[id], c.servers[id], c.lns[id] = m, srv, nil
+}
+
+func (c *testCluster) stop(id uint64) {
+	if m := c.members[id]; m != nil {
+		_ = c.servers[id].Close()
+		_ = m.Stop()
+		delete(c.members, id)
+	}
+}
+
+// leader waits for a member that leads, among those running.
+func (c *testCluster) leader() uint64 {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		for id, m := range c.members {
+			if m.lead.Load() == id {
+				return id
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader within 15 s")
+	return 0
+}
+
+func (c *testCluster) set(id uint64, p, v string) {
+	c.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := c.members[id].Do(ctx, &store.Request{Op: store.OpSet, Path: p, Value: v})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("set %s at %d: %v", p, id, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A write acknowledged by any member is read back, linearizably, from
+// every member; with the leader stopped the others elect a new one and
+// go on; the stopped member catches up when it returns.
+func TestClusterReplicatesAndFailsOver(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	for id := range c.members {
+		c.set(id, fmt.Sprintf("/from%d", id), "x")
+	}
+	for id := range c.members {
+		for w := uint64(1); w <= 3; w++ {
+			if got := get(t, c.members[id], fmt.Sprintf("/from%d", w)); got != "x" {
+				t.Fatalf("member %d reads /from%d = %q", id, w, got)
+			}
+		}
+	}
+	c.stop(l)
+	l2 := c.leader()
+	if l2 == l {
+		t.Fatalf("stopped leader %d still leads", l)
+	}
+	for id := range c.members {
+		c.set(id, "/after", fmt.Sprint(id))
+	}
+	c.start(l)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		e, err := c.members[l].Get(context.Background(), "/after", false, false)
+		if err == nil && e.Node.Value != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted member %d never caught up: %v", l, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var se *store.Error
+	if _, err := c.members[l].Get(context.Background(), "/nothing", false, false); !errors.As(err, &se) {
+		t.Fatalf("read of a missing key: %v", err)
+	}
+}
