@@ -2,8 +2,7 @@
 //
 // With no flags it starts a single-member cluster serving the etcd v2 keys
 // API on http://127.0.0.1:2379, keeping its state in ./default.cairn.
-// Clustering (peers, membership) comes with the peer transport; today a
-// member is a cluster of one, durable on its own disk.
+// --initial-cluster (etcd's flag) starts a member of a larger cluster.
 package main
 
 import (
@@ -18,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,13 +53,44 @@ func clusterID(ids ...uint64) uint64 {
 	return binary.BigEndian.Uint64(h[:8])
 }
 
+// oneURL parses a flag that must hold one http://host:port URL.
+func oneURL(flagName, v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(v, ",") {
+		return nil, fmt.Errorf("%s: want one http://host:port URL, got %q", flagName, v)
+	}
+	return u, nil
+}
+
+// parseInitialCluster parses "name=url,name=url".
+func parseInitialCluster(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(v, ",") {
+		name, u, ok := strings.Cut(part, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--initial-cluster: %q is not name=URL", part)
+		}
+		if _, err := oneURL("--initial-cluster", u); err != nil {
+			return nil, err
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--initial-cluster: %q appears twice", name)
+		}
+		out[name] = u
+	}
+	return out, nil
+}
+
 func run(args []string) error {
 	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
 	name := fs.String("name", "default", "human-readable name of this member")
 	dataDir := fs.String("data-dir", "", "path to the data directory (default ${name}.cairn)")
 	walDir := fs.String("wal-dir", "", "path to a dedicated WAL directory (default inside --data-dir)")
 	listen := fs.String("listen-client-urls", "http://127.0.0.1:2379", "URL to serve clients on")
+	listenPeer := fs.String("listen-peer-urls", "http://127.0.0.1:2380", "URL to serve peers on (used when the cluster has more than one member)")
 	peerURL := fs.String("initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URL (identifies it)")
+	initialCluster := fs.String("initial-cluster", "", "initial cluster: name=peerURL,... (default ${name}=${initial-advertise-peer-urls})")
+	clusterState := fs.String("initial-cluster-state", "new", "initial cluster state: new (existing is not supported yet)")
 	token := fs.String("initial-cluster-token", "cairn-cluster", "initial cluster token (identifies the cluster)")
 	history := fs.Int("event-history", store.DefaultEventHistory, "events kept for waitIndex watches")
 	snapCount := fs.Uint64("snapshot-count", 100000, "applied entries between Raft snapshots (WAL purges)")
@@ -82,19 +113,43 @@ func run(args []string) error {
 	case *maxSnaps < 0:
 		return fmt.Errorf("--max-snapshots must not be negative, got %d", *maxSnaps)
 	}
-	u, err := url.Parse(*listen)
-	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(*listen, ",") {
-		return fmt.Errorf("--listen-client-urls: want one http://host:port URL, got %q", *listen)
+	u, err := oneURL("--listen-client-urls", *listen)
+	if err != nil {
+		return err
+	}
+	if *clusterState != "new" {
+		return fmt.Errorf("--initial-cluster-state %q: only \"new\" is supported so far", *clusterState)
+	}
+	if *initialCluster == "" {
+		*initialCluster = *name + "=" + *peerURL
+	}
+	members, err := parseInitialCluster(*initialCluster)
+	if err != nil {
+		return err
+	}
+	selfURL, ok := members[*name]
+	if !ok {
+		return fmt.Errorf("--initial-cluster %q has no member named %q (--name)", *initialCluster, *name)
 	}
 	if *dataDir == "" {
 		*dataDir = *name + ".cairn"
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Str("member", *name).Logger()
 
-	id := memberID([]string{*peerURL}, *token)
-	cid := clusterID(id)
+	id := memberID([]string{selfURL}, *token)
+	var voters []uint64
+	peers := map[uint64]string{}
+	for _, u := range members {
+		mid := memberID([]string{u}, *token)
+		voters = append(voters, mid)
+		if mid != id {
+			peers[mid] = u
+		}
+	}
+	slices.Sort(voters)
+	cid := clusterID(voters...)
 	member, err := server.StartMember(server.MemberConfig{
-		ID: id, ClusterID: cid, DataDir: *dataDir, WALDir: *walDir,
+		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: *dataDir, WALDir: *walDir,
 		HeartbeatInterval: time.Duration(*heartbeat) * time.Millisecond,
 		ElectionTicks:     *election / *heartbeat,
 		SnapshotCount:     *snapCount, MaxWALs: maxWALs, EventHistory: *history, Logger: log,
@@ -106,6 +161,21 @@ func run(args []string) error {
 	if err != nil {
 		_ = member.Stop()
 		return err
+	}
+	if len(peers) > 0 {
+		pu, err := oneURL("--listen-peer-urls", *listenPeer)
+		if err != nil {
+			_ = member.Stop()
+			return err
+		}
+		pln, err := net.Listen("tcp", pu.Host)
+		if err != nil {
+			_ = member.Stop()
+			return err
+		}
+		psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = psrv.Serve(pln) }()
+		defer psrv.Close()
 	}
 	// Requests' contexts end when shutdown begins, so open watches return
 	// at once (the client sees its 200 end with no event and re-watches)

@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cairn-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cairn")
+	build := exec.Command("go", "build", "-o", binary, "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cairn:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type proc struct {
+	name, client, peer, dir string
+	cmd                     *exec.Cmd
+}
+
+type cluster struct {
+	t       *testing.T
+	initial string
+	procs   []*proc
+}
+
+func startCluster(t *testing.T, names ...string) *cluster {
+	c := &cluster{t: t}
+	var parts []string
+	for _, n := range names {
+		p := &proc{name: n, dir: filepath.Join(t.TempDir(), n),
+			client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+			peer:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+		c.procs = append(c.procs, p)
+		parts = append(parts, n+"="+p.peer)
+	}
+	c.initial = strings.Join(parts, ",")
+	for _, p := range c.procs {
+		c.start(p)
+	}
+	t.Cleanup(func() {
+		for _, p := range c.procs {
+			c.kill(p, syscall.SIGTERM)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(p *proc) {
+	cmd := exec.Command(binary, "--name", p.name, "--data-dir", p.dir,
+		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", p.peer,
+		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client,
+		"--heartbeat-interval", "50", "--election-timeout", "500")
+	log, err := os.Create(p.dir + ".log")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	p.cmd = cmd
+}
+
+// kill signals the process by its PID and waits for it.
+func (c *cluster) kill(p *proc, sig syscall.Signal) {
+	if p.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(p.cmd.Process.Pid, sig)
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// do sends a request, retrying while the member is unreachable or has no
+// leader yet, for up to 20 s.
+func (c *cluster) do(p *proc, method, path string, form url.Values) (int, string) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest(method, p.client+path, strings.NewReader(form.Encode()))
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		client := &http.Client{Timeout: 5 * time.Second}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusInternalServerError {
+				return resp.StatusCode, string(body)
+			}
+			err = fmt.Errorf("500: %s", body)
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s %s%s: %v", method, p.client, path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Three member processes: a write to any member is read from every
+// member; with one member killed (SIGKILL) the others go on; the killed
+// member, restarted from its data directory, catches up.
+func TestThreeMembersSurviveAKill(t *testing.T) {
+	c := startCluster(t, "a", "b", "c")
+	for i, p := range c.procs {
+		code, body := c.do(p, "PUT", fmt.Sprintf("/v2/keys/k%d", i), url.Values{"value": {p.name}})
+		if code != http.StatusCreated {
+			t.Fatalf("PUT at %s: %d %s", p.name, code, body)
+		}
+	}
+	for _, p := range c.procs {
+		for i, w := range c.procs {
+			_, body := c.do(p, "GET", fmt.Sprintf("/v2/keys/k%d", i), nil)
+			if !strings.Contains(body, `"value":"`+w.name+`"`) {
+				t.Fatalf("%s reads k%d: %s", p.name, i, body)
+			}
+		}
+	}
+	victim := c.procs[0]
+	c.kill(victim, syscall.SIGKILL)
+	for _, p := range c.procs[1:] {
+		if code, body := c.do(p, "PUT", "/v2/keys/after", url.Values{"value": {p.name}}); code != http.StatusOK && code != http.StatusCreated {
+			t.Fatalf("PUT at %s with %s down: %d %s", p.name, victim.name, code, body)
+		}
+	}
+	c.start(victim)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := c.do(victim, "GET", "/v2/keys/after", nil)
+		if code == http.StatusOK && strings.Contains(body, `"value":"`+c.procs[2].name+`"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted %s did not catch up: %d %s", victim.name, code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
