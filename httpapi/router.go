@@ -24,7 +24,7 @@ type Config struct {
 // DefaultCORS is etcd 3.4's default --cors.
 var DefaultCORS = []string{"*"}
 
-// NewHandler returns the client API: /v2/keys for now.
+// NewHandler returns the client API: /v2/keys, /version and /health.
 func NewHandler(cfg Config) http.Handler {
 	now := cfg.Now
 	if now == nil {
@@ -38,6 +38,8 @@ func NewHandler(cfg Config) http.Handler {
 	r.Use(cors(cfg.CORS), redirectUnclean, routeDecoded)
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
+	r.HandleFunc("/version", getOnly(version))
+	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
 	r.HandleFunc(keysPrefix, keys.ServeHTTP)
 	r.HandleFunc(keysPrefix+"/*", keys.ServeHTTP)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {

@@ -1,0 +1,49 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Version is the etcd release whose v2 API Cairn answers as; /version
+// reports it so that etcd clients see what they expect.
+const (
+	EtcdServerVersion  = "3.4.23"
+	EtcdClusterVersion = "3.4.0"
+)
+
+// getOnly answers 405 to any method but GET.
+func getOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// version serves /version exactly as etcd 3.4.23 does (API.md §4.5).
+func version(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"etcdserver":"` + EtcdServerVersion + `","etcdcluster":"` + EtcdClusterVersion + `"}`))
+}
+
+// health serves /health as etcd does (API.md §4.6): healthy when a
+// linearizable read completes within a second, which needs a leader and
+// a quorum. Cairn's read is a ReadIndex round, not a Raft entry.
+func health(be Backend) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if _, err := be.Get(ctx, "/", false, false); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("{\"health\":\"false\"}\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"health":"true"}`))
+	}
+}

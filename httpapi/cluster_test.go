@@ -1,0 +1,58 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/cairnkv/cairn/httpapi"
+	"github.com/cairnkv/cairn/server"
+	"github.com/cairnkv/cairn/store"
+)
+
+// unhealthyBackend fails every read, as a member without a quorum does.
+type unhealthyBackend struct{ *server.Local }
+
+func (unhealthyBackend) Get(context.Context, string, bool, bool) (*store.Event, error) {
+	return nil, errors.New("no leader")
+}
+
+func fetch(t *testing.T, h http.Handler, method, path string) (*http.Response, string) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest(method, srv.URL+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func TestVersionAndHealth(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	h := httpapi.NewHandler(httpapi.Config{Backend: be})
+	cases := []struct {
+		h            http.Handler
+		method, path string
+		status       int
+		ctype, body  string
+	}{
+		{h, "GET", "/version", 200, "application/json", `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`},
+		{h, "POST", "/version", 405, "text/plain; charset=utf-8", "Method Not Allowed\n"},
+		{h, "GET", "/health", 200, "text/plain; charset=utf-8", `{"health":"true"}`},
+		{httpapi.NewHandler(httpapi.Config{Backend: unhealthyBackend{be}}), "GET", "/health", 503, "text/plain; charset=utf-8", "{\"health\":\"false\"}\n"},
+	}
+	for _, c := range cases {
+		resp, body := fetch(t, c.h, c.method, c.path)
+		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != c.ctype || body != c.body {
+			t.Errorf("%s %s: %d %q %q, want %d %q %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, c.status, c.ctype, c.body)
+		}
+	}
+}
