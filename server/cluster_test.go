@@ -153,3 +153,22 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 		t.Fatalf("read of a missing key: %v", err)
 	}
 }
+
+// A leader that is stopped hands leadership over first: when Stop
+// returns, another member already leads.
+func TestGracefulStopHandsOverLeadership(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	c.set(l, "/k", "v")
+	c.stop(l)
+	led := false
+	for id, m := range c.members {
+		if lead := m.lead.Load(); lead != 0 && lead != l {
+			led = true
+			_ = id
+		}
+	}
+	if !led {
+		t.Fatal("no other member led when the stopped leader's Stop returned")
+	}
+}

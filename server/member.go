@@ -336,9 +336,19 @@ func (m *Member) run() {
 	defer tick.Stop()
 	expiry := time.NewTicker(SyncInterval)
 	defer expiry.Stop()
+	stopc := m.stopc
+	var handoverDone <-chan time.Time
 	for {
 		select {
-		case <-m.stopc:
+		case <-stopc:
+			// A leader hands over before stopping, so that the others
+			// need not wait out an election timeout.
+			if m.Err() != nil || !m.handOver() {
+				return
+			}
+			stopc = nil
+			handoverDone = time.After(time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval)
+		case <-handoverDone:
 			return
 		case <-tick.C:
 			m.node.Tick()
@@ -387,7 +397,32 @@ func (m *Member) run() {
 		}
 		m.campaignAlone()
 		m.maybeCapture(false)
+		if stopc == nil && !m.isLeader {
+			return // the handover is done
+		}
 	}
+}
+
+// handOver asks the most caught-up other voter to take over leadership;
+// false if there is nobody to hand over to.
+func (m *Member) handOver() bool {
+	if !m.isLeader || m.transport == nil {
+		return false
+	}
+	st := m.node.Status()
+	var best uint64
+	var bestMatch uint64
+	for _, id := range st.Config.Voters {
+		if pr, ok := st.Progress[id]; ok && id != m.cfg.ID && (best == 0 || pr.Match > bestMatch) {
+			best, bestMatch = id, pr.Match
+		}
+	}
+	if best == 0 {
+		return false
+	}
+	m.log.Info().Str("to", fmt.Sprintf("%x", best)).Msg("handing over leadership before stopping")
+	_ = m.node.TransferLeadership(best)
+	return m.drain()
 }
 
 func (m *Member) propose(p proposal) {
