@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,11 +30,62 @@ import (
 	"github.com/cairnkv/cairn/store"
 )
 
+// Version is Cairn's own version (/version reports the etcd API version
+// it answers as).
+const Version = "0.1.0-dev"
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	args := os.Args[1:]
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "version":
+		fmt.Printf("cairn %s (etcd v2 API %s)\n", Version, httpapi.EtcdServerVersion)
+	case len(args) > 0 && args[0] == "health":
+		err = healthCmd(args[1:])
+	default:
+		err = run(args)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cairn:", err)
 		os.Exit(1)
 	}
+}
+
+// healthCmd checks /health on each endpoint; it fails unless all are
+// healthy, so it serves as a container healthcheck.
+func healthCmd(args []string) error {
+	fs := flag.NewFlagSet("cairn health", flag.ContinueOnError)
+	endpoints := fs.String("endpoints", "http://127.0.0.1:2379", "comma-separated client URLs to check")
+	timeout := fs.Duration("timeout", 3*time.Second, "time allowed per endpoint")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: *timeout}
+	var failed []string
+	for _, ep := range strings.Split(*endpoints, ",") {
+		ep = strings.TrimRight(strings.TrimSpace(ep), "/")
+		resp, err := client.Get(ep + "/health")
+		status := "unhealthy"
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"health":"true"`) {
+				status = "healthy"
+			} else {
+				err = fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+			}
+		}
+		if err != nil {
+			fmt.Printf("%s is unhealthy: %v\n", ep, err)
+			failed = append(failed, ep)
+			continue
+		}
+		fmt.Printf("%s is %s\n", ep, status)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of the endpoints unhealthy", len(failed))
+	}
+	return nil
 }
 
 // memberID is derived as etcd derives it: SHA-1 over the member's peer

@@ -150,8 +150,19 @@ func TestThreeMembersSurviveAKill(t *testing.T) {
 			}
 		}
 	}
+	// cairn health: every member healthy, then the killed one not.
+	var eps []string
+	for _, p := range c.procs {
+		eps = append(eps, p.client)
+	}
+	if out, err := exec.Command(binary, "health", "--endpoints", strings.Join(eps, ",")).CombinedOutput(); err != nil {
+		t.Fatalf("cairn health on a healthy cluster: %v\n%s", err, out)
+	}
 	victim := c.procs[0]
 	c.kill(victim, syscall.SIGKILL)
+	if out, err := exec.Command(binary, "health", "--endpoints", victim.client).CombinedOutput(); err == nil {
+		t.Fatalf("cairn health succeeded for a killed member:\n%s", out)
+	}
 	for _, p := range c.procs[1:] {
 		if code, body := c.do(p, "PUT", "/v2/keys/after", url.Values{"value": {p.name}}); code != http.StatusOK && code != http.StatusCreated {
 			t.Fatalf("PUT at %s with %s down: %d %s", p.name, victim.name, code, body)
