@@ -338,8 +338,12 @@ func (h *keysHandler) watch(w http.ResponseWriter, r *http.Request, kr *keyReque
 // watcherEnded is the last line of a stream the hub ended.
 func watcherEnded(wt *store.Watcher) *store.Error {
 	next := wt.NextIndex()
+	why := "watcher fell behind"
+	if errors.Is(wt.Err(), store.ErrWatcherCleared) {
+		why = "the member installed a snapshot"
+	}
 	return store.NewError(store.EcodeWatcherCleared,
-		fmt.Sprintf("watcher fell behind; resume with waitIndex=%d", next), next-1)
+		fmt.Sprintf("%s; resume with waitIndex=%d", why, next), next-1)
 }
 
 // redirectUnclean answers 301 for paths holding "//", "/./" or "/../",

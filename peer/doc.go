@@ -9,6 +9,8 @@
 // strangers or another cluster are refused. Messages use a versioned
 // binary codec (codec.go), fuzzed.
 //
-// Not yet: snapshot transfer. A MsgSnap is reported as failed, so a
-// member that falls behind the leader's compacted log cannot catch up.
+// A MsgSnap goes, with the sender's applied state streamed after it, as
+// one POST to /raft/snapshot; the receiver takes the stream (it installs
+// it when its Raft core accepts the snapshot) and the sender reports the
+// outcome to its core.
 package peer

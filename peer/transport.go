@@ -1,8 +1,10 @@
 package peer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"slices"
@@ -36,9 +38,14 @@ type Config struct {
 	// Receive gets every message that arrived (it must not block long).
 	Receive func(consensus.Message)
 	// Unreachable is told when a message to id could not be delivered;
-	// SnapshotFailed when a snapshot could not be.
-	Unreachable    func(id uint64)
-	SnapshotFailed func(id uint64)
+	// SnapshotDone how sending a snapshot to id ended.
+	Unreachable  func(id uint64)
+	SnapshotDone func(id uint64, failed bool)
+	// WriteSnapshot streams this member's applied state (the snapshot a
+	// MsgSnap stands for); nil: snapshots cannot be sent.
+	WriteSnapshot func(w io.Writer) error
+	// ReceiveSnapshot takes a MsgSnap and the stream that follows it.
+	ReceiveSnapshot func(m consensus.Message, r io.Reader) error
 	// QueueSize bounds each peer's queue (default 4096).
 	QueueSize int
 	Logger    zerolog.Logger
@@ -96,9 +103,8 @@ func (t *Transport) Send(msgs []consensus.Message) {
 			continue
 		}
 		if m.Type == consensus.MsgSnap {
-			if t.cfg.SnapshotFailed != nil {
-				t.cfg.SnapshotFailed(m.To)
-			}
+			t.wg.Add(1)
+			go t.sendSnapshot(s, m)
 			continue
 		}
 		select {
@@ -151,10 +157,7 @@ func (t *Transport) post(s *sender, body []byte) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set(HeaderCluster, strconv.FormatUint(t.cfg.ClusterID, 16))
-	req.Header.Set(HeaderFrom, strconv.FormatUint(t.cfg.ID, 16))
-	req.Header.Set(HeaderTo, strconv.FormatUint(s.id, 16))
+	t.setHeaders(req, s.id)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return err
@@ -171,26 +174,121 @@ type statusError struct{ code int }
 
 func (e *statusError) Error() string { return "peer answered " + strconv.Itoa(e.code) }
 
-// Handler serves RaftPath: it checks the cluster and member IDs, decodes
-// the messages and hands them to Receive.
+// sendSnapshot streams a MsgSnap and the applied state after it to the
+// peer's snapshot endpoint, then reports how it went.
+func (t *Transport) sendSnapshot(s *sender, m consensus.Message) {
+	defer t.wg.Done()
+	failed := true
+	defer func() {
+		if t.cfg.SnapshotDone != nil {
+			t.cfg.SnapshotDone(m.To, failed)
+		}
+	}()
+	if t.cfg.WriteSnapshot == nil {
+		return
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := pw.Write(appendFrame(nil, &m))
+		if err == nil {
+			err = t.cfg.WriteSnapshot(pw)
+		}
+		pw.CloseWithError(err)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	go func() {
+		select {
+		case <-t.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/snapshot", pr)
+	if err != nil {
+		return
+	}
+	t.setHeaders(req, s.id)
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		t.cfg.Logger.Warn().Err(err).Str("peer", strconv.FormatUint(s.id, 16)).Msg("sending snapshot failed")
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	failed = resp.StatusCode != http.StatusNoContent
+	t.cfg.Logger.Info().Str("peer", strconv.FormatUint(s.id, 16)).Bool("failed", failed).Msg("snapshot sent")
+}
+
+func (t *Transport) setHeaders(req *http.Request, to uint64) {
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(HeaderCluster, strconv.FormatUint(t.cfg.ClusterID, 16))
+	req.Header.Set(HeaderFrom, strconv.FormatUint(t.cfg.ID, 16))
+	req.Header.Set(HeaderTo, strconv.FormatUint(to, 16))
+}
+
+// check verifies a peer request's method and IDs; it answers and returns
+// false when they are wrong.
+func (t *Transport) check(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return 0, false
+	}
+	if r.Header.Get(HeaderCluster) != strconv.FormatUint(t.cfg.ClusterID, 16) {
+		http.Error(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+		return 0, false
+	}
+	if r.Header.Get(HeaderTo) != strconv.FormatUint(t.cfg.ID, 16) {
+		http.Error(w, "member ID mismatch", http.StatusPreconditionFailed)
+		return 0, false
+	}
+	from, err := strconv.ParseUint(r.Header.Get(HeaderFrom), 16, 64)
+	if _, known := t.peers[from]; err != nil || !known {
+		http.Error(w, "unknown member", http.StatusForbidden)
+		return 0, false
+	}
+	return from, true
+}
+
+// Handler serves RaftPath (messages) and RaftPath/snapshot (a MsgSnap and
+// the applied state after it). Both check the cluster and member IDs.
 func (t *Transport) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	mux := http.NewServeMux()
+	mux.HandleFunc(RaftPath+"/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		from, ok := t.check(w, r)
+		if !ok {
 			return
 		}
-		if r.Header.Get(HeaderCluster) != strconv.FormatUint(t.cfg.ClusterID, 16) {
-			http.Error(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+		br := bufio.NewReader(r.Body)
+		n, err := binary.ReadUvarint(br)
+		if err != nil || n > maxBody {
+			http.Error(w, "bad snapshot frame", http.StatusBadRequest)
 			return
 		}
-		if r.Header.Get(HeaderTo) != strconv.FormatUint(t.cfg.ID, 16) {
-			http.Error(w, "member ID mismatch", http.StatusPreconditionFailed)
+		head := make([]byte, n)
+		if _, err := io.ReadFull(br, head); err != nil {
+			http.Error(w, "bad snapshot frame", http.StatusBadRequest)
 			return
 		}
-		from, err := strconv.ParseUint(r.Header.Get(HeaderFrom), 16, 64)
-		if _, known := t.peers[from]; err != nil || !known {
-			http.Error(w, "unknown member", http.StatusForbidden)
+		m, err := decodeMessage(head)
+		if err != nil || m.Type != consensus.MsgSnap || m.From != from || m.To != t.cfg.ID || m.Snapshot == nil {
+			http.Error(w, "bad snapshot message", http.StatusBadRequest)
+			return
+		}
+		if t.cfg.ReceiveSnapshot == nil {
+			http.Error(w, "snapshots not accepted", http.StatusServiceUnavailable)
+			return
+		}
+		if err := t.cfg.ReceiveSnapshot(m, br); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc(RaftPath, func(w http.ResponseWriter, r *http.Request) {
+		from, ok := t.check(w, r)
+		if !ok {
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
@@ -218,4 +316,5 @@ func (t *Transport) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	return mux
 }

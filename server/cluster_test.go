@@ -24,6 +24,10 @@ type testCluster struct {
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
+	return newTestClusterWith(t, n, nil)
+}
+
+func newTestClusterWith(t *testing.T, n int, tweak func(*MemberConfig)) *testCluster {
 	c := &testCluster{t: t, cfgs: map[uint64]MemberConfig{}, members: map[uint64]*Member{},
 		servers: map[uint64]*http.Server{}, lns: map[uint64]net.Listener{}, urls: map[uint64]string{}}
 	urls := c.urls
@@ -47,6 +51,9 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 		}
 		cfg := testConfig(t.TempDir())
 		cfg.ID, cfg.Voters, cfg.Peers = id, ids, peers
+		if tweak != nil {
+			tweak(&cfg)
+		}
 		c.cfgs[id] = cfg
 		c.start(id)
 	}
@@ -170,5 +177,63 @@ func TestGracefulStopHandsOverLeadership(t *testing.T) {
 	}
 	if !led {
 		t.Fatal("no other member led when the stopped leader's Stop returned")
+	}
+}
+
+// A member that returns after the leader compacted the entries it needs
+// receives the leader's applied state as a snapshot, installs it, and
+// catches up; watches on the installed state work.
+func TestLaggingMemberCatchesUpFromSnapshot(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *MemberConfig) {
+		cfg.SnapshotCount, cfg.CatchUpEntries, cfg.FlushEntries = 20, 5, 5
+	})
+	l := c.leader()
+	var lag uint64
+	for id := range c.members {
+		if id != l {
+			lag = id
+			break
+		}
+	}
+	c.set(l, "/before", "x")
+	c.stop(lag)
+	for i := range 200 {
+		c.set(l, fmt.Sprintf("/k%d", i%50), fmt.Sprint(i))
+	}
+	first, _ := c.members[l].rs.FirstIndex()
+	if first < 20 {
+		t.Fatalf("leader did not compact its log (first index %d)", first)
+	}
+	c.start(lag)
+	m := c.members[lag]
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		e, err := m.Get(context.Background(), "/k49", false, false)
+		if err == nil && e.Node.Value == "199" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lagging member did not catch up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if first, _ := m.rs.FirstIndex(); first < 20 {
+		t.Fatalf("caught up without a snapshot (first index %d)", first)
+	}
+	if got := get(t, m, "/before"); got != "x" {
+		t.Fatalf("/before = %q after the snapshot", got)
+	}
+	w2, err := m.Watch("/k0", false, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.set(l, "/k0", "again")
+	select {
+	case e, ok := <-w2.C:
+		if !ok || e.Node.Value != "again" {
+			t.Fatalf("watch after the snapshot: %v %v", e, ok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch after the snapshot never fired")
 	}
 }

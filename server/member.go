@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ type MemberConfig struct {
 	// state covers this many entries more than the last one (default
 	// 100000, etcd's).
 	SnapshotCount uint64
+	// CatchUpEntries stay in memory after a snapshot for followers that
+	// are only a little behind (default 5000, etcd's).
+	CatchUpEntries uint64
 	// MaxWALs bounds the WAL segments kept (default 5; 0 keeps all).
 	MaxWALs *int
 	// EventHistory sizes the watch history (default store.DefaultEventHistory).
@@ -86,6 +90,9 @@ func (c *MemberConfig) withDefaults() MemberConfig {
 	}
 	if cc.SnapshotCount == 0 {
 		cc.SnapshotCount = 100000
+	}
+	if cc.CatchUpEntries == 0 {
+		cc.CatchUpEntries = 5000
 	}
 	if cc.MaxWALs == nil {
 		five := 5
@@ -127,20 +134,26 @@ type proposal struct {
 // goroutine, mirrors applied state into bbolt in batches on another, and
 // serves the httpapi.Backend interface.
 type Member struct {
-	cfg   MemberConfig
-	log   zerolog.Logger
-	node  *consensus.Node
-	rs    *consensus.MemoryStorage
-	wal   *wal.WAL
-	db    *bolt.DB
-	store *store.Store
+	cfg  MemberConfig
+	log  zerolog.Logger
+	node *consensus.Node
+	rs   *consensus.MemoryStorage
+	wal  *wal.WAL
+	db   *bolt.DB
+	// store is replaced when a snapshot is installed: the run loop reads
+	// it freely (it alone writes it), others through Store or storeMu.
+	storeMu sync.RWMutex
+	store   *store.Store
+	// incoming is a received snapshot waiting for the core to accept it.
+	incoming *incomingSnapshot
+	snapc    chan incomingSnapshot
 
 	propc     chan proposal
 	readc     chan chan struct{}
 	recvc     chan consensus.Message
 	reportc   chan report
 	transport *peer.Transport
-	persistc  chan *store.Batch
+	persistc  chan persistItem
 	flushedc  chan uint64
 	stopc     chan struct{}
 	done      chan struct{}
@@ -175,7 +188,15 @@ type Member struct {
 // report is the transport's word about a peer.
 type report struct {
 	id       uint64
-	snapshot bool // a snapshot failed (else: unreachable)
+	snapshot bool // a snapshot was sent (else: the peer is unreachable)
+	failed   bool // the snapshot failed
+}
+
+// incomingSnapshot is a received applied-state file and the MsgSnap,
+// rewritten to the index, term and membership the file covers.
+type incomingSnapshot struct {
+	msg  consensus.Message
+	path string
 }
 
 type readRound struct {
@@ -201,8 +222,8 @@ func StartMember(c MemberConfig) (*Member, error) {
 	}
 	m := &Member{cfg: cfg, log: cfg.Logger, db: db, rs: consensus.NewMemoryStorage(),
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
-		persistc: make(chan *store.Batch, 64), flushedc: make(chan uint64, 64),
-		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024),
+		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
+		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	var seed [8]byte
@@ -229,9 +250,11 @@ func StartMember(c MemberConfig) (*Member, error) {
 	if len(cfg.Peers) > 0 {
 		m.transport = peer.New(peer.Config{
 			ID: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers, Logger: cfg.Logger,
-			Receive:        m.receive,
-			Unreachable:    func(id uint64) { m.tellReport(report{id: id}) },
-			SnapshotFailed: func(id uint64) { m.tellReport(report{id: id, snapshot: true}) },
+			Receive:         m.receive,
+			Unreachable:     func(id uint64) { m.tellReport(report{id: id}) },
+			SnapshotDone:    func(id uint64, failed bool) { m.tellReport(report{id: id, snapshot: true, failed: failed}) },
+			WriteSnapshot:   m.writeSnapshot,
+			ReceiveSnapshot: m.receiveSnapshot,
 		})
 	}
 
@@ -294,13 +317,21 @@ func (m *Member) recover() error {
 	if err := m.rs.Append(c.Entries); err != nil {
 		return err
 	}
-	m.rs.SetHardState(c.HardState)
+	// The applied state proves its index committed (a crash can come
+	// between installing a snapshot and persisting the hard state).
+	hs := c.HardState
+	hs.Commit = max(hs.Commit, covered)
+	m.rs.SetHardState(hs)
 	m.log.Info().Uint64("applied", covered).Int("wal-entries", len(c.Entries)).Msg("recovered")
 	return nil
 }
 
 // Store returns the member's store (for watches and tests).
-func (m *Member) Store() *store.Store { return m.store }
+func (m *Member) Store() *store.Store {
+	m.storeMu.RLock()
+	defer m.storeMu.RUnlock()
+	return m.store
+}
 
 // Done is closed when the member has stopped; Err says why, if it failed.
 func (m *Member) Done() <-chan struct{} { return m.done }
@@ -380,9 +411,15 @@ func (m *Member) run() {
 					more = false
 				}
 			}
+		case in := <-m.snapc:
+			if m.incoming != nil {
+				_ = os.Remove(m.incoming.path)
+			}
+			m.incoming = &in
+			_ = m.node.Step(in.msg)
 		case r := <-m.reportc:
 			if r.snapshot {
-				m.node.ReportSnapshot(r.id, true)
+				m.node.ReportSnapshot(r.id, r.failed)
 			} else {
 				m.node.ReportUnreachable(r.id)
 			}
@@ -470,6 +507,12 @@ func (m *Member) drain() bool {
 		// Messages that promise nothing go out while we write; the rest
 		// only once what they promise is on disk.
 		m.send(rd.Messages)
+		if !rd.Snapshot.IsEmpty() {
+			if err := m.installSnapshot(rd.Snapshot); err != nil {
+				m.fail(err)
+				return false
+			}
+		}
 		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
 			m.fail(err)
 			return false
@@ -527,6 +570,115 @@ func (m *Member) tellReport(r report) {
 	case m.reportc <- r:
 	default:
 	}
+}
+
+// writeSnapshot streams the applied state, as last written, to a peer.
+func (m *Member) writeSnapshot(w io.Writer) error {
+	_, _, err := m.Store().WriteSnapshot(w)
+	return err
+}
+
+// receiveSnapshot takes a snapshot from the leader: the stream goes to a
+// file beside the applied state, and the MsgSnap, rewritten to what the
+// file covers (at or past what the leader asked for), goes to the run
+// loop, which installs the file when the core accepts it.
+func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
+	dir := filepath.Dir(StatePath(m.cfg.DataDir))
+	f, err := os.CreateTemp(dir, "state.db.incoming-*")
+	if err != nil {
+		return err
+	}
+	path := f.Name()
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	var index uint64
+	var meta []byte
+	if err == nil {
+		index, meta, err = store.SnapshotMeta(path)
+	}
+	var term uint64
+	var conf consensus.ConfState
+	if err == nil {
+		term, conf, err = decodeRaftMeta(meta)
+	}
+	if err == nil && index < msg.Snapshot.Meta.Index {
+		err = fmt.Errorf("server: snapshot covers %d, leader sent %d", index, msg.Snapshot.Meta.Index)
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	msg.Snapshot = &consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: index, Term: term, ConfState: conf}}
+	select {
+	case m.snapc <- incomingSnapshot{msg: msg, path: path}:
+		return nil
+	case <-m.stopc:
+		_ = os.Remove(path)
+		return ErrStopped
+	}
+}
+
+// installSnapshot replaces the applied state with the received file the
+// core has accepted: every batch of the old state is written first, the
+// file is renamed into place, the store reopened, and the old store's
+// watchers are ended (clients re-watch).
+func (m *Member) installSnapshot(snap consensus.Snapshot) error {
+	in := m.incoming
+	if in == nil || in.msg.Snapshot.Meta.Index != snap.Meta.Index {
+		return fmt.Errorf("server: the core accepted a snapshot at %d that was not received", snap.Meta.Index)
+	}
+	m.incoming = nil
+	if err := m.syncPersister(); err != nil {
+		return err
+	}
+	if err := m.db.Close(); err != nil {
+		return err
+	}
+	path := StatePath(m.cfg.DataDir)
+	if err := os.Rename(in.path, path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	db, err := store.OpenDB(path)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(db, m.cfg.EventHistory)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	m.storeMu.Lock()
+	old := m.store
+	m.store, m.db = st, db
+	old.EndWatchers()
+	m.storeMu.Unlock()
+	conf := snap.Meta.ConfState
+	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, ConfState: conf}); err != nil {
+		return err
+	}
+	if err := m.rs.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	m.applied, m.appliedTerm, m.conf, m.snapIndex = snap.Meta.Index, snap.Meta.Term, conf, snap.Meta.Index
+	m.log.Info().Uint64("index", snap.Meta.Index).Msg("installed a snapshot from the leader")
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // PeerHandler serves the peer endpoints (404 for a cluster of one).
@@ -645,7 +797,7 @@ func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool
 			return nil, ErrStopped
 		}
 	}
-	return m.store.Get(p, recursive)
+	return m.Store().Get(p, recursive)
 }
 
 // startRead begins a ReadIndex round for the waiting reads, unless one is
@@ -718,13 +870,41 @@ func (m *Member) maybeCapture(force bool) {
 		return
 	}
 	m.lastCapture = m.cfg.Now()
-	m.persistc <- m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf))
+	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf))}
+}
+
+// persistItem is a batch to write, or (done set) a barrier: done is
+// closed once everything before it is written.
+type persistItem struct {
+	b    *store.Batch
+	done chan struct{}
+}
+
+// syncPersister waits until every batch captured so far is written.
+func (m *Member) syncPersister() error {
+	done := make(chan struct{})
+	select {
+	case m.persistc <- persistItem{done: done}:
+	case err := <-m.persisterErr:
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case err := <-m.persisterErr:
+		return err
+	}
 }
 
 // persister writes captured batches to bbolt, in order.
 func (m *Member) persister() {
 	defer close(m.persistDone)
-	for b := range m.persistc {
+	for it := range m.persistc {
+		if it.done != nil {
+			close(it.done)
+			continue
+		}
+		b := it.b
 		if err := b.Write(); err != nil {
 			m.persisterErr <- fmt.Errorf("server: writing applied state: %w", err)
 			return
@@ -747,8 +927,7 @@ func (m *Member) flushed(index uint64) {
 		return
 	}
 	// Keep some entries for followers that are only a little behind.
-	const catchUp = 5000
-	if index > catchUp {
+	if catchUp := m.cfg.CatchUpEntries; index > catchUp {
 		_ = m.rs.Compact(index - catchUp)
 	}
 	term, _ := m.rs.Term(index)
@@ -765,6 +944,9 @@ func (m *Member) flushed(index uint64) {
 
 func (m *Member) shutdown() {
 	defer close(m.done)
+	if m.incoming != nil {
+		_ = os.Remove(m.incoming.path)
+	}
 	if m.transport != nil {
 		m.transport.Stop()
 	}
@@ -788,6 +970,10 @@ func (m *Member) shutdown() {
 
 // Watch registers a watcher on the store.
 func (m *Member) Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error) {
+	// Under the read lock: a snapshot install swaps the store and ends the
+	// old one's watchers under the write lock, so none is left behind.
+	m.storeMu.RLock()
+	defer m.storeMu.RUnlock()
 	return m.store.Watch(p, recursive, stream, since)
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -81,4 +82,50 @@ func Restore(src, dst string, raftMeta []byte) (FileStatus, error) {
 		return FileStatus{}, err
 	}
 	return StatusOf(dst)
+}
+
+// SnapshotMeta reads the Raft index an applied-state file covers and the
+// Raft metadata stored with it (see Capture).
+func SnapshotMeta(path string) (raftIndex uint64, raftMeta []byte, err error) {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %s: %v", ErrBadDB, path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("%w: %s: no meta bucket", ErrBadDB, path)
+		}
+		raftIndex = getU64(meta, metaRaft)
+		raftMeta = append([]byte(nil), meta.Get(metaRaftMeta)...)
+		return nil
+	})
+	return raftIndex, raftMeta, err
+}
+
+// ErrWatcherCleared ends every watcher of a store that is being replaced
+// (a member installing a snapshot): clients re-watch from NextIndex.
+var ErrWatcherCleared = errors.New("store: watcher cleared: the member installed a snapshot")
+
+// EndWatchers ends every registered watcher with ErrWatcherCleared.
+func (s *Store) EndWatchers() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range sortedKeys(pathSet(h.watchers)) {
+		for _, w := range append([]*Watcher(nil), h.watchers[p]...) {
+			w.err = ErrWatcherCleared
+			h.unlist(w)
+			close(w.c)
+		}
+	}
+}
+
+func pathSet(m map[string][]*Watcher) map[string]struct{} {
+	out := make(map[string]struct{}, len(m))
+	for k := range m {
+		out[k] = struct{}{}
+	}
+	return out
 }

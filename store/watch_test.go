@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -564,5 +565,36 @@ func TestWatchRace(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("follower %d (stream=%v) saw %d changes of /counter, want all %d in order", i, i == 0, len(got), len(want))
 		}
+	}
+}
+
+// EndWatchers ends every registered watcher (a member replacing its store
+// with a snapshot): C is closed and Err says why; a long-poll watcher that
+// already holds its event keeps it.
+func TestEndWatchers(t *testing.T) {
+	s := store.New(10)
+	live, err := s.Watch("/a", true, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := s.Watch("/b", false, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(1, &store.Request{Op: store.OpSet, Path: "/b", Value: "v", Time: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.EndWatchers()
+	if _, ok := <-live.C; ok {
+		t.Fatal("stream watcher still open")
+	}
+	if !errors.Is(live.Err(), store.ErrWatcherCleared) {
+		t.Fatalf("Err = %v", live.Err())
+	}
+	if e := <-done.C; e == nil || e.Node.Key != "/b" {
+		t.Fatalf("delivered event lost: %v", e)
+	}
+	if n := s.WatcherCount(); n != 0 {
+		t.Fatalf("%d watchers left", n)
 	}
 }
