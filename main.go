@@ -148,6 +148,8 @@ func run(args []string) error {
 	snapCount := fs.Uint64("snapshot-count", 100000, "applied entries between Raft snapshots (WAL purges)")
 	maxWALs := fs.Int("max-wals", 5, "WAL segments to keep (0 is unlimited)")
 	maxSnaps := fs.Int("max-snapshots", 5, "accepted for etcd compatibility: a member keeps one snapshot, its applied-state file")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "json", "log format: json, or console for people")
 	heartbeat := fs.Int("heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
 	election := fs.Int("election-timeout", 1000, "time (in milliseconds) for an election to timeout")
 	if err := fs.Parse(args); err != nil {
@@ -186,7 +188,19 @@ func run(args []string) error {
 	if *dataDir == "" {
 		*dataDir = *name + ".cairn"
 	}
-	log := zerolog.New(os.Stderr).With().Timestamp().Str("member", *name).Logger()
+	level, err := zerolog.ParseLevel(*logLevel)
+	if err != nil || *logLevel == "" {
+		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", *logLevel)
+	}
+	var out io.Writer = os.Stderr
+	switch *logFormat {
+	case "json":
+	case "console":
+		out = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}
+	default:
+		return fmt.Errorf("--log-format: want json or console, got %q", *logFormat)
+	}
+	log := zerolog.New(out).Level(level).With().Timestamp().Str("member", *name).Logger()
 
 	id := memberID([]string{selfURL}, *token)
 	var voters []uint64
@@ -235,7 +249,7 @@ func run(args []string) error {
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member}),
+		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

@@ -56,3 +56,28 @@ func TestVersionAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// panicBackend panics in every call, as a handler bug would.
+type panicBackend struct{ *server.Local }
+
+func (panicBackend) Get(context.Context, string, bool, bool) (*store.Event, error) {
+	panic("bug")
+}
+
+// A panicking handler answers a JSON 500 and the server keeps serving.
+func TestPanicAnswersJSON500(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	h := httpapi.NewHandler(httpapi.Config{Backend: panicBackend{be}})
+	resp, body := fetch(t, h, "GET", "/v2/keys/a")
+	if resp.StatusCode != 500 || body != "{\"errorCode\":300,\"message\":\"Raft Internal Error\",\"cause\":\"internal server error\",\"index\":0}\n" {
+		t.Fatalf("keys: %d %q", resp.StatusCode, body)
+	}
+	resp, body = fetch(t, h, "GET", "/health")
+	if resp.StatusCode != 500 || body != `{"message":"Internal Server Error"}` {
+		t.Fatalf("health: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := fetch(t, h, "GET", "/version"); resp.StatusCode != 200 {
+		t.Fatalf("after panics: /version %d", resp.StatusCode)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
 )
 
 // Config configures the client handler.
@@ -19,6 +20,8 @@ type Config struct {
 	// CORS lists the origins allowed cross-origin access ("*": any), as
 	// etcd's --cors. Nil means DefaultCORS.
 	CORS []string
+	// Logger receives request logs (debug) and handler panics (error).
+	Logger zerolog.Logger
 }
 
 // DefaultCORS is etcd 3.4's default --cors.
@@ -35,7 +38,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	keys := &keysHandler{be: cfg.Backend, now: now}
 	r := chi.NewRouter()
-	r.Use(cors(cfg.CORS), redirectUnclean, routeDecoded)
+	r.Use(logRequests(cfg.Logger), cors(cfg.CORS), redirectUnclean, routeDecoded)
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
