@@ -42,6 +42,8 @@ func main() {
 		fmt.Printf("cairn %s (etcd v2 API %s)\n", Version, httpapi.EtcdServerVersion)
 	case len(args) > 0 && args[0] == "health":
 		err = healthCmd(args[1:])
+	case len(args) > 0 && args[0] == "snapshot":
+		err = snapshotCmd(args[1:])
 	default:
 		err = run(args)
 	}
@@ -103,6 +105,123 @@ func clusterID(ids ...uint64) uint64 {
 	}
 	h := sha1.Sum(b)
 	return binary.BigEndian.Uint64(h[:8])
+}
+
+// identities derives this member's ID, the cluster ID, the voters and the
+// other members' peer URLs from the initial cluster.
+func identities(members map[string]string, selfURL, token string) (id, cid uint64, voters []uint64, peers map[uint64]string) {
+	id = memberID([]string{selfURL}, token)
+	peers = map[uint64]string{}
+	for _, u := range members {
+		mid := memberID([]string{u}, token)
+		voters = append(voters, mid)
+		if mid != id {
+			peers[mid] = u
+		}
+	}
+	slices.Sort(voters)
+	return id, clusterID(voters...), voters, peers
+}
+
+// snapshotCmd: cairn snapshot save|status|restore.
+func snapshotCmd(args []string) error {
+	if len(args) == 0 {
+		return errors.New("snapshot: want save, status or restore")
+	}
+	fs := flag.NewFlagSet("cairn snapshot "+args[0], flag.ContinueOnError)
+	// The file may come first (cairn snapshot restore FILE --name ...) or
+	// after the flags.
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		rest = append(rest[1:], rest[0]) // move the file after the flags
+	}
+	args = append([]string{cmd}, rest...)
+	switch args[0] {
+	case "save":
+		endpoint := fs.String("endpoints", "http://127.0.0.1:2379", "the member to back up (one client URL)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("snapshot save: want one file name")
+		}
+		return snapshotSave(strings.TrimRight(*endpoint, "/"), fs.Arg(0))
+	case "status":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("snapshot status: want one file name")
+		}
+		st, err := store.StatusOf(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("{\"storeIndex\":%d,\"raftIndex\":%d,\"keys\":%d,\"size\":%d,\"hash\":\"%016x\"}\n", st.StoreIndex, st.RaftIndex, st.Keys, st.Size, st.Hash)
+		return nil
+	case "restore":
+		name := fs.String("name", "default", "the restored member's name")
+		dataDir := fs.String("data-dir", "", "the new data directory (default ${name}.cairn)")
+		peerURL := fs.String("initial-advertise-peer-urls", "http://localhost:2380", "the restored member's peer URL")
+		initialCluster := fs.String("initial-cluster", "", "the new cluster: name=peerURL,... (default ${name}=${initial-advertise-peer-urls})")
+		token := fs.String("initial-cluster-token", "cairn-cluster", "the new cluster's token")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return errors.New("snapshot restore: want one file name")
+		}
+		if *dataDir == "" {
+			*dataDir = *name + ".cairn"
+		}
+		if *initialCluster == "" {
+			*initialCluster = *name + "=" + *peerURL
+		}
+		members, err := parseInitialCluster(*initialCluster)
+		if err != nil {
+			return err
+		}
+		self, ok := members[*name]
+		if !ok {
+			return fmt.Errorf("--initial-cluster %q has no member named %q", *initialCluster, *name)
+		}
+		id, cid, voters, _ := identities(members, self, *token)
+		st, err := server.Restore(fs.Arg(0), server.MemberConfig{ID: id, ClusterID: cid, Voters: voters, DataDir: *dataDir})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("restored %d keys (store index %d, raft index %d) into %s\n", st.Keys, st.StoreIndex, st.RaftIndex, *dataDir)
+		return nil
+	}
+	return fmt.Errorf("snapshot: unknown command %q (want save, status or restore)", args[0])
+}
+
+// snapshotSave fetches a backup from the member at endpoint into file,
+// atomically, and checks it before keeping it.
+func snapshotSave(endpoint, file string) error {
+	resp, err := http.Get(endpoint + "/snapshot")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("%s: %d %s", endpoint, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	tmp := file + ".part"
+	if _, err := store.InstallSnapshot(resp.Body, tmp); err != nil {
+		return err
+	}
+	st, err := store.StatusOf(tmp)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("the backup received is not valid: %w", err)
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return err
+	}
+	fmt.Printf("saved %s: %d keys, store index %d, raft index %d, %d bytes\n", file, st.Keys, st.StoreIndex, st.RaftIndex, st.Size)
+	return nil
 }
 
 // oneURL parses a flag that must hold one http://host:port URL.
@@ -202,18 +321,7 @@ func run(args []string) error {
 	}
 	log := zerolog.New(out).Level(level).With().Timestamp().Str("member", *name).Logger()
 
-	id := memberID([]string{selfURL}, *token)
-	var voters []uint64
-	peers := map[uint64]string{}
-	for _, u := range members {
-		mid := memberID([]string{u}, *token)
-		voters = append(voters, mid)
-		if mid != id {
-			peers[mid] = u
-		}
-	}
-	slices.Sort(voters)
-	cid := clusterID(voters...)
+	id, cid, voters, peers := identities(members, selfURL, *token)
 	member, err := server.StartMember(server.MemberConfig{
 		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: *dataDir, WALDir: *walDir,
 		HeartbeatInterval: time.Duration(*heartbeat) * time.Millisecond,

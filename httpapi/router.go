@@ -43,6 +43,9 @@ func NewHandler(cfg Config) http.Handler {
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
 	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
+	if sn, ok := cfg.Backend.(Snapshotter); ok {
+		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))
+	}
 	r.HandleFunc(keysPrefix, keys.ServeHTTP)
 	r.HandleFunc(keysPrefix+"/*", keys.ServeHTTP)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {

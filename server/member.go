@@ -147,6 +147,8 @@ type Member struct {
 	// incoming is a received snapshot waiting for the core to accept it.
 	incoming *incomingSnapshot
 	snapc    chan incomingSnapshot
+	// savec asks the run loop to write everything applied to bbolt.
+	savec chan chan error
 
 	propc     chan proposal
 	readc     chan chan struct{}
@@ -223,7 +225,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	m := &Member{cfg: cfg, log: cfg.Logger, db: db, rs: consensus.NewMemoryStorage(),
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
-		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot),
+		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	var seed [8]byte
@@ -411,6 +413,14 @@ func (m *Member) run() {
 					more = false
 				}
 			}
+		case reply := <-m.savec:
+			m.maybeCapture(true)
+			err := m.syncPersister()
+			reply <- err
+			if err != nil {
+				m.fail(err)
+				return
+			}
 		case in := <-m.snapc:
 			if m.incoming != nil {
 				_ = os.Remove(m.incoming.path)
@@ -570,6 +580,29 @@ func (m *Member) tellReport(r report) {
 	case m.reportc <- r:
 	default:
 	}
+}
+
+// SaveSnapshot streams a consistent copy of everything applied so far (a
+// backup) to w and returns the Raft index it covers.
+func (m *Member) SaveSnapshot(ctx context.Context, w io.Writer) (uint64, error) {
+	reply := make(chan error, 1)
+	select {
+	case m.savec <- reply:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-m.stopc:
+		return 0, ErrStopped
+	}
+	select {
+	case err := <-reply:
+		if err != nil {
+			return 0, err
+		}
+	case <-m.stopc:
+		return 0, ErrStopped
+	}
+	index, _, err := m.Store().WriteSnapshot(w)
+	return index, err
 }
 
 // writeSnapshot streams the applied state, as last written, to a peer.
