@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/httpapi"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
@@ -177,7 +177,8 @@ func snapshotCmd(args []string) error {
 		if *initialCluster == "" {
 			*initialCluster = *name + "=" + *peerURL
 		}
-		members, err := parseInitialCluster(*initialCluster)
+		rc := config.Config{InitialCluster: *initialCluster}
+		members, err := rc.Members()
 		if err != nil {
 			return err
 		}
@@ -224,124 +225,46 @@ func snapshotSave(endpoint, file string) error {
 	return nil
 }
 
-// oneURL parses a flag that must hold one http://host:port URL.
-func oneURL(flagName, v string) (*url.URL, error) {
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(v, ",") {
-		return nil, fmt.Errorf("%s: want one http://host:port URL, got %q", flagName, v)
-	}
-	return u, nil
-}
-
-// parseInitialCluster parses "name=url,name=url".
-func parseInitialCluster(v string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, part := range strings.Split(v, ",") {
-		name, u, ok := strings.Cut(part, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("--initial-cluster: %q is not name=URL", part)
-		}
-		if _, err := oneURL("--initial-cluster", u); err != nil {
-			return nil, err
-		}
-		if _, dup := out[name]; dup {
-			return nil, fmt.Errorf("--initial-cluster: %q appears twice", name)
-		}
-		out[name] = u
-	}
-	return out, nil
-}
-
 func run(args []string) error {
-	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
-	name := fs.String("name", "default", "human-readable name of this member")
-	dataDir := fs.String("data-dir", "", "path to the data directory (default ${name}.cairn)")
-	walDir := fs.String("wal-dir", "", "path to a dedicated WAL directory (default inside --data-dir)")
-	listen := fs.String("listen-client-urls", "http://127.0.0.1:2379", "URL to serve clients on")
-	listenPeer := fs.String("listen-peer-urls", "http://127.0.0.1:2380", "URL to serve peers on (used when the cluster has more than one member)")
-	peerURL := fs.String("initial-advertise-peer-urls", "http://localhost:2380", "this member's peer URL (identifies it)")
-	initialCluster := fs.String("initial-cluster", "", "initial cluster: name=peerURL,... (default ${name}=${initial-advertise-peer-urls})")
-	clusterState := fs.String("initial-cluster-state", "new", "initial cluster state: new (existing is not supported yet)")
-	token := fs.String("initial-cluster-token", "cairn-cluster", "initial cluster token (identifies the cluster)")
-	history := fs.Int("event-history", store.DefaultEventHistory, "events kept for waitIndex watches")
-	snapCount := fs.Uint64("snapshot-count", 100000, "applied entries between Raft snapshots (WAL purges)")
-	maxWALs := fs.Int("max-wals", 5, "WAL segments to keep (0 is unlimited)")
-	maxSnaps := fs.Int("max-snapshots", 5, "accepted for etcd compatibility: a member keeps one snapshot, its applied-state file")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "json", "log format: json, or console for people")
-	heartbeat := fs.Int("heartbeat-interval", 100, "time (in milliseconds) of a heartbeat interval")
-	election := fs.Int("election-timeout", 1000, "time (in milliseconds) for an election to timeout")
-	if err := fs.Parse(args); err != nil {
-		return err
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			config.Usage(os.Stdout)
+			return nil
+		}
 	}
-	switch {
-	case *history < 1:
-		return fmt.Errorf("--event-history must be at least 1, got %d", *history)
-	case *heartbeat <= 0:
-		return fmt.Errorf("--heartbeat-interval must be positive, got %d", *heartbeat)
-	case *election < 2**heartbeat:
-		return fmt.Errorf("--election-timeout (%d) must be at least twice --heartbeat-interval (%d)", *election, *heartbeat)
-	case *maxWALs < 0:
-		return fmt.Errorf("--max-wals must not be negative, got %d", *maxWALs)
-	case *maxSnaps < 0:
-		return fmt.Errorf("--max-snapshots must not be negative, got %d", *maxSnaps)
-	}
-	u, err := oneURL("--listen-client-urls", *listen)
+	cfg, warnings, err := config.Load(args, os.Environ())
 	if err != nil {
 		return err
 	}
-	if *clusterState != "new" {
-		return fmt.Errorf("--initial-cluster-state %q: only \"new\" is supported so far", *clusterState)
-	}
-	if *initialCluster == "" {
-		*initialCluster = *name + "=" + *peerURL
-	}
-	members, err := parseInitialCluster(*initialCluster)
-	if err != nil {
-		return err
-	}
-	selfURL, ok := members[*name]
-	if !ok {
-		return fmt.Errorf("--initial-cluster %q has no member named %q (--name)", *initialCluster, *name)
-	}
-	if *dataDir == "" {
-		*dataDir = *name + ".cairn"
-	}
-	level, err := zerolog.ParseLevel(*logLevel)
-	if err != nil || *logLevel == "" {
-		return fmt.Errorf("--log-level: want debug, info, warn or error, got %q", *logLevel)
-	}
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
 	var out io.Writer = os.Stderr
-	switch *logFormat {
-	case "json":
-	case "console":
+	if cfg.LogFormat == "console" {
 		out = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}
-	default:
-		return fmt.Errorf("--log-format: want json or console, got %q", *logFormat)
 	}
-	log := zerolog.New(out).Level(level).With().Timestamp().Str("member", *name).Logger()
-
-	id, cid, voters, peers := identities(members, selfURL, *token)
+	log := zerolog.New(out).Level(level).With().Timestamp().Str("member", cfg.Name).Logger()
+	for _, w := range warnings {
+		log.Warn().Msg(w)
+	}
+	members, _ := cfg.Members() // validated by Load
+	id, cid, voters, peers := identities(members, members[cfg.Name], cfg.InitialClusterToken)
+	maxWALs := cfg.MaxWALs
 	member, err := server.StartMember(server.MemberConfig{
-		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: *dataDir, WALDir: *walDir,
-		HeartbeatInterval: time.Duration(*heartbeat) * time.Millisecond,
-		ElectionTicks:     *election / *heartbeat,
-		SnapshotCount:     *snapCount, MaxWALs: maxWALs, EventHistory: *history, Logger: log,
+		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
+		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
+		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
+		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
+	u, _ := config.OneURL("listen-client-urls", cfg.ListenClientURLs)
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
 		_ = member.Stop()
 		return err
 	}
 	if len(peers) > 0 {
-		pu, err := oneURL("--listen-peer-urls", *listenPeer)
-		if err != nil {
-			_ = member.Stop()
-			return err
-		}
+		pu, _ := config.OneURL("listen-peer-urls", cfg.ListenPeerURLs)
 		pln, err := net.Listen("tcp", pu.Host)
 		if err != nil {
 			_ = member.Stop()
@@ -357,12 +280,12 @@ func run(args []string) error {
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log}),
+		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(endRequests)
-	log.Info().Str("client-url", *listen).Str("data-dir", *dataDir).
+	log.Info().Str("client-url", cfg.ListenClientURLs).Str("data-dir", cfg.DataDir).
 		Str("member-id", fmt.Sprintf("%x", id)).Str("cluster-id", fmt.Sprintf("%x", cid)).Msg("serving the v2 keys API")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -1,0 +1,6 @@
+// Package config is a member's configuration: etcd's flag names, the same
+// settings as CAIRN_* environment variables (upper case, "-" as "_") and
+// as keys of a YAML file (--config-file). Precedence: flags, then the
+// environment, then the file, then the defaults. Every value goes through
+// one parser per setting, and Validate names the setting that is wrong.
+package config
