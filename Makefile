@@ -20,13 +20,16 @@ FUZZTIME ?= 10s
 BENCH    ?= .
 COVEROUT ?= cover.out
 
-.PHONY: help build test lint tools bench fuzz cover clean
+.PHONY: help build image test lint tools bench fuzz cover clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-7s %s\n", $$1, $$2}'
 
 build: ## build the static binary bin/cairn
 	CGO_ENABLED=0 $(GO) build -o bin/cairn .
+
+image: build ## the FROM scratch Docker image cairn:dev around bin/cairn
+	docker build -t cairn:dev .
 
 test: lint ## the whole suite: lint, then every test with the race detector
 	$(GO) test -race -count=1 $(PKGS)
