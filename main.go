@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/cairnkv/cairn/config"
@@ -248,8 +250,11 @@ func run(args []string) error {
 	members, _ := cfg.Members() // validated by Load
 	id, cid, voters, peers := identities(members, members[cfg.Name], cfg.InitialClusterToken)
 	maxWALs := cfg.MaxWALs
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	member, err := server.StartMember(server.MemberConfig{
-		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
+		Metrics: reg,
+		ID:      id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,
@@ -280,7 +285,7 @@ func run(args []string) error {
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins()}),
+		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairnkv/cairn/httpapi"
 	"github.com/cairnkv/cairn/server"
@@ -79,5 +82,33 @@ func TestPanicAnswersJSON500(t *testing.T) {
 	}
 	if resp, _ := fetch(t, h, "GET", "/version"); resp.StatusCode != 200 {
 		t.Fatalf("after panics: /version %d", resp.StatusCode)
+	}
+}
+
+// /metrics serves the HTTP figures with etcd's names (cairn_ for etcd_):
+// requests by method, failures by method and code; watches not counted.
+func TestMetrics(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	reg := prometheus.NewRegistry()
+	h := httpapi.NewHandler(httpapi.Config{Backend: be, Metrics: reg})
+	fetch(t, h, "PUT", "/v2/keys/a?value=1")
+	fetch(t, h, "GET", "/v2/keys/missing")
+	fetch(t, h, "GET", "/v2/keys/a?quorum=true")
+	fetch(t, h, "GET", "/v2/keys/a?wait=true&waitIndex=1")
+	_, body := fetch(t, h, "GET", "/metrics")
+	for _, want := range []string{
+		`cairn_http_received_total{method="PUT"} 1`,
+		`cairn_http_received_total{method="GET"} 1`,
+		`cairn_http_received_total{method="QGET"} 1`,
+		`cairn_http_failed_total{code="404",method="GET"} 1`,
+		`cairn_http_successful_duration_seconds_count{method="PUT"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Count(body, "cairn_http_received_total{") != 3 {
+		t.Errorf("a watch was counted:\n%s", body)
 	}
 }

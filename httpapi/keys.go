@@ -184,8 +184,9 @@ func (kr *keyRequest) storeRequest(now time.Time) *store.Request {
 
 // keysHandler serves /v2/keys.
 type keysHandler struct {
-	be  Backend
-	now func() time.Time
+	be      Backend
+	now     func() time.Time
+	metrics *httpMetrics
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -203,8 +204,14 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	kr, perr := parseKeyRequest(r, now)
 	if perr != nil {
+		h.metrics.observe(methodLabel(r, false), errorStatus(perr.Code), now)
 		writeError(w, perr)
 		return
+	}
+	if !(kr.wait && !kr.quorum) {
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.status, now) }()
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -22,6 +23,9 @@ type Config struct {
 	CORS []string
 	// Logger receives request logs (debug) and handler panics (error).
 	Logger zerolog.Logger
+	// Metrics, when set, gets the HTTP metrics and is served at /metrics
+	// (with whatever else is registered on it).
+	Metrics *prometheus.Registry
 }
 
 // DefaultCORS is etcd 3.4's default --cors.
@@ -36,12 +40,19 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.CORS == nil {
 		cfg.CORS = DefaultCORS
 	}
-	keys := &keysHandler{be: cfg.Backend, now: now}
+	var reg prometheus.Registerer
+	if cfg.Metrics != nil {
+		reg = cfg.Metrics
+	}
+	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg)}
 	r := chi.NewRouter()
 	r.Use(logRequests(cfg.Logger), cors(cfg.CORS), redirectUnclean, routeDecoded)
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
+	if cfg.Metrics != nil {
+		r.Handle("/metrics", metricsHandler(cfg.Metrics))
+	}
 	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
 		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))

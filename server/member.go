@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
 
@@ -70,6 +71,9 @@ type MemberConfig struct {
 	Logger         zerolog.Logger
 	// WALFS is the WAL's file system (wal.OS when nil); tests inject faults.
 	WALFS wal.FS
+	// Metrics is where the member registers its Prometheus metrics (none
+	// when nil).
+	Metrics prometheus.Registerer
 	// Now is the clock for proposals and expiry (default time.Now).
 	Now func() time.Time
 }
@@ -181,6 +185,7 @@ type Member struct {
 	persisterErr chan error
 	persistDone  chan struct{}
 
+	metrics   *metrics
 	committed atomic.Uint64
 	term      atomic.Uint64
 	lead      atomic.Uint64
@@ -249,12 +254,23 @@ func StartMember(c MemberConfig) (*Member, error) {
 	}
 	m.node = node
 	m.lastCapture = cfg.Now()
+	m.metrics = newMetrics(cfg.Metrics, m)
 	if len(cfg.Peers) > 0 {
 		m.transport = peer.New(peer.Config{
 			ID: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers, Logger: cfg.Logger,
-			Receive:         m.receive,
-			Unreachable:     func(id uint64) { m.tellReport(report{id: id}) },
-			SnapshotDone:    func(id uint64, failed bool) { m.tellReport(report{id: id, snapshot: true, failed: failed}) },
+			Receive: m.receive,
+			Unreachable: func(id uint64) {
+				m.metrics.sendFailures.WithLabelValues(hex(id)).Inc()
+				m.tellReport(report{id: id})
+			},
+			SnapshotDone: func(id uint64, failed bool) {
+				if failed {
+					m.metrics.snapshotFailed.WithLabelValues(hex(id)).Inc()
+				} else {
+					m.metrics.snapshotSent.WithLabelValues(hex(id)).Inc()
+				}
+				m.tellReport(report{id: id, snapshot: true, failed: failed})
+			},
 			WriteSnapshot:   m.writeSnapshot,
 			ReceiveSnapshot: m.receiveSnapshot,
 		})
@@ -504,11 +520,16 @@ func (m *Member) drain() bool {
 	for m.node.HasReady() {
 		rd := m.node.Ready()
 		if rd.SoftState != nil {
-			m.lead.Store(rd.SoftState.Lead)
+			prevLead := m.lead.Swap(rd.SoftState.Lead)
 			leader := rd.SoftState.State == consensus.StateLeader
 			if leader != m.isLeader {
 				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
 			}
+			if rd.SoftState.Lead != 0 && rd.SoftState.Lead != prevLead {
+				m.metrics.leaderChanges.Inc()
+			}
+			m.metrics.hasLeader.Set(b2f(rd.SoftState.Lead != 0))
+			m.metrics.isLeader.Set(b2f(leader))
 			m.isLeader = leader
 			if rd.SoftState.Lead != 0 {
 				defer m.releaseHeld()
@@ -523,9 +544,13 @@ func (m *Member) drain() bool {
 				return false
 			}
 		}
+		start := time.Now()
 		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
 			m.fail(err)
 			return false
+		}
+		if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
+			m.metrics.walFsync.Observe(time.Since(start).Seconds())
 		}
 		if err := m.rs.Append(rd.Entries); err != nil {
 			m.fail(err)
@@ -534,6 +559,7 @@ func (m *Member) drain() bool {
 		if !rd.HardState.IsEmpty() {
 			m.rs.SetHardState(rd.HardState)
 			m.committed.Store(rd.HardState.Commit)
+			m.metrics.committed.Set(float64(rd.HardState.Commit))
 			m.term.Store(rd.HardState.Term)
 		}
 		m.send(rd.MessagesAfterPersist)
@@ -544,6 +570,7 @@ func (m *Member) drain() bool {
 			m.readState(rs)
 		}
 		m.node.Advance(rd)
+		m.metrics.applied.Set(float64(m.applied))
 		m.releaseReads()
 	}
 	return true
@@ -701,6 +728,7 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 		return err
 	}
 	m.applied, m.appliedTerm, m.conf, m.snapIndex = snap.Meta.Index, snap.Meta.Term, conf, snap.Meta.Index
+	m.metrics.snapshotsIn.Inc()
 	m.log.Info().Uint64("index", snap.Meta.Index).Msg("installed a snapshot from the leader")
 	return nil
 }
@@ -789,6 +817,8 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 	ch := m.register(id)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
+	m.metrics.pending.Inc()
+	defer m.metrics.pending.Dec()
 	select {
 	case m.propc <- proposal{id: id, data: encodeProposal(id, r)}:
 	case <-ctx.Done():
@@ -799,9 +829,16 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 	}
 	select {
 	case res := <-ch:
+		if res.err != nil {
+			var se *store.Error
+			if !errors.As(res.err, &se) {
+				m.metrics.failed.Inc()
+			}
+		}
 		return res.ev, res.err
 	case <-ctx.Done():
 		m.trigger(id, result{})
+		m.metrics.failed.Inc()
 		return nil, ErrTimeout
 	case <-m.stopc:
 		return nil, ErrStopped
@@ -938,7 +975,10 @@ func (m *Member) persister() {
 			continue
 		}
 		b := it.b
-		if err := b.Write(); err != nil {
+		start := time.Now()
+		err := b.Write()
+		m.metrics.backendCommit.Observe(time.Since(start).Seconds())
+		if err != nil {
 			m.persisterErr <- fmt.Errorf("server: writing applied state: %w", err)
 			return
 		}
@@ -1039,4 +1079,13 @@ func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, error) {
 		return 0, consensus.ConfState{}, bad
 	}
 	return term, cs, nil
+}
+
+func hex(id uint64) string { return fmt.Sprintf("%x", id) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
 )
@@ -246,5 +248,44 @@ func TestMemberStopsOnFsyncFailure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The member's Prometheus figures follow what it does.
+func TestMemberMetrics(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	reg := prometheus.NewRegistry()
+	cfg.Metrics = reg
+	m := startMember(t, cfg)
+	defer m.Stop()
+	set(t, m, "/a", "1")
+	if _, err := m.Watch("/a", false, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			switch {
+			case mt.GetGauge() != nil:
+				got[mf.GetName()] = mt.GetGauge().GetValue()
+			case mt.GetCounter() != nil:
+				got[mf.GetName()] = mt.GetCounter().GetValue()
+			case mt.GetHistogram() != nil:
+				got[mf.GetName()] = float64(mt.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for name, min := range map[string]float64{
+		"cairn_server_has_leader": 1, "cairn_server_is_leader": 1, "cairn_server_leader_changes_seen_total": 1,
+		"cairn_server_proposals_committed_total": 3, "cairn_server_proposals_applied_total": 3,
+		"cairn_disk_wal_fsync_duration_seconds": 1, "cairn_store_watchers": 1, "cairn_store_index": 1, "cairn_server_id": 1,
+	} {
+		if got[name] < min {
+			t.Errorf("%s = %v, want at least %v", name, got[name], min)
+		}
 	}
 }
