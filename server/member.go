@@ -550,7 +550,11 @@ func (m *Member) drain() bool {
 			return false
 		}
 		if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
-			m.metrics.walFsync.Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			m.metrics.walFsync.Observe(took.Seconds())
+			if took > time.Second {
+				m.log.Warn().Dur("took", took).Int("entries", len(rd.Entries)).Msg("slow WAL fsync")
+			}
 		}
 		if err := m.rs.Append(rd.Entries); err != nil {
 			m.fail(err)
@@ -977,7 +981,11 @@ func (m *Member) persister() {
 		b := it.b
 		start := time.Now()
 		err := b.Write()
-		m.metrics.backendCommit.Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		m.metrics.backendCommit.Observe(took.Seconds())
+		if took > time.Second {
+			m.log.Warn().Dur("took", took).Msg("slow write of applied state")
+		}
 		if err != nil {
 			m.persisterErr <- fmt.Errorf("server: writing applied state: %w", err)
 			return
