@@ -547,7 +547,7 @@ func (r *raft) campaign(t campaignType) {
 		voteMsg = MsgVote
 		term = r.term
 	}
-	if r.poll(r.id, voteRespType(voteMsg), true) == quorum.VoteWon {
+	if r.poll(r.id, true) == quorum.VoteWon {
 		// A lone voter wins at once.
 		if t == campaignPreElection {
 			r.campaign(campaignElection)
@@ -568,8 +568,7 @@ func (r *raft) campaign(t campaignType) {
 	}
 }
 
-func (r *raft) poll(id uint64, t MessageType, granted bool) quorum.VoteResult {
-	_ = t
+func (r *raft) poll(id uint64, granted bool) quorum.VoteResult {
 	r.prs.RecordVote(id, granted)
 	_, _, res := r.prs.TallyVotes()
 	return res
@@ -970,7 +969,7 @@ func stepCandidate(r *raft, m Message) error {
 		r.becomeFollower(m.Term, m.From)
 		r.handleSnapshot(m)
 	case myVoteResp:
-		switch r.poll(m.From, m.Type, !m.Reject) {
+		switch r.poll(m.From, !m.Reject) {
 		case quorum.VoteWon:
 			if r.state == StatePreCandidate {
 				r.campaign(campaignElection)

@@ -169,10 +169,9 @@ func TestGracefulStopHandsOverLeadership(t *testing.T) {
 	c.set(l, "/k", "v")
 	c.stop(l)
 	led := false
-	for id, m := range c.members {
+	for _, m := range c.members {
 		if lead := m.lead.Load(); lead != 0 && lead != l {
 			led = true
-			_ = id
 		}
 	}
 	if !led {
