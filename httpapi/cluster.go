@@ -4,7 +4,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/cairnkv/cairn/store"
 )
 
 // Version is the etcd release whose v2 API Cairn answers as; /version
@@ -64,5 +67,43 @@ func snapshot(be Snapshotter) http.HandlerFunc {
 			// mid-stream shows as a short body the client refuses.
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
+	}
+}
+
+// StoreStater is implemented by backends that report store statistics.
+type StoreStater interface {
+	StoreStats() (*store.Stats, int)
+}
+
+// storeStats serves /v2/stats/store as etcd does (API.md §4.4): the
+// counters in etcd's field order, no trailing newline.
+func storeStats(be StoreStater) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		st, watchers := be.StoreStats()
+		b := []byte{'{'}
+		for i, f := range []struct {
+			name string
+			v    uint64
+		}{
+			{"getsSuccess", st.GetsSuccess.Load()}, {"getsFail", st.GetsFail.Load()},
+			{"setsSuccess", st.SetsSuccess.Load()}, {"setsFail", st.SetsFail.Load()},
+			{"deleteSuccess", st.DeleteSuccess.Load()}, {"deleteFail", st.DeleteFail.Load()},
+			{"updateSuccess", st.UpdateSuccess.Load()}, {"updateFail", st.UpdateFail.Load()},
+			{"createSuccess", st.CreateSuccess.Load()}, {"createFail", st.CreateFail.Load()},
+			{"compareAndSwapSuccess", st.CompareAndSwapSuccess.Load()}, {"compareAndSwapFail", st.CompareAndSwapFail.Load()},
+			{"compareAndDeleteSuccess", st.CompareAndDeleteSuccess.Load()}, {"compareAndDeleteFail", st.CompareAndDeleteFail.Load()},
+			{"expireCount", st.ExpireCount.Load()}, {"watchers", uint64(watchers)},
+		} {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':')
+			b = strconv.AppendUint(b, f.v, 10)
+		}
+		b = append(b, '}')
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
 	}
 }

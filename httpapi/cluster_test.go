@@ -112,3 +112,31 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("a watch was counted:\n%s", body)
 	}
 }
+
+// /v2/stats/store counts each operation's outcome, in etcd's field order.
+func TestStoreStats(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	h := httpapi.NewHandler(httpapi.Config{Backend: be})
+	for _, r := range []struct{ method, path string }{
+		{"PUT", "/v2/keys/a?value=1"},
+		{"PUT", "/v2/keys/b?value=1&prevExist=false"},
+		{"PUT", "/v2/keys/b?value=1&prevExist=false"},
+		{"GET", "/v2/keys/missing"},
+		{"GET", "/v2/keys/a"},
+		{"PUT", "/v2/keys/a?value=2&prevValue=zz"},
+		{"PUT", "/v2/keys/a?value=2&prevExist=true"},
+		{"DELETE", "/v2/keys/a"},
+		{"DELETE", "/v2/keys/b?prevIndex=99"},
+		{"POST", "/v2/keys/q?value=x"},
+	} {
+		fetch(t, h, r.method, r.path)
+	}
+	resp, body := fetch(t, h, "GET", "/v2/stats/store")
+	want := `{"getsSuccess":1,"getsFail":1,"setsSuccess":1,"setsFail":0,"deleteSuccess":1,"deleteFail":0,` +
+		`"updateSuccess":1,"updateFail":0,"createSuccess":2,"createFail":1,"compareAndSwapSuccess":0,"compareAndSwapFail":1,` +
+		`"compareAndDeleteSuccess":0,"compareAndDeleteFail":1,"expireCount":0,"watchers":0}`
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || body != want {
+		t.Fatalf("got %d %q\n%s\nwant\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+	}
+}

@@ -54,6 +54,9 @@ func NewHandler(cfg Config) http.Handler {
 		r.Handle("/metrics", metricsHandler(cfg.Metrics))
 	}
 	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
+	if ss, ok := cfg.Backend.(StoreStater); ok {
+		r.HandleFunc("/v2/stats/store", getOnly(storeStats(ss)))
+	}
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
 		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))
 	}

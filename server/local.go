@@ -119,3 +119,6 @@ type Status struct {
 	RaftIndex uint64 // committed Raft index (X-Raft-Index)
 	Term      uint64 // current term (X-Raft-Term)
 }
+
+// StoreStats reports the store's operation counters and watchers.
+func (l *Local) StoreStats() (*store.Stats, int) { return l.st.Stats(), l.st.WatcherCount() }

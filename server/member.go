@@ -1049,6 +1049,12 @@ func (m *Member) shutdown() {
 	}
 }
 
+// StoreStats reports the store's operation counters and watchers.
+func (m *Member) StoreStats() (*store.Stats, int) {
+	st := m.Store()
+	return st.Stats(), st.WatcherCount()
+}
+
 // Watch registers a watcher on the store.
 func (m *Member) Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error) {
 	// Under the read lock: a snapshot install swaps the store and ends the

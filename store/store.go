@@ -35,6 +35,7 @@ type Store struct {
 	dirty    *changes
 	disk     *disk
 	raftMeta []byte // as loaded by Open
+	stats    Stats
 }
 
 // New returns an empty store keeping historySize events for waitIndex.
@@ -81,8 +82,10 @@ func (s *Store) Get(p string, recursive bool) (*Event, error) {
 	v := s.cur.Load()
 	n, err := lookup(v.root, p, v.index)
 	if err != nil {
+		s.stats.GetsFail.Add(1)
 		return nil, err
 	}
+	s.stats.GetsSuccess.Add(1)
 	return &Event{Action: ActionGet, Node: view(n, true, recursive), Index: v.index}, nil
 }
 
@@ -110,6 +113,7 @@ func (s *Store) Apply(raftIndex uint64, req *Request) (*Event, error) {
 	v := s.cur.Load()
 	a := applier{s: s, root: v.root, index: v.index, req: req}
 	e, removed, err := a.apply()
+	s.stats.count(req.Op, err == nil)
 	if err != nil {
 		return nil, err
 	}
@@ -421,6 +425,7 @@ func (a *applier) expire(t int64) {
 			panic(fmt.Sprintf("store: deadline for missing node %s: %v", p, err))
 		}
 		e := a.remove(n, ActionExpire)
+		a.s.stats.ExpireCount.Add(1)
 		a.index = e.Index
 		a.s.cur.Store(&version{root: a.root, index: a.index})
 		a.s.hub.publish(e, n)
