@@ -253,8 +253,8 @@ func run(args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	member, err := server.StartMember(server.MemberConfig{
-		Metrics: reg,
-		ID:      id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
+		Metrics: reg, Name: cfg.Name,
+		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,

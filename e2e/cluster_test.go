@@ -150,6 +150,27 @@ func TestThreeMembersSurviveAKill(t *testing.T) {
 			}
 		}
 	}
+	// /v2/stats/self names each member; one of them leads (asked again
+	// if an election happens to run while we ask).
+	for try := 0; ; try++ {
+		leaders := 0
+		for _, p := range c.procs {
+			_, body := c.do(p, "GET", "/v2/stats/self", nil)
+			if !strings.Contains(body, `"name":"`+p.name+`"`) {
+				t.Fatalf("%s: /v2/stats/self: %s", p.name, body)
+			}
+			if strings.Contains(body, `"state":"StateLeader"`) {
+				leaders++
+			}
+		}
+		if leaders == 1 {
+			break
+		}
+		if try == 20 {
+			t.Fatalf("%d members say they lead", leaders)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// cairn health: every member healthy, then the killed one not.
 	var eps []string
 	for _, p := range c.procs {

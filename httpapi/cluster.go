@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -103,6 +105,24 @@ func storeStats(be StoreStater) http.HandlerFunc {
 			b = strconv.AppendUint(b, f.v, 10)
 		}
 		b = append(b, '}')
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}
+}
+
+// SelfStater is implemented by backends that report /v2/stats/self.
+type SelfStater interface {
+	SelfStats() server.SelfStats
+}
+
+// selfStats serves /v2/stats/self as etcd does: JSON, no trailing newline.
+func selfStats(be SelfStater) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		b, err := json.Marshal(be.SelfStats())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	}

@@ -54,6 +54,9 @@ func NewHandler(cfg Config) http.Handler {
 		r.Handle("/metrics", metricsHandler(cfg.Metrics))
 	}
 	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
+	if ss, ok := cfg.Backend.(SelfStater); ok {
+		r.HandleFunc("/v2/stats/self", getOnly(selfStats(ss)))
+	}
 	if ss, ok := cfg.Backend.(StoreStater); ok {
 		r.HandleFunc("/v2/stats/store", getOnly(storeStats(ss)))
 	}

@@ -236,3 +236,23 @@ func TestLaggingMemberCatchesUpFromSnapshot(t *testing.T) {
 		t.Fatal("watch after the snapshot never fired")
 	}
 }
+
+// /v2/stats/self's figures: the leader says it leads and has sent
+// appends; followers name it and have received them.
+func TestSelfStats(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	c.set(l, "/k", "v")
+	for id, m := range c.members {
+		s := m.SelfStats()
+		if s.ID != hex(id) || s.LeaderInfo.Leader != hex(l) {
+			t.Fatalf("member %d: %+v", id, s)
+		}
+		if id == l && (s.State != "StateLeader" || s.SendAppendRequestCnt == 0) {
+			t.Fatalf("leader: %+v", s)
+		}
+		if id != l && (s.State != "StateFollower" || s.RecvAppendRequestCnt == 0) {
+			t.Fatalf("follower %d: %+v", id, s)
+		}
+	}
+}

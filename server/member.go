@@ -37,6 +37,8 @@ var (
 type MemberConfig struct {
 	// ID and ClusterID identify the member and its cluster (never 0).
 	ID, ClusterID uint64
+	// Name is the member's human-readable name (for /v2/stats/self).
+	Name string
 	// Voters are the initial voters of a new cluster (default: ID alone).
 	Voters []uint64
 	// Peers maps every other member's ID to its peer URL; empty for a
@@ -186,6 +188,11 @@ type Member struct {
 	persistDone  chan struct{}
 
 	metrics   *metrics
+	started   time.Time
+	leadSince atomic.Int64 // Unix ns when the current leader became known
+	state     atomic.Uint32
+	recvApp   atomic.Uint64
+	sendApp   atomic.Uint64
 	committed atomic.Uint64
 	term      atomic.Uint64
 	lead      atomic.Uint64
@@ -254,6 +261,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	}
 	m.node = node
 	m.lastCapture = cfg.Now()
+	m.started = time.Now()
 	m.metrics = newMetrics(cfg.Metrics, m)
 	if len(cfg.Peers) > 0 {
 		m.transport = peer.New(peer.Config{
@@ -521,6 +529,10 @@ func (m *Member) drain() bool {
 		rd := m.node.Ready()
 		if rd.SoftState != nil {
 			prevLead := m.lead.Swap(rd.SoftState.Lead)
+			m.state.Store(uint32(rd.SoftState.State))
+			if rd.SoftState.Lead != prevLead {
+				m.leadSince.Store(time.Now().UnixNano())
+			}
 			leader := rd.SoftState.State == consensus.StateLeader
 			if leader != m.isLeader {
 				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
@@ -593,6 +605,11 @@ func (m *Member) campaignAlone() {
 
 func (m *Member) send(msgs []consensus.Message) {
 	if m.transport != nil && len(msgs) > 0 {
+		for _, msg := range msgs {
+			if msg.Type == consensus.MsgApp {
+				m.sendApp.Add(1)
+			}
+		}
 		m.transport.Send(msgs)
 	}
 }
@@ -600,6 +617,9 @@ func (m *Member) send(msgs []consensus.Message) {
 // receive takes a message from the transport; when the loop is too far
 // behind it is dropped (Raft recovers from lost messages).
 func (m *Member) receive(msg consensus.Message) {
+	if msg.Type == consensus.MsgApp {
+		m.recvApp.Add(1)
+	}
 	select {
 	case m.recvc <- msg:
 	default:
@@ -1046,6 +1066,39 @@ func (m *Member) shutdown() {
 	errs = append(errs, m.wal.Close(), m.db.Close())
 	if err := errors.Join(errs...); err != nil && m.Err() == nil {
 		m.log.Error().Err(err).Msg("closing")
+	}
+}
+
+// SelfStats is what /v2/stats/self reports, in etcd's field order.
+type SelfStats struct {
+	Name                 string     `json:"name"`
+	ID                   string     `json:"id"`
+	State                string     `json:"state"`
+	StartTime            time.Time  `json:"startTime"`
+	LeaderInfo           LeaderInfo `json:"leaderInfo"`
+	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+}
+
+// LeaderInfo names the leader this member knows and since when.
+type LeaderInfo struct {
+	Leader    string    `json:"leader"`
+	Uptime    string    `json:"uptime"`
+	StartTime time.Time `json:"startTime"`
+}
+
+// SelfStats reports the member's figures.
+func (m *Member) SelfStats() SelfStats {
+	since := time.Unix(0, m.leadSince.Load()).UTC()
+	lead := ""
+	if l := m.lead.Load(); l != 0 {
+		lead = hex(l)
+	}
+	return SelfStats{
+		Name: m.cfg.Name, ID: hex(m.cfg.ID), State: consensus.StateType(m.state.Load()).String(),
+		StartTime:            m.started.UTC(),
+		LeaderInfo:           LeaderInfo{Leader: lead, Uptime: time.Since(since).String(), StartTime: since},
+		RecvAppendRequestCnt: m.recvApp.Load(), SendAppendRequestCnt: m.sendApp.Load(),
 	}
 }
 
