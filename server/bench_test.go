@@ -1,0 +1,41 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// BenchmarkMemberSetParallel: writes per second through one member (run
+// loop, WAL with group commit, apply, bbolt batches), from many goroutines
+// at once (-cpu and b.SetParallelism control how many).
+func BenchmarkMemberSetParallel(b *testing.B) {
+	cfg := MemberConfig{ID: 1, ClusterID: 9, DataDir: b.TempDir(), HeartbeatInterval: 10 * time.Millisecond}
+	m, err := StartMember(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Stop()
+	if _, err := m.Do(context.Background(), &store.Request{Op: store.OpSet, Path: "/warm", Value: "x"}); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Uint64
+	value := string(make([]byte, 256))
+	b.SetParallelism(128)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, err := m.Do(context.Background(), &store.Request{Op: store.OpSet, Path: fmt.Sprintf("/k%d", i%10000), Value: value}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
