@@ -1,0 +1,141 @@
+package peer
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/consensus"
+)
+
+func post(t *testing.T, url string, hdr map[string]string, body []byte) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// The receiving side refuses strangers: another cluster, a message for
+// another member, an unknown sender, a message claiming another sender,
+// a body that does not decode.
+func TestHandlerRefusesStrangers(t *testing.T) {
+	var got []consensus.Message
+	tr := New(Config{ID: 2, ClusterID: 7, Peers: map[uint64]string{1: "http://127.0.0.1:1"}, Receive: func(m consensus.Message) { got = append(got, m) }})
+	defer tr.Stop()
+	srv := httptest.NewServer(tr.Handler())
+	defer srv.Close()
+	good := map[string]string{HeaderCluster: "7", HeaderFrom: "1", HeaderTo: "2"}
+	msg := consensus.Message{Type: consensus.MsgHeartbeat, From: 1, To: 2, Term: 3}
+	body := appendFrame(nil, &msg)
+	with := func(k, v string) map[string]string {
+		h := map[string]string{}
+		for a, b := range good {
+			h[a] = b
+		}
+		h[k] = v
+		return h
+	}
+	foreign := consensus.Message{Type: consensus.MsgHeartbeat, From: 3, To: 2}
+	cases := []struct {
+		name string
+		hdr  map[string]string
+		body []byte
+		want int
+	}{
+		{"other cluster", with(HeaderCluster, "8"), body, http.StatusPreconditionFailed},
+		{"other member", with(HeaderTo, "3"), body, http.StatusPreconditionFailed},
+		{"unknown sender", with(HeaderFrom, "9"), body, http.StatusForbidden},
+		{"message from another member", good, appendFrame(nil, &foreign), http.StatusBadRequest},
+		{"garbage", good, []byte{5, 1, 2}, http.StatusBadRequest},
+		{"good", good, body, http.StatusNoContent},
+	}
+	for _, c := range cases {
+		if code := post(t, srv.URL+RaftPath, c.hdr, c.body); code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, code, c.want)
+		}
+	}
+	if len(got) != 1 || got[0].Term != 3 {
+		t.Fatalf("received %+v, want only the good heartbeat", got)
+	}
+	resp, err := http.Get(srv.URL + RaftPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET %s: %d", RaftPath, resp.StatusCode)
+	}
+}
+
+// Two transports exchange messages and a snapshot stream; an unreachable
+// peer is reported.
+func TestTransportsTalk(t *testing.T) {
+	recv := make(chan consensus.Message, 16)
+	snapBody := make(chan []byte, 1)
+	var b *Transport
+	srvB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.Handler().ServeHTTP(w, r) }))
+	defer srvB.Close()
+	b = New(Config{ID: 2, ClusterID: 7, Peers: map[uint64]string{1: "http://127.0.0.1:1"},
+		Receive: func(m consensus.Message) { recv <- m },
+		ReceiveSnapshot: func(m consensus.Message, r io.Reader) error {
+			data, err := io.ReadAll(r)
+			snapBody <- data
+			return err
+		}})
+	defer b.Stop()
+	unreachable := make(chan uint64, 16)
+	done := make(chan bool, 1)
+	a := New(Config{ID: 1, ClusterID: 7, Peers: map[uint64]string{2: srvB.URL, 3: "http://127.0.0.1:1"},
+		Unreachable:   func(id uint64) { unreachable <- id },
+		SnapshotDone:  func(id uint64, failed bool) { done <- failed },
+		WriteSnapshot: func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }})
+	defer a.Stop()
+	a.Send([]consensus.Message{
+		{Type: consensus.MsgApp, From: 1, To: 2, Term: 1, Entries: []consensus.Entry{{Term: 1, Index: 1, Data: []byte("x")}}},
+		{Type: consensus.MsgHeartbeat, From: 1, To: 3, Term: 1},
+		{Type: consensus.MsgSnap, From: 1, To: 2, Term: 1, Snapshot: &consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: 5, Term: 1}}},
+	})
+	timeout := time.After(10 * time.Second)
+	select {
+	case m := <-recv:
+		if m.Type != consensus.MsgApp || string(m.Entries[0].Data) != "x" {
+			t.Fatalf("received %+v", m)
+		}
+	case <-timeout:
+		t.Fatal("no message arrived")
+	}
+	select {
+	case data := <-snapBody:
+		if string(data) != "state" {
+			t.Fatalf("snapshot body %q", data)
+		}
+	case <-timeout:
+		t.Fatal("no snapshot arrived")
+	}
+	select {
+	case failed := <-done:
+		if failed {
+			t.Fatal("snapshot reported failed")
+		}
+	case <-timeout:
+		t.Fatal("snapshot outcome not reported")
+	}
+	select {
+	case id := <-unreachable:
+		if id != 3 {
+			t.Fatalf("unreachable %d, want 3", id)
+		}
+	case <-timeout:
+		t.Fatal("unreachable peer not reported")
+	}
+}
