@@ -586,7 +586,6 @@ func (m *Member) drain() bool {
 			m.readState(rs)
 		}
 		m.node.Advance(rd)
-		m.metrics.applied.Set(float64(m.applied))
 		m.releaseReads()
 	}
 	return true
@@ -752,6 +751,7 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 		return err
 	}
 	m.applied, m.appliedTerm, m.conf, m.snapIndex = snap.Meta.Index, snap.Meta.Term, conf, snap.Meta.Index
+	m.metrics.applied.Set(float64(snap.Meta.Index))
 	m.metrics.snapshotsIn.Inc()
 	m.log.Info().Uint64("index", snap.Meta.Index).Msg("installed a snapshot from the leader")
 	return nil
@@ -784,6 +784,9 @@ func encodeProposal(id uint64, r *store.Request) []byte {
 
 func (m *Member) apply(e consensus.Entry) {
 	m.applied, m.appliedTerm = e.Index, e.Term
+	// Before any waiter is answered, so what a client saw applied is
+	// never ahead of the figure.
+	m.metrics.applied.Set(float64(e.Index))
 	switch {
 	case e.Type == consensus.EntryConfChange:
 		var cc consensus.ConfChange
