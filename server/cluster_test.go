@@ -243,16 +243,24 @@ func TestSelfStats(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
 	c.set(l, "/k", "v")
+	// A follower may hear of the write a moment after the quorum did.
+	deadline := time.Now().Add(10 * time.Second)
 	for id, m := range c.members {
-		s := m.SelfStats()
-		if s.ID != hex(id) || s.LeaderInfo.Leader != hex(l) {
-			t.Fatalf("member %d: %+v", id, s)
-		}
-		if id == l && (s.State != "StateLeader" || s.SendAppendRequestCnt == 0) {
-			t.Fatalf("leader: %+v", s)
-		}
-		if id != l && (s.State != "StateFollower" || s.RecvAppendRequestCnt == 0) {
-			t.Fatalf("follower %d: %+v", id, s)
+		for {
+			s := m.SelfStats()
+			ok := s.ID == hex(id) && s.LeaderInfo.Leader == hex(l)
+			if id == l {
+				ok = ok && s.State == "StateLeader" && s.SendAppendRequestCnt > 0
+			} else {
+				ok = ok && s.State == "StateFollower" && s.RecvAppendRequestCnt > 0
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d (leader %d): %+v", id, l, s)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
