@@ -17,7 +17,11 @@
 // passes. A proposal that times out after it was proposed answers
 // ErrTimeout: its outcome is unknown.
 //
-// Today a member is a cluster of one: the peer transport, membership
-// changes and leadership transfer on shutdown come next. Local is a
-// non-durable, single-process Backend for tests of the HTTP layer.
+// Members talk through peer.Transport: Ready.Messages go out while the WAL
+// is written, MessagesAfterPersist after. A member too far behind receives
+// the leader's applied-state file as a snapshot and installs it (the old
+// store's watchers are ended). A leader that is stopped hands leadership to
+// its most caught-up voter first. Membership is fixed at bootstrap for now
+// (no runtime changes yet). Local is a non-durable, single-process Backend
+// for tests of the HTTP layer.
 package server

@@ -22,6 +22,13 @@
 // live events otherwise, under one lock so that no event falls between the
 // two.
 //
+// A store opened with Open mirrors its state into a bbolt file: apply
+// notes what changed, Capture (on the apply goroutine) takes a batch with
+// the Raft index and metadata it covers, Batch.Write stores it off the
+// apply path; Open rebuilds the store from the file. The file is the
+// member's Raft snapshot and its backup format (WriteSnapshot, Restore,
+// StatusOf).
+//
 // Errors are *Error values carrying a v2 error code; mapping them to HTTP
 // statuses is httpapi's business. Nothing here knows about HTTP, JSON or
 // metrics.
