@@ -31,6 +31,9 @@ var (
 	ErrTimeout = errors.New("request timed out; outcome unknown")
 	// ErrStopped: the member is stopping or stopped.
 	ErrStopped = errors.New("member stopped")
+	// ErrNotProposed: the request timed out before it could be proposed
+	// (no leader was known); it was not applied and never will be.
+	ErrNotProposed = errors.New("request timed out before it could be proposed (no leader); not applied")
 )
 
 // MemberConfig configures a Member. Zero fields take the defaults noted.
@@ -169,7 +172,9 @@ type Member struct {
 
 	waitMu  sync.Mutex
 	waiters map[uint64]chan result
-	nextID  atomic.Uint64
+	// proposed marks waiters whose request reached the Raft core.
+	proposed map[uint64]bool
+	nextID   atomic.Uint64
 
 	// Run-loop state.
 	applied      uint64
@@ -238,7 +243,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
-		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{},
+		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]bool{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
@@ -497,10 +502,21 @@ func (m *Member) handOver() bool {
 }
 
 func (m *Member) propose(p proposal) {
+	m.waitMu.Lock()
+	_, waiting := m.waiters[p.id]
+	m.proposed[p.id] = waiting
+	m.waitMu.Unlock()
+	if !waiting {
+		return // its caller gave up before it reached Raft
+	}
 	err := m.node.Propose(p.data)
 	if errors.Is(err, consensus.ErrNoLeader) {
 		// Hold it until a leader is known; the caller's timeout bounds
-		// the wait.
+		// the wait, and a caller that gives up meanwhile is told it was
+		// not applied.
+		m.waitMu.Lock()
+		delete(m.proposed, p.id)
+		m.waitMu.Unlock()
 		m.held = append(m.held, p)
 		return
 	}
@@ -829,6 +845,7 @@ func (m *Member) trigger(id uint64, r result) {
 	m.waitMu.Lock()
 	ch, ok := m.waiters[id]
 	delete(m.waiters, id)
+	delete(m.proposed, id)
 	m.waitMu.Unlock()
 	if ok {
 		ch <- r
@@ -864,12 +881,33 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 		}
 		return res.ev, res.err
 	case <-ctx.Done():
-		m.trigger(id, result{})
-		m.metrics.failed.Inc()
-		return nil, ErrTimeout
+		res := m.abandon(id, ch)
+		if res.err != nil {
+			m.metrics.failed.Inc()
+		}
+		return res.ev, res.err
 	case <-m.stopc:
 		return nil, ErrStopped
 	}
+}
+
+// abandon gives up waiting for request id: ErrTimeout (outcome unknown)
+// if it reached Raft, ErrNotProposed if it never did, or its result if
+// that arrived meanwhile.
+func (m *Member) abandon(id uint64, ch chan result) result {
+	m.waitMu.Lock()
+	_, waiting := m.waiters[id]
+	proposed := m.proposed[id]
+	delete(m.waiters, id)
+	delete(m.proposed, id)
+	m.waitMu.Unlock()
+	if !waiting {
+		return <-ch // answered just as we gave up
+	}
+	if !proposed {
+		return result{err: ErrNotProposed}
+	}
+	return result{err: ErrTimeout}
 }
 
 // Get reads p; unless serializable, only after a ReadIndex round shows the

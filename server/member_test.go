@@ -289,3 +289,38 @@ func TestMemberMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A request that times out says whether it reached Raft: without a leader
+// it never did (not applied); with a leader that cannot reach a quorum it
+// did, and its outcome is unknown.
+func TestTimeoutsSayWhetherProposed(t *testing.T) {
+	// One member of three running: no leader can be elected.
+	cfg := testConfig(t.TempDir())
+	cfg.Voters = []uint64{1, 2, 3}
+	cfg.Peers = map[uint64]string{2: "http://127.0.0.1:1", 3: "http://127.0.0.1:1"}
+	m := startMember(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := m.Do(ctx, &store.Request{Op: store.OpSet, Path: "/x", Value: "1"})
+	cancel()
+	if !errors.Is(err, ErrNotProposed) {
+		t.Fatalf("without a leader: %v, want ErrNotProposed", err)
+	}
+	m.Stop()
+
+	// A leader whose followers are gone: the write is proposed, then
+	// cannot commit. A long election timeout keeps the leader in place.
+	c := newTestClusterWith(t, 3, func(cfg *MemberConfig) { cfg.ElectionTicks = 200 })
+	l := c.leader()
+	c.set(l, "/warm", "x")
+	for id := range c.members {
+		if id != l {
+			c.stop(id)
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = c.members[l].Do(ctx, &store.Request{Op: store.OpSet, Path: "/x", Value: "1"})
+	cancel()
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("leader without a quorum: %v, want ErrTimeout (outcome unknown)", err)
+	}
+}
