@@ -147,20 +147,30 @@ func TestMemberConcurrentWriters(t *testing.T) {
 	}
 }
 
-// A request whose context ends after it was proposed reports that its
-// outcome is unknown, not that it failed.
-func TestMemberTimeoutIsOutcomeUnknown(t *testing.T) {
+// A request whose caller gives up at once gets one of the answers that
+// say what happened, and each is true: applied (no error), outcome unknown
+// (ErrTimeout), or not applied (ErrNotProposed, context.Canceled before it
+// was even queued) — in which case it is never applied later.
+func TestCancelledRequestAnswersTruthfully(t *testing.T) {
 	m := startMember(t, testConfig(t.TempDir()))
 	defer m.Stop()
 	set(t, m, "/warm", "x") // a leader exists
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := m.Do(ctx, &store.Request{Op: store.OpSet, Path: "/x", Value: "y"})
-	if err == nil {
-		return // applied before the cancellation was seen: allowed
-	}
-	if !errors.Is(err, ErrTimeout) && !errors.Is(err, context.Canceled) {
-		t.Fatalf("err %v, want ErrTimeout or context.Canceled", err)
+	for i := range 50 {
+		p := fmt.Sprintf("/x%d", i)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := m.Do(ctx, &store.Request{Op: store.OpSet, Path: p, Value: "y"})
+		notApplied := errors.Is(err, ErrNotProposed) || errors.Is(err, context.Canceled)
+		if err != nil && !notApplied && !errors.Is(err, ErrTimeout) {
+			t.Fatalf("err %v", err)
+		}
+		if notApplied {
+			// A later write is applied after anything proposed before it.
+			set(t, m, "/barrier", fmt.Sprint(i))
+			if _, gerr := m.Get(context.Background(), p, false, false); gerr == nil {
+				t.Fatalf("%s was applied although the answer was %v", p, err)
+			}
+		}
 	}
 }
 
