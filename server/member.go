@@ -742,7 +742,7 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 	if err := os.Rename(in.path, path); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := wal.OS.SyncDir(filepath.Dir(path)); err != nil {
 		return err
 	}
 	db, err := store.OpenDB(path)
@@ -771,15 +771,6 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 	m.metrics.snapshotsIn.Inc()
 	m.log.Info().Uint64("index", snap.Meta.Index).Msg("installed a snapshot from the leader")
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PeerHandler serves the peer endpoints (404 for a cluster of one).
