@@ -54,10 +54,16 @@ type cluster struct {
 	t       *testing.T
 	initial string
 	procs   []*proc
+	extra   []string // flags appended to every member's command line
 }
 
 func startCluster(t *testing.T, names ...string) *cluster {
-	c := &cluster{t: t}
+	return startClusterWith(t, nil, names...)
+}
+
+// startClusterWith is startCluster with extra flags for every member.
+func startClusterWith(t *testing.T, extra []string, names ...string) *cluster {
+	c := &cluster{t: t, extra: extra}
 	var parts []string
 	for _, n := range names {
 		p := &proc{name: n, dir: filepath.Join(t.TempDir(), n),
@@ -83,6 +89,7 @@ func (c *cluster) start(p *proc) {
 		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", p.peer,
 		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client,
 		"--heartbeat-interval", "50", "--election-timeout", "500")
+	cmd.Args = append(cmd.Args, c.extra...)
 	log, err := os.Create(p.dir + ".log")
 	if err != nil {
 		c.t.Fatal(err)
