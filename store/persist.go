@@ -235,10 +235,16 @@ func (b *Batch) Write() error {
 			}
 		}
 		if b.v.index > b.capacity {
-			// Drop events the history no longer holds.
+			// Drop events the history no longer holds: find them in one
+			// pass, then delete (a cursor re-positioned after each delete
+			// walks the emptied leaves again every time).
+			var drop [][]byte
 			c := hist.Cursor()
-			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= b.v.index-b.capacity; k, _ = c.First() {
-				if err := c.Delete(); err != nil {
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= b.v.index-b.capacity; k, _ = c.Next() {
+				drop = append(drop, slices.Clone(k))
+			}
+			for _, k := range drop {
+				if err := hist.Delete(k); err != nil {
 					return err
 				}
 			}
