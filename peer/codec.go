@@ -1,9 +1,12 @@
 package peer
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 
 	"github.com/cairnkv/cairn/consensus"
 )
@@ -166,7 +169,7 @@ func decodeMessage(b []byte) (consensus.Message, error) {
 }
 
 // appendFrame appends one length-prefixed message (the body of a POST to
-// /raft is a sequence of frames).
+// /raft, and the batch in a stream frame, is a sequence of frames).
 func appendFrame(b []byte, m *consensus.Message) []byte {
 	body := appendMessage(nil, m)
 	b = binary.AppendUvarint(b, uint64(len(body)))
@@ -189,4 +192,44 @@ func decodeFrames(b []byte) ([]consensus.Message, error) {
 		b = b[k+int(n):]
 	}
 	return out, nil
+}
+
+// appendStreamFrame appends one stream frame: the uvarint length of batch,
+// then batch, a sequence of frames as in the body of a POST to /raft. An
+// empty batch is a keepalive.
+func appendStreamFrame(b, batch []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(batch)))
+	return append(b, batch...)
+}
+
+// readStreamFrame reads one stream frame from r into buf (reused) and
+// returns its batch. A frame longer than limit is refused before any of
+// it is read, and the buffer grows only as bytes arrive, so a peer that
+// claims a long frame and sends nothing costs nothing. io.EOF means the
+// stream ended cleanly between frames.
+func readStreamFrame(r *bufio.Reader, buf []byte, limit uint64) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err == io.EOF {
+		return buf[:0], io.EOF
+	}
+	if err != nil {
+		return buf[:0], fmt.Errorf("peer: stream frame length: %w", err)
+	}
+	if n > limit {
+		return buf[:0], fmt.Errorf("%w: stream frame of %d bytes (limit %d)", ErrBadMessage, n, limit)
+	}
+	buf = buf[:0]
+	for uint64(len(buf)) < n {
+		chunk := int(min(n-uint64(len(buf)), 1<<20))
+		buf = slices.Grow(buf, chunk)
+		k, err := io.ReadFull(r, buf[len(buf):len(buf)+chunk])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, fmt.Errorf("peer: stream frame: %w", err)
+		}
+	}
+	return buf, nil
 }

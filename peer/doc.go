@@ -1,13 +1,32 @@
 // Package peer is the Raft transport between members, over plain HTTP.
 //
 // Each peer has a bounded queue and a sender goroutine that ships whatever
-// queued up as one POST to the peer's /raft endpoint (a pipeline of POSTs;
-// a long-lived stream per peer comes later). Sending never blocks the run
-// loop: when a queue is full the message is dropped and the peer reported
-// unreachable, which Raft recovers from. Every request carries the
-// cluster ID and the sender's and receiver's member IDs; requests from
-// strangers or another cluster are refused. Messages use a versioned
-// binary codec (codec.go), fuzzed.
+// queued up as one batch. While the peer's stream is connected a batch is
+// one frame on it: a long-lived POST to /raft/stream whose chunked body
+// carries length-prefixed batches (the protocol is described in
+// stream.go). A second goroutine per peer keeps that stream connected,
+// reconnecting with a backoff (100 ms doubling to 2 s). While the stream
+// is down (the peer is unreachable, or an older member answers 404) a
+// batch goes as one POST to the peer's /raft endpoint instead. Sending
+// never blocks the run loop: when a queue is full the message is dropped
+// and the peer reported unreachable, as it is when a POST or a stream
+// write fails; Raft recovers from lost messages. Idle streams carry
+// keepalive frames one way and liveness bytes the other, and either side
+// closes a stream on which nothing arrived for 30 s, so a dead peer is
+// noticed without cutting healthy idle streams.
+//
+// Peers can be added, moved to another URL and removed while the
+// transport runs (AddPeer, UpdatePeer, RemovePeer); Streaming and Stats
+// tell how each peer is being reached.
+//
+// Every request carries the cluster ID and the sender's and receiver's
+// member IDs; requests from another cluster or for another member are
+// refused. A sender the receiver does not know yet is accepted (it may
+// have been added by an entry not applied here yet), but one the receiver
+// knows was removed is answered 410 Gone, and a sender that gets 410
+// calls Config.Removed: that is how a member removed while cut off learns
+// it. Messages use a versioned binary codec (codec.go), fuzzed, as do
+// stream frames.
 //
 // A MsgSnap goes, with the sender's applied state streamed after it, as
 // one POST to /raft/snapshot; the receiver takes the stream (it installs

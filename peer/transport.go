@@ -5,11 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,23 +26,63 @@ const (
 	HeaderCluster = "X-Cairn-Cluster-Id"
 	HeaderFrom    = "X-Cairn-From"
 	HeaderTo      = "X-Cairn-To"
+	// HeaderStream carries the stream protocol version on a request to
+	// StreamPath and on the answer that accepts it.
+	HeaderStream = "X-Cairn-Stream-Version"
 )
 
 // RaftPath is the peer endpoint that receives messages.
 const RaftPath = "/raft"
 
-// maxBody bounds one POST's body.
+// StreamPath is the peer endpoint that receives a long-lived stream of
+// messages from one member.
+const StreamPath = RaftPath + "/stream"
+
+// StreamVersion is the stream protocol version this package speaks.
+const StreamVersion = "1"
+
+// maxBody bounds one POST's body and one stream frame.
 const maxBody = 64 << 20
+
+// maxBatch is where a sender stops adding queued messages to a batch.
+const maxBatch = 4 << 20
+
+// timing holds the transport's timeouts; tests shorten them.
+type timing struct {
+	post          time.Duration // one POST of messages
+	dial          time.Duration // connecting a stream, up to its answer
+	write         time.Duration // one write on a stream
+	keepalive     time.Duration // a sender writes an empty frame after this long idle
+	ack           time.Duration // a receiver answers a frame with a liveness byte at most this often
+	idle          time.Duration // a stream with nothing received for this long is closed
+	backoff       time.Duration // first wait before reconnecting a stream
+	backoffMax    time.Duration // the wait doubles up to this
+	postRetryWait time.Duration // pause after a failed POST
+}
+
+var defaultTiming = timing{
+	post:          5 * time.Second,
+	dial:          5 * time.Second,
+	write:         5 * time.Second,
+	keepalive:     5 * time.Second,
+	ack:           5 * time.Second,
+	idle:          30 * time.Second,
+	backoff:       100 * time.Millisecond,
+	backoffMax:    2 * time.Second,
+	postRetryWait: 50 * time.Millisecond,
+}
 
 // Config configures a Transport.
 type Config struct {
 	ID, ClusterID uint64
-	// Peers maps every other member's ID to its peer URL.
+	// Peers maps every other member's ID to its peer URL (the members at
+	// start; AddPeer, UpdatePeer and RemovePeer change them later).
 	Peers map[uint64]string
 	// Receive gets every message that arrived (it must not block long).
 	Receive func(consensus.Message)
 	// Unreachable is told when a message to id could not be delivered;
-	// SnapshotDone how sending a snapshot to id ended.
+	// SnapshotDone how sending a snapshot to id ended. Neither may call
+	// RemovePeer or Stop.
 	Unreachable  func(id uint64)
 	SnapshotDone func(id uint64, failed bool)
 	// WriteSnapshot streams this member's applied state (the snapshot a
@@ -46,57 +90,271 @@ type Config struct {
 	WriteSnapshot func(w io.Writer) error
 	// ReceiveSnapshot takes a MsgSnap and the stream that follows it.
 	ReceiveSnapshot func(m consensus.Message, r io.Reader) error
+	// IsRemoved tells whether id was removed from the cluster; requests
+	// from removed members are answered 410 Gone. Nil: nobody is.
+	IsRemoved func(id uint64) bool
+	// Removed is called, once and on a goroutine of its own, when a peer
+	// answered 410 Gone: this member was removed from the cluster.
+	Removed func()
 	// QueueSize bounds each peer's queue (default 4096).
 	QueueSize int
 	Logger    zerolog.Logger
 }
 
-// Transport sends and receives Raft messages over HTTP.
-type Transport struct {
-	cfg    Config
-	client *http.Client
-	peers  map[uint64]*sender
-	stop   chan struct{}
-	wg     sync.WaitGroup
+// PeerStats counts what a transport sent to one peer since it was added.
+type PeerStats struct {
+	// Streaming: the stream to the peer is connected.
+	Streaming bool
+	// StreamMessages and PostMessages count messages written to the
+	// stream and delivered by POST.
+	StreamMessages, PostMessages uint64
+	// Failures counts failed sends (a POST or a stream write that failed,
+	// a batch too large to send); each was reported unreachable.
+	Failures uint64
+	// Dropped counts messages dropped because the peer's queue was full.
+	Dropped uint64
+	// Bytes counts the bytes of stream frames and POST bodies sent
+	// (snapshots not included).
+	Bytes uint64
 }
 
-type sender struct {
-	id    uint64
-	url   string
-	queue chan consensus.Message
+// Transport sends and receives Raft messages over HTTP.
+type Transport struct {
+	cfg          Config
+	tm           timing
+	client       *http.Client // POSTs of messages
+	streamClient *http.Client // streams: no overall timeout
+	snapClient   *http.Client // snapshots: bounded by a context
+
+	mu      sync.RWMutex
+	peers   map[uint64]*sender
+	inbound map[*inStream]struct{}
+	stopped bool
+
+	stopOnce    sync.Once
+	removedOnce sync.Once
+	wg          sync.WaitGroup
 }
+
+// sender is the outgoing side of one peer: a bounded queue, a goroutine
+// that sends what queued up (by the stream when it is connected, else by
+// POST) and a goroutine that keeps the stream connected.
+type sender struct {
+	id     uint64
+	queue  chan consensus.Message
+	ctx    context.Context // cancelled when the peer is removed or the transport stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the sender's goroutines
+	redial chan struct{}  // the URL changed: reconnect now
+
+	mu     sync.Mutex
+	url    string
+	stream *stream // connected, or nil
+
+	streamMsgs, postMsgs, failures, dropped, bytes atomic.Uint64
+}
+
+func (s *sender) peerURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// current is the connected stream, or nil.
+func (s *sender) current() *stream {
+	s.mu.Lock()
+	st := s.stream
+	s.mu.Unlock()
+	if st == nil || st.closed() {
+		return nil
+	}
+	return st
+}
+
+func (s *sender) hexID() string { return formatID(s.id) }
+
+// formatID writes a member ID as the headers and logs do: in hex.
+func formatID(id uint64) string { return strconv.FormatUint(id, 16) }
 
 // New starts a transport with a sender per peer.
 func New(cfg Config) *Transport {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
 	}
-	t := &Transport{cfg: cfg, peers: map[uint64]*sender{}, stop: make(chan struct{}),
-		client: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+	t := &Transport{cfg: cfg, tm: defaultTiming, peers: map[uint64]*sender{}, inbound: map[*inStream]struct{}{},
+		client: &http.Client{Timeout: defaultTiming.post, Transport: &http.Transport{
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}},
+		streamClient: &http.Client{Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: defaultTiming.dial}).DialContext,
+			ResponseHeaderTimeout: defaultTiming.dial,
+			ExpectContinueTimeout: defaultTiming.dial,
+			DisableKeepAlives:     true,
+		}},
+		snapClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	t.cfg.Peers = nil // the transport keeps its own map
 	ids := make([]uint64, 0, len(cfg.Peers))
 	for id := range cfg.Peers {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		s := &sender{id: id, url: cfg.Peers[id] + RaftPath, queue: make(chan consensus.Message, cfg.QueueSize)}
-		t.peers[id] = s
-		t.wg.Add(1)
-		go t.run(s)
+		t.AddPeer(id, cfg.Peers[id])
 	}
 	return t
 }
 
-// Stop ends the senders.
+// AddPeer starts sending to member id at url (its peer URL); for a peer
+// already known it is UpdatePeer. This member's own ID is ignored.
+func (t *Transport) AddPeer(id uint64, url string) {
+	if id == 0 || id == t.cfg.ID {
+		return
+	}
+	t.mu.Lock()
+	if t.stopped {
+		t.mu.Unlock()
+		return
+	}
+	if t.peers[id] != nil {
+		t.mu.Unlock()
+		t.UpdatePeer(id, url)
+		return
+	}
+	s := &sender{id: id, url: url, queue: make(chan consensus.Message, t.cfg.QueueSize), redial: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	t.peers[id] = s
+	t.goPeer(s, func() { t.run(s) })
+	t.goPeer(s, func() { t.keepStream(s) })
+	t.mu.Unlock()
+}
+
+// goPeer runs f on a goroutine counted for the peer and the transport.
+func (t *Transport) goPeer(s *sender, f func()) {
+	t.wg.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// UpdatePeer makes the next connections to member id go to url: its
+// stream, if connected elsewhere, is closed and reconnected. Unknown ids
+// are ignored.
+func (t *Transport) UpdatePeer(id uint64, url string) {
+	t.mu.RLock()
+	s := t.peers[id]
+	t.mu.RUnlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.url == url {
+		s.mu.Unlock()
+		return
+	}
+	s.url = url
+	st := s.stream
+	s.mu.Unlock()
+	if st != nil {
+		st.close(errRedirected)
+	}
+	select {
+	case s.redial <- struct{}{}:
+	default:
+	}
+	t.cfg.Logger.Info().Str("peer", s.hexID()).Str("url", url).Msg("peer URL changed")
+}
+
+// RemovePeer stops sending to member id: its queued messages are dropped,
+// its stream closed, a snapshot on its way cancelled. When it returns
+// nothing more goes to the peer. Its incoming streams are closed too.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	s := t.peers[id]
+	delete(t.peers, id)
+	for in := range t.inbound {
+		if in.from == id {
+			in.abort()
+		}
+	}
+	t.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.cancel()
+	s.wg.Wait()
+	t.client.CloseIdleConnections()
+}
+
+// Peers returns a copy of the peers' IDs and URLs.
+func (t *Transport) Peers() map[uint64]string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[uint64]string, len(t.peers))
+	for id, s := range t.peers {
+		out[id] = s.peerURL()
+	}
+	return out
+}
+
+// Streaming tells whether the stream to member id is connected.
+func (t *Transport) Streaming(id uint64) bool {
+	t.mu.RLock()
+	s := t.peers[id]
+	t.mu.RUnlock()
+	return s != nil && s.current() != nil
+}
+
+// Stats returns what was sent to each current peer.
+func (t *Transport) Stats() map[uint64]PeerStats {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[uint64]PeerStats, len(t.peers))
+	for id, s := range t.peers {
+		out[id] = PeerStats{
+			Streaming:      s.current() != nil,
+			StreamMessages: s.streamMsgs.Load(),
+			PostMessages:   s.postMsgs.Load(),
+			Failures:       s.failures.Load(),
+			Dropped:        s.dropped.Load(),
+			Bytes:          s.bytes.Load(),
+		}
+	}
+	return out
+}
+
+// Stop ends the senders and the incoming streams, and waits for the
+// senders. It may be called more than once.
 func (t *Transport) Stop() {
-	close(t.stop)
+	t.stopOnce.Do(func() {
+		t.mu.Lock()
+		t.stopped = true
+		for _, s := range t.peers {
+			s.cancel()
+		}
+		for in := range t.inbound {
+			in.abort()
+		}
+		t.mu.Unlock()
+	})
 	t.wg.Wait()
+	t.client.CloseIdleConnections()
+	t.streamClient.CloseIdleConnections()
+	t.snapClient.CloseIdleConnections()
 }
 
 // Send queues messages for their peers without blocking. A full queue
-// drops the message and reports the peer unreachable; snapshots are not
-// transferred yet and are reported failed at once.
+// drops the message and reports the peer unreachable; a MsgSnap goes at
+// once, with the applied state after it, on a POST of its own.
 func (t *Transport) Send(msgs []consensus.Message) {
+	var unreachable []uint64
+	t.mu.RLock()
+	if t.stopped {
+		t.mu.RUnlock()
+		return
+	}
 	for _, m := range msgs {
 		s := t.peers[m.To]
 		if s == nil {
@@ -110,50 +368,133 @@ func (t *Transport) Send(msgs []consensus.Message) {
 		select {
 		case s.queue <- m:
 		default:
-			if t.cfg.Unreachable != nil {
-				t.cfg.Unreachable(m.To)
-			}
+			s.dropped.Add(1)
+			unreachable = append(unreachable, m.To)
 		}
+	}
+	t.mu.RUnlock()
+	for _, id := range unreachable {
+		t.unreachable(id)
 	}
 }
 
+func (t *Transport) unreachable(id uint64) {
+	if t.cfg.Unreachable != nil {
+		t.cfg.Unreachable(id)
+	}
+}
+
+// removed: a peer answered 410 Gone.
+func (t *Transport) removed(s *sender) {
+	t.removedOnce.Do(func() {
+		t.cfg.Logger.Warn().Str("peer", s.hexID()).Msg("a peer says this member was removed from the cluster")
+		if t.cfg.Removed != nil {
+			go t.cfg.Removed()
+		}
+	})
+}
+
+// run sends what queues up for a peer, a batch at a time: as one frame on
+// the stream when it is connected, else as one POST. While the stream is
+// idle it carries an empty frame every keepalive period.
 func (t *Transport) run(s *sender) {
-	defer t.wg.Done()
-	var body []byte
+	keepalive := time.NewTicker(t.tm.keepalive)
+	defer keepalive.Stop()
+	// buf holds a stream frame's length prefix, right-aligned in its first
+	// binary.MaxVarintLen64 bytes, then the batch (a POST's body).
+	const prefix = binary.MaxVarintLen64
+	var buf []byte
+	wrote := false // on the stream since the last tick
 	for {
 		var m consensus.Message
 		select {
-		case <-t.stop:
+		case <-s.ctx.Done():
 			return
+		case <-keepalive.C:
+			if st := s.current(); st != nil && !wrote {
+				if st.write(keepaliveFrame) == nil {
+					s.bytes.Add(uint64(len(keepaliveFrame)))
+				}
+			}
+			wrote = false
+			continue
 		case m = <-s.queue:
 		}
-		body = appendFrame(body[:0], &m)
-		for more := true; more && len(body) < 4<<20; {
+		if cap(buf) > prefix+2*maxBatch {
+			buf = nil // a very large message went: do not keep its buffer
+		}
+		buf = appendFrame(append(buf[:0], make([]byte, prefix)...), &m)
+		n := 1
+		for more := true; more && len(buf)-prefix < maxBatch; {
 			select {
 			case m = <-s.queue:
-				body = appendFrame(body, &m)
+				buf = appendFrame(buf, &m)
+				n++
 			default:
 				more = false
 			}
 		}
-		if err := t.post(s, body); err != nil {
-			t.cfg.Logger.Debug().Err(err).Str("peer", strconv.FormatUint(s.id, 16)).Msg("send failed")
-			if t.cfg.Unreachable != nil {
-				t.cfg.Unreachable(s.id)
+		batch := buf[prefix:]
+		if s.ctx.Err() != nil {
+			return // removed or stopped: what queued is dropped
+		}
+		if len(batch) > maxBody {
+			t.cfg.Logger.Warn().Str("peer", s.hexID()).Int("bytes", len(batch)).Msg("message too large to send")
+			s.failures.Add(1)
+			t.unreachable(s.id)
+			continue
+		}
+		if st := s.current(); st != nil {
+			var head [prefix]byte
+			h := binary.PutUvarint(head[:], uint64(len(batch)))
+			frame := buf[prefix-h:]
+			copy(frame, head[:h])
+			wrote = true
+			if err := st.write(frame); err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				t.cfg.Logger.Debug().Err(err).Str("peer", s.hexID()).Msg("stream write failed")
+				s.failures.Add(1)
+				t.unreachable(s.id)
+				continue
 			}
-			select {
-			case <-t.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+			s.bytes.Add(uint64(len(frame)))
+			s.streamMsgs.Add(uint64(n))
+			continue
+		}
+		err := t.post(s, batch)
+		if err == nil {
+			s.bytes.Add(uint64(len(batch)))
+			s.postMsgs.Add(uint64(n))
+			continue
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		t.cfg.Logger.Debug().Err(err).Str("peer", s.hexID()).Msg("send failed")
+		s.failures.Add(1)
+		t.unreachable(s.id)
+		if isGone(err) {
+			t.removed(s)
+		}
+		timer := time.NewTimer(t.tm.postRetryWait)
+		select {
+		case <-s.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
 		}
 	}
 }
 
+// keepaliveFrame is an empty stream frame.
+var keepaliveFrame = appendStreamFrame(nil, nil)
+
 func (t *Transport) post(s *sender, body []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, t.tm.post)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL(s.peerURL(), RaftPath), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -162,7 +503,7 @@ func (t *Transport) post(s *sender, body []byte) error {
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		return &statusError{resp.StatusCode}
@@ -170,9 +511,18 @@ func (t *Transport) post(s *sender, body []byte) error {
 	return nil
 }
 
+// peerURL joins a peer URL and an endpoint path.
+func peerURL(base, path string) string { return strings.TrimRight(base, "/") + path }
+
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return "peer answered " + strconv.Itoa(e.code) }
+
+// isGone: the peer answered 410 Gone (this member was removed).
+func isGone(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.code == http.StatusGone
+}
 
 // sendSnapshot streams a MsgSnap and the applied state after it to the
 // peer's snapshot endpoint, then reports how it went.
@@ -187,7 +537,13 @@ func (t *Transport) sendSnapshot(s *sender, m consensus.Message) {
 	if t.cfg.WriteSnapshot == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Minute)
+	defer cancel()
 	pr, pw := io.Pipe()
+	defer pr.Close() // ends the writer below if the request never read it all
+	// The HTTP client waits for its body-reading goroutine before it
+	// returns from a cancelled request: the pipe must end with the context.
+	defer context.AfterFunc(ctx, func() { pr.CloseWithError(context.Canceled) })()
 	go func() {
 		_, err := pw.Write(appendFrame(nil, &m))
 		if err == nil {
@@ -195,29 +551,23 @@ func (t *Transport) sendSnapshot(s *sender, m consensus.Message) {
 		}
 		pw.CloseWithError(err)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	go func() {
-		select {
-		case <-t.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/snapshot", pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL(s.peerURL(), RaftPath+"/snapshot"), pr)
 	if err != nil {
 		return
 	}
 	t.setHeaders(req, s.id)
-	resp, err := (&http.Client{}).Do(req)
+	resp, err := t.snapClient.Do(req)
 	if err != nil {
-		t.cfg.Logger.Warn().Err(err).Str("peer", strconv.FormatUint(s.id, 16)).Msg("sending snapshot failed")
+		t.cfg.Logger.Warn().Err(err).Str("peer", s.hexID()).Msg("sending snapshot failed")
 		return
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
+	if resp.StatusCode == http.StatusGone {
+		t.removed(s)
+	}
 	failed = resp.StatusCode != http.StatusNoContent
-	t.cfg.Logger.Info().Str("peer", strconv.FormatUint(s.id, 16)).Bool("failed", failed).Msg("snapshot sent")
+	t.cfg.Logger.Info().Str("peer", s.hexID()).Bool("failed", failed).Msg("snapshot sent")
 }
 
 func (t *Transport) setHeaders(req *http.Request, to uint64) {
@@ -228,7 +578,9 @@ func (t *Transport) setHeaders(req *http.Request, to uint64) {
 }
 
 // check verifies a peer request's method and IDs; it answers and returns
-// false when they are wrong.
+// false when they are wrong. A sender this member does not know is
+// accepted (it may have been added by an entry not applied here yet); a
+// removed one is answered 410 Gone.
 func (t *Transport) check(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -244,15 +596,35 @@ func (t *Transport) check(w http.ResponseWriter, r *http.Request) (uint64, bool)
 		return 0, false
 	}
 	from, err := strconv.ParseUint(r.Header.Get(HeaderFrom), 16, 64)
-	if _, known := t.peers[from]; err != nil || !known {
-		http.Error(w, "unknown member", http.StatusForbidden)
+	if err != nil || from == 0 || from == t.cfg.ID {
+		http.Error(w, "bad sender member ID", http.StatusForbidden)
+		return 0, false
+	}
+	if t.cfg.IsRemoved != nil && t.cfg.IsRemoved(from) {
+		http.Error(w, "member "+strconv.FormatUint(from, 16)+" was removed from the cluster", http.StatusGone)
 		return 0, false
 	}
 	return from, true
 }
 
-// Handler serves RaftPath (messages) and RaftPath/snapshot (a MsgSnap and
-// the applied state after it). Both check the cluster and member IDs.
+// checkMessages verifies that what arrived from member from is meant for
+// this member and comes from the sender (a forwarded proposal or
+// leadership transfer may name another member).
+func (t *Transport) checkMessages(msgs []consensus.Message, from uint64) error {
+	for _, m := range msgs {
+		if m.From != from && m.Type != consensus.MsgTransferLeader && m.Type != consensus.MsgProp {
+			return errors.New("message from another member")
+		}
+		if m.To != t.cfg.ID {
+			return errors.New("message for another member")
+		}
+	}
+	return nil
+}
+
+// Handler serves RaftPath (messages), StreamPath (a stream of messages)
+// and RaftPath/snapshot (a MsgSnap and the applied state after it). All
+// check the cluster and member IDs.
 func (t *Transport) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(RaftPath+"/snapshot", func(w http.ResponseWriter, r *http.Request) {
@@ -286,6 +658,7 @@ func (t *Transport) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc(StreamPath, t.serveStream)
 	mux.HandleFunc(RaftPath, func(w http.ResponseWriter, r *http.Request) {
 		from, ok := t.check(w, r)
 		if !ok {
@@ -301,15 +674,9 @@ func (t *Transport) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		for _, m := range msgs {
-			if m.From != from && m.Type != consensus.MsgTransferLeader && m.Type != consensus.MsgProp {
-				http.Error(w, "message from another member", http.StatusBadRequest)
-				return
-			}
-			if m.To != t.cfg.ID {
-				http.Error(w, "message for another member", http.StatusBadRequest)
-				return
-			}
+		if err := t.checkMessages(msgs, from); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		for _, m := range msgs {
 			t.cfg.Receive(m)

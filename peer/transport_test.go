@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,11 +27,19 @@ func post(t *testing.T, url string, hdr map[string]string, body []byte) int {
 }
 
 // The receiving side refuses strangers: another cluster, a message for
-// another member, an unknown sender, a message claiming another sender,
-// a body that does not decode.
+// another member, a removed sender, a message claiming another sender,
+// a body that does not decode. A sender it does not know yet (a member
+// just added) is accepted.
 func TestHandlerRefusesStrangers(t *testing.T) {
+	var mu sync.Mutex
 	var got []consensus.Message
-	tr := New(Config{ID: 2, ClusterID: 7, Peers: map[uint64]string{1: "http://127.0.0.1:1"}, Receive: func(m consensus.Message) { got = append(got, m) }})
+	tr := New(Config{ID: 2, ClusterID: 7, Peers: map[uint64]string{1: "http://127.0.0.1:1"},
+		Receive: func(m consensus.Message) {
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		},
+		IsRemoved: func(id uint64) bool { return id == 5 }})
 	defer tr.Stop()
 	srv := httptest.NewServer(tr.Handler())
 	defer srv.Close()
@@ -46,6 +55,7 @@ func TestHandlerRefusesStrangers(t *testing.T) {
 		return h
 	}
 	foreign := consensus.Message{Type: consensus.MsgHeartbeat, From: 3, To: 2}
+	newcomer := consensus.Message{Type: consensus.MsgHeartbeat, From: 9, To: 2, Term: 4}
 	cases := []struct {
 		name string
 		hdr  map[string]string
@@ -54,7 +64,9 @@ func TestHandlerRefusesStrangers(t *testing.T) {
 	}{
 		{"other cluster", with(HeaderCluster, "8"), body, http.StatusPreconditionFailed},
 		{"other member", with(HeaderTo, "3"), body, http.StatusPreconditionFailed},
-		{"unknown sender", with(HeaderFrom, "9"), body, http.StatusForbidden},
+		{"unknown sender", with(HeaderFrom, "9"), appendFrame(nil, &newcomer), http.StatusNoContent},
+		{"removed sender", with(HeaderFrom, "5"), body, http.StatusGone},
+		{"bad sender", with(HeaderFrom, "zz"), body, http.StatusForbidden},
 		{"message from another member", good, appendFrame(nil, &foreign), http.StatusBadRequest},
 		{"garbage", good, []byte{5, 1, 2}, http.StatusBadRequest},
 		{"good", good, body, http.StatusNoContent},
@@ -64,8 +76,10 @@ func TestHandlerRefusesStrangers(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.name, code, c.want)
 		}
 	}
-	if len(got) != 1 || got[0].Term != 3 {
-		t.Fatalf("received %+v, want only the good heartbeat", got)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].Term != 4 || got[1].Term != 3 {
+		t.Fatalf("received %+v, want the newcomer's and the good heartbeat", got)
 	}
 	resp, err := http.Get(srv.URL + RaftPath)
 	if err != nil {
