@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
+	"github.com/cairnkv/cairn/bench"
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/httpapi"
 	"github.com/cairnkv/cairn/server"
@@ -34,7 +36,7 @@ import (
 
 // Version is Cairn's own version (/version reports the etcd API version
 // it answers as).
-const Version = "0.1.0-dev"
+const Version = server.Version
 
 func main() {
 	args := os.Args[1:]
@@ -42,6 +44,8 @@ func main() {
 	switch {
 	case len(args) > 0 && args[0] == "version":
 		fmt.Printf("cairn %s (etcd v2 API %s)\n", Version, httpapi.EtcdServerVersion)
+	case len(args) > 0 && args[0] == "bench":
+		os.Exit(bench.Main(args[1:], os.Stdout))
 	case len(args) > 0 && args[0] == "health":
 		err = healthCmd(args[1:])
 	case len(args) > 0 && args[0] == "snapshot":
@@ -109,20 +113,60 @@ func clusterID(ids ...uint64) uint64 {
 	return binary.BigEndian.Uint64(h[:8])
 }
 
-// identities derives this member's ID, the cluster ID, the voters and the
-// other members' peer URLs from the initial cluster.
-func identities(members map[string]string, selfURL, token string) (id, cid uint64, voters []uint64, peers map[uint64]string) {
+// identities derives this member's ID, the cluster ID and the member
+// list of a new cluster from the initial cluster.
+func identities(members map[string]string, selfURL, token string) (id, cid uint64, initial []server.MemberInfo) {
 	id = memberID([]string{selfURL}, token)
-	peers = map[uint64]string{}
-	for _, u := range members {
+	var voters []uint64
+	for name, u := range members {
 		mid := memberID([]string{u}, token)
 		voters = append(voters, mid)
-		if mid != id {
-			peers[mid] = u
-		}
+		initial = append(initial, server.MemberInfo{ID: mid, Name: name, PeerURLs: []string{u}, ClientURLs: []string{}})
 	}
 	slices.Sort(voters)
-	return id, clusterID(voters...), voters, peers
+	slices.SortFunc(initial, func(a, b server.MemberInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return id, clusterID(voters...), initial
+}
+
+// joinInfo asks the running members (the initial cluster's peer URLs,
+// other than selfURL) for the cluster: its ID, its members, and the ID
+// this member was given when it was added (found by its peer URL).
+func joinInfo(members map[string]string, selfURL string) (id, cid uint64, list []server.MemberInfo, err error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	var errs []error
+	urls := make([]string, 0, len(members))
+	for _, u := range members {
+		if u != selfURL {
+			urls = append(urls, u)
+		}
+	}
+	slices.Sort(urls)
+	for _, u := range urls {
+		resp, err := client.Get(strings.TrimRight(u, "/") + server.PeerMembersPath)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s%s: %d %s", u, server.PeerMembersPath, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		if err == nil {
+			cid, list, err = server.UnmarshalMembers(body)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, mi := range list {
+			if slices.Contains(mi.PeerURLs, selfURL) {
+				return mi.ID, cid, list, nil
+			}
+		}
+		return 0, 0, nil, fmt.Errorf("the cluster has no member with peer URL %s: add it first (POST /v2/members, or etcdctl member add)", selfURL)
+	}
+	return 0, 0, nil, fmt.Errorf("no member of the initial cluster answered: %w", errors.Join(errs...))
 }
 
 // snapshotCmd: cairn snapshot save|status|restore.
@@ -188,8 +232,8 @@ func snapshotCmd(args []string) error {
 		if !ok {
 			return fmt.Errorf("--initial-cluster %q has no member named %q", *initialCluster, *name)
 		}
-		id, cid, voters, _ := identities(members, self, *token)
-		st, err := server.Restore(fs.Arg(0), server.MemberConfig{ID: id, ClusterID: cid, Voters: voters, DataDir: *dataDir})
+		id, cid, initial := identities(members, self, *token)
+		st, err := server.Restore(fs.Arg(0), server.MemberConfig{ID: id, ClusterID: cid, InitialMembers: initial, DataDir: *dataDir})
 		if err != nil {
 			return err
 		}
@@ -248,13 +292,30 @@ func run(args []string) error {
 		log.Warn().Msg(w)
 	}
 	members, _ := cfg.Members() // validated by Load
-	id, cid, voters, peers := identities(members, members[cfg.Name], cfg.InitialClusterToken)
+	var id, cid uint64
+	var initial []server.MemberInfo
+	join := false
+	switch {
+	case server.Initialized(cfg.DataDir, cfg.WALDir):
+		// A member that has run before is who its data directory says;
+		// the initial-cluster settings only matter the first time.
+		log.Info().Str("data-dir", cfg.DataDir).Msg("restarting the member recorded in the data directory")
+	case cfg.InitialClusterState == "existing":
+		id, cid, initial, err = joinInfo(members, cfg.InitialAdvertisePeerURLs)
+		if err != nil {
+			return fmt.Errorf("joining the cluster: %w", err)
+		}
+		join = true
+	default:
+		id, cid, initial = identities(members, members[cfg.Name], cfg.InitialClusterToken)
+	}
 	maxWALs := cfg.MaxWALs
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	member, err := server.StartMember(server.MemberConfig{
 		Metrics: reg, Name: cfg.Name,
-		ID: id, ClusterID: cid, Voters: voters, Peers: peers, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
+		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: []string{cfg.AdvertiseClientURLs},
+		ID: id, ClusterID: cid, InitialMembers: initial, Join: join, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,
@@ -268,17 +329,18 @@ func run(args []string) error {
 		_ = member.Stop()
 		return err
 	}
-	if len(peers) > 0 {
-		pu, _ := config.OneURL("listen-peer-urls", cfg.ListenPeerURLs)
-		pln, err := net.Listen("tcp", pu.Host)
-		if err != nil {
-			_ = member.Stop()
-			return err
-		}
-		psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = psrv.Serve(pln) }()
-		defer psrv.Close()
+	// Every member listens for peers, a cluster of one too: members can
+	// be added to it.
+	pu, _ := config.OneURL("listen-peer-urls", cfg.ListenPeerURLs)
+	pln, err := net.Listen("tcp", pu.Host)
+	if err != nil {
+		ln.Close()
+		_ = member.Stop()
+		return err
 	}
+	psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = psrv.Serve(pln) }()
+	defer psrv.Close()
 	// Requests' contexts end when shutdown begins, so open watches return
 	// at once (the client sees its 200 end with no event and re-watches)
 	// instead of holding shutdown until its deadline.
@@ -291,7 +353,7 @@ func run(args []string) error {
 	}
 	srv.RegisterOnShutdown(endRequests)
 	log.Info().Str("client-url", cfg.ListenClientURLs).Str("data-dir", cfg.DataDir).
-		Str("member-id", fmt.Sprintf("%x", id)).Str("cluster-id", fmt.Sprintf("%x", cid)).Msg("serving the v2 keys API")
+		Str("member-id", fmt.Sprintf("%x", member.ID())).Str("cluster-id", fmt.Sprintf("%x", member.ClusterID())).Msg("serving the v2 keys API")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -309,5 +371,8 @@ func run(args []string) error {
 	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) && err == nil {
 		err = serr
 	}
-	return errors.Join(err, member.Stop())
+	if serr := member.Stop(); serr != nil && !errors.Is(err, serr) {
+		err = errors.Join(err, serr)
+	}
+	return err
 }

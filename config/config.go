@@ -91,7 +91,7 @@ var settings = []setting{
 	{"advertise-client-urls", "this member's client URL as others should use it", str(func(c *Config) *string { return &c.AdvertiseClientURLs })},
 	{"initial-advertise-peer-urls", "this member's peer URL (it identifies the member)", str(func(c *Config) *string { return &c.InitialAdvertisePeerURLs })},
 	{"initial-cluster", "initial cluster: name=peerURL,... (default ${name}=${initial-advertise-peer-urls})", str(func(c *Config) *string { return &c.InitialCluster })},
-	{"initial-cluster-state", "initial cluster state: new", str(func(c *Config) *string { return &c.InitialClusterState })},
+	{"initial-cluster-state", "new: bootstrap a cluster with the initial-cluster members; existing: join a running cluster (after POST /v2/members)", str(func(c *Config) *string { return &c.InitialClusterState })},
 	{"initial-cluster-token", "initial cluster token (it identifies the cluster)", str(func(c *Config) *string { return &c.InitialClusterToken })},
 	{"snapshot-count", "applied entries between Raft snapshots", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -304,8 +304,8 @@ func (c *Config) Validate() error {
 	} else if self != c.InitialAdvertisePeerURLs {
 		bad("initial-cluster", "member %q has peer URL %s, but initial-advertise-peer-urls is %s", c.Name, self, c.InitialAdvertisePeerURLs)
 	}
-	if c.InitialClusterState != "new" {
-		bad("initial-cluster-state", "%q: only \"new\" is supported so far", c.InitialClusterState)
+	if c.InitialClusterState != "new" && c.InitialClusterState != "existing" {
+		bad("initial-cluster-state", "%q: want new or existing", c.InitialClusterState)
 	}
 	if c.InitialClusterToken == "" {
 		bad("initial-cluster-token", "must not be empty")

@@ -57,7 +57,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--listen-client-urls", "localhost:2379"}, want: "listen-client-urls: want one http://host:port URL"},
 		{args: []string{"--initial-cluster", "a=http://127.0.0.1:1"}, want: `initial-cluster: no member named "default"`},
 		{args: []string{"--initial-cluster", "default=http://127.0.0.1:1"}, want: "initial-cluster: member \"default\" has peer URL"},
-		{args: []string{"--initial-cluster-state", "existing"}, want: "initial-cluster-state"},
+		{args: []string{"--initial-cluster-state", "joined"}, want: "initial-cluster-state"},
 		{args: []string{"--log-level", "loud"}, want: "log-level"},
 		{args: []string{"--log-format", "xml"}, want: "log-format"},
 		{args: []string{"--cors", "example.com"}, want: "cors"},

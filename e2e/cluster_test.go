@@ -87,7 +87,7 @@ func startClusterWith(t *testing.T, extra []string, names ...string) *cluster {
 func (c *cluster) start(p *proc) {
 	cmd := exec.Command(binary, "--name", p.name, "--data-dir", p.dir,
 		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", p.peer,
-		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client,
+		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client, "--advertise-client-urls", p.client,
 		"--heartbeat-interval", "50", "--election-timeout", "500")
 	cmd.Args = append(cmd.Args, c.extra...)
 	log, err := os.Create(p.dir + ".log")

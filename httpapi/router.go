@@ -31,7 +31,8 @@ type Config struct {
 // DefaultCORS is etcd 3.4's default --cors.
 var DefaultCORS = []string{"*"}
 
-// NewHandler returns the client API: /v2/keys, /version and /health.
+// NewHandler returns the client API: /v2/keys, /version, /health, and the
+// cluster endpoints the backend supports.
 func NewHandler(cfg Config) http.Handler {
 	now := cfg.Now
 	if now == nil {
@@ -59,6 +60,15 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	if ss, ok := cfg.Backend.(StoreStater); ok {
 		r.HandleFunc("/v2/stats/store", getOnly(storeStats(ss)))
+	}
+	if c, ok := cfg.Backend.(Cluster); ok {
+		mh := &membersHandler{be: cfg.Backend, cluster: c}
+		r.HandleFunc(membersPrefix, mh.ServeHTTP)
+		r.HandleFunc(membersPrefix+"/*", mh.ServeHTTP)
+		r.HandleFunc("/v2/machines", machines(c))
+	}
+	if ls, ok := cfg.Backend.(LeaderStater); ok {
+		r.HandleFunc("/v2/stats/leader", getOnly(leaderStats(ls)))
 	}
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
 		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))

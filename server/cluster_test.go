@@ -50,7 +50,7 @@ func newTestClusterWith(t *testing.T, n int, tweak func(*MemberConfig)) *testClu
 			}
 		}
 		cfg := testConfig(t.TempDir())
-		cfg.ID, cfg.Voters, cfg.Peers = id, ids, peers
+		cfg.ID, cfg.Voters, cfg.Peers, cfg.PeerURLs = id, ids, peers, []string{urls[id]}
 		if tweak != nil {
 			tweak(&cfg)
 		}

@@ -15,13 +15,25 @@
 // round and are answered once the local applied index reaches it. The
 // leader proposes expiry (store.OpExpire with its clock) once a deadline
 // passes. A proposal that times out after it was proposed answers
-// ErrTimeout: its outcome is unknown.
+// ErrTimeout (a *TimeoutError naming the log index it was given, when this
+// member saw it appended): its outcome is unknown.
 //
 // Members talk through peer.Transport: Ready.Messages go out while the WAL
 // is written, MessagesAfterPersist after. A member too far behind receives
 // the leader's applied-state file as a snapshot and installs it (the old
 // store's watchers are ended). A leader that is stopped hands leadership to
-// its most caught-up voter first. Membership is fixed at bootstrap for now
-// (no runtime changes yet). Local is a non-durable, single-process Backend
-// for tests of the HTTP layer.
+// its most caught-up voter first.
+//
+// Membership (membership.go) is a replicated registry of members (ID, name,
+// peer and client URLs, and the removed IDs) changed only by applying log
+// entries: Raft conf changes carry the member in their context, and
+// membership entries publish a member's attributes or move its peer URLs.
+// It is saved with the applied state's Raft metadata, so snapshots carry
+// it. AddMember adds a learner, which the leader promotes once it has
+// caught up; RemoveMember's target stops when it applies its removal; the
+// transport follows the registry. A new member joins with Join and the
+// list read from a running member's peer endpoint /members.
+//
+// Local is a non-durable, single-process Backend for tests of the HTTP
+// layer.
 package server

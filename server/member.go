@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,13 +41,22 @@ var (
 type MemberConfig struct {
 	// ID and ClusterID identify the member and its cluster (never 0).
 	ID, ClusterID uint64
-	// Name is the member's human-readable name (for /v2/stats/self).
-	Name string
-	// Voters are the initial voters of a new cluster (default: ID alone).
+	// ID 0 takes the identity recorded in an existing data directory.
+	// Name is the member's human-readable name; PeerURLs and ClientURLs
+	// are the URLs it advertises. Name and ClientURLs are published to the
+	// cluster's member list once a leader is known.
+	Name                 string
+	PeerURLs, ClientURLs []string
+	// InitialMembers are a new cluster's members (every one a voter), or,
+	// with Join, the members of the cluster this new member joins.
+	InitialMembers []MemberInfo
+	// Join starts a new member of an existing cluster: its log starts
+	// empty and the leader brings it up to date.
+	Join bool
+	// Voters and Peers are the short form of InitialMembers: the initial
+	// voters (default: ID alone) and the other members' peer URLs.
 	Voters []uint64
-	// Peers maps every other member's ID to its peer URL; empty for a
-	// cluster of one.
-	Peers map[uint64]string
+	Peers  map[uint64]string
 	// DataDir holds the member's state (layout in docs/operations.md).
 	DataDir string
 	// WALDir moves the WAL out of DataDir (default DataDir/member/wal).
@@ -85,8 +95,22 @@ type MemberConfig struct {
 
 func (c *MemberConfig) withDefaults() MemberConfig {
 	cc := *c
-	if len(cc.Voters) == 0 {
-		cc.Voters = []uint64{cc.ID}
+	if len(cc.InitialMembers) == 0 {
+		if len(cc.Voters) == 0 {
+			cc.Voters = []uint64{cc.ID}
+		}
+		for _, id := range cc.Voters {
+			mi := MemberInfo{ID: id, PeerURLs: []string{}, ClientURLs: []string{}}
+			if u, ok := cc.Peers[id]; ok {
+				mi.PeerURLs = []string{u}
+			} else if id == cc.ID && len(cc.PeerURLs) > 0 {
+				mi.PeerURLs = slices.Clone(cc.PeerURLs)
+			}
+			cc.InitialMembers = append(cc.InitialMembers, mi)
+		}
+	}
+	if cc.ClientURLs == nil {
+		cc.ClientURLs = []string{}
 	}
 	if cc.WALDir == "" {
 		cc.WALDir = filepath.Join(cc.DataDir, "member", "wal")
@@ -136,6 +160,7 @@ type result struct {
 type proposal struct {
 	id   uint64
 	data []byte
+	cc   *consensus.ConfChange // a membership change instead of data
 }
 
 // Member is one Cairn member: it owns the consensus node and runs its loop
@@ -172,9 +197,17 @@ type Member struct {
 
 	waitMu  sync.Mutex
 	waiters map[uint64]chan result
-	// proposed marks waiters whose request reached the Raft core.
-	proposed map[uint64]bool
+	// proposed holds waiters whose request reached the Raft core, with
+	// the log index it was given once known (0 before).
+	proposed map[uint64]uint64
 	nextID   atomic.Uint64
+	// view is the member list as of the last applied entry; the run loop
+	// replaces it, anyone may read it.
+	view atomic.Pointer[registry]
+	// confView is m.conf for readers outside the run loop.
+	confView atomic.Pointer[consensus.ConfState]
+	// followers measures heartbeat round trips for /v2/stats/leader.
+	followers *followerTracker
 
 	// Run-loop state.
 	applied      uint64
@@ -214,8 +247,9 @@ type report struct {
 // incomingSnapshot is a received applied-state file and the MsgSnap,
 // rewritten to the index, term and membership the file covers.
 type incomingSnapshot struct {
-	msg  consensus.Message
-	path string
+	msg     consensus.Message
+	path    string
+	members *registry
 }
 
 type readRound struct {
@@ -229,8 +263,8 @@ type readRound struct {
 // starts it. A new member bootstraps a cluster of cfg.Voters.
 func StartMember(c MemberConfig) (*Member, error) {
 	cfg := c.withDefaults()
-	if cfg.ID == 0 || cfg.ClusterID == 0 {
-		return nil, errors.New("server: member and cluster IDs must not be 0")
+	if (cfg.ID == 0 || cfg.ClusterID == 0) && !Initialized(cfg.DataDir, cfg.WALDir) {
+		return nil, errors.New("server: a new member needs member and cluster IDs other than 0")
 	}
 	if err := os.MkdirAll(filepath.Dir(StatePath(cfg.DataDir)), 0o700); err != nil {
 		return nil, err
@@ -243,11 +277,13 @@ func StartMember(c MemberConfig) (*Member, error) {
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
-		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]bool{},
+		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]uint64{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:])
 	m.nextID.Store(binary.BigEndian.Uint64(seed[:]))
+	m.view.Store(newRegistry())
+	m.followers = newFollowerTracker()
 	if err := m.recover(); err != nil {
 		_ = db.Close()
 		if m.wal != nil {
@@ -255,6 +291,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 		}
 		return nil, err
 	}
+	cfg = m.cfg // the identity may come from the data directory
 	node, err := consensus.NewNode(&consensus.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
 		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
@@ -268,29 +305,35 @@ func StartMember(c MemberConfig) (*Member, error) {
 	m.lastCapture = cfg.Now()
 	m.started = time.Now()
 	m.metrics = newMetrics(cfg.Metrics, m)
-	if len(cfg.Peers) > 0 {
-		m.transport = peer.New(peer.Config{
-			ID: cfg.ID, ClusterID: cfg.ClusterID, Peers: cfg.Peers, Logger: cfg.Logger,
-			Receive: m.receive,
-			Unreachable: func(id uint64) {
-				m.metrics.sendFailures.WithLabelValues(hex(id)).Inc()
-				m.tellReport(report{id: id})
-			},
-			SnapshotDone: func(id uint64, failed bool) {
-				if failed {
-					m.metrics.snapshotFailed.WithLabelValues(hex(id)).Inc()
-				} else {
-					m.metrics.snapshotSent.WithLabelValues(hex(id)).Inc()
-				}
-				m.tellReport(report{id: id, snapshot: true, failed: failed})
-			},
-			WriteSnapshot:   m.writeSnapshot,
-			ReceiveSnapshot: m.receiveSnapshot,
-		})
-	}
+	m.transport = peer.New(peer.Config{
+		ID: m.cfg.ID, ClusterID: m.cfg.ClusterID, Logger: cfg.Logger,
+		Receive:   m.receive,
+		IsRemoved: func(id uint64) bool { return m.view.Load().removed[id] },
+		Removed: func() {
+			m.log.Error().Msg("a peer says this member was removed from the cluster")
+			m.fail(ErrRemoved)
+		},
+		Unreachable: func(id uint64) {
+			m.metrics.sendFailures.WithLabelValues(hex(id)).Inc()
+			m.followers.failed(id)
+			m.tellReport(report{id: id})
+		},
+		SnapshotDone: func(id uint64, failed bool) {
+			if failed {
+				m.metrics.snapshotFailed.WithLabelValues(hex(id)).Inc()
+			} else {
+				m.metrics.snapshotSent.WithLabelValues(hex(id)).Inc()
+			}
+			m.tellReport(report{id: id, snapshot: true, failed: failed})
+		},
+		WriteSnapshot:   m.writeSnapshot,
+		ReceiveSnapshot: m.receiveSnapshot,
+	})
 
+	m.syncPeers(m.view.Load())
 	go m.persister()
 	go m.run()
+	go m.publish()
 	return m, nil
 }
 
@@ -314,7 +357,29 @@ func (m *Member) recover() error {
 			return err
 		}
 		m.wal = w
-		ents, hs := consensus.BootstrapEntries(cfg.Voters)
+		g := newRegistry()
+		for _, mi := range cfg.InitialMembers {
+			g.members[mi.ID] = mi.clone()
+		}
+		m.view.Store(g)
+		if cfg.Join {
+			// The leader sends the log (or a snapshot) with the cluster's
+			// history; until then the member only knows whom to answer.
+			m.log.Info().Str("data-dir", cfg.DataDir).Str("member-id", hex(cfg.ID)).Msg("joining an existing cluster")
+			return nil
+		}
+		voters := make([]uint64, len(cfg.InitialMembers))
+		for i, mi := range cfg.InitialMembers {
+			voters[i] = mi.ID
+		}
+		slices.Sort(voters)
+		ents, hs := consensus.BootstrapEntries(voters)
+		for i := range ents {
+			cc := consensus.ConfChange{Type: consensus.AddVoter, NodeID: voters[i], Context: encodeCCContext(0, g.members[voters[i]])}
+			ents[i].Data = cc.Marshal()
+		}
+		// Applying the bootstrap entries fills the registry again.
+		m.view.Store(newRegistry())
 		if err := w.Save(hs, ents); err != nil {
 			return err
 		}
@@ -331,19 +396,35 @@ func (m *Member) recover() error {
 		return err
 	}
 	m.wal = w
+	if cfg.ID == 0 {
+		id, cid, err := decodeWALMeta(c.Metadata)
+		if err != nil {
+			return fmt.Errorf("server: WAL in %s: %w", cfg.WALDir, err)
+		}
+		m.cfg.ID, m.cfg.ClusterID = id, cid
+		meta = c.Metadata
+	}
 	if string(c.Metadata) != string(meta) {
 		return fmt.Errorf("server: WAL in %s belongs to another member or cluster", cfg.WALDir)
 	}
 	if covered > 0 {
-		term, conf, err := decodeRaftMeta(st.RaftMeta())
+		term, conf, g, err := decodeRaftMeta(st.RaftMeta())
 		if err != nil {
 			return err
 		}
+		if g == nil { // written before the member list was replicated
+			g = newRegistry()
+			for _, mi := range cfg.InitialMembers {
+				g.members[mi.ID] = mi.clone()
+			}
+		}
+		m.view.Store(g)
 		snap := consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: covered, Term: term, ConfState: conf}}
 		if err := m.rs.ApplySnapshot(snap); err != nil {
 			return err
 		}
-		m.applied, m.appliedTerm, m.conf, m.snapIndex = covered, term, conf, covered
+		m.applied, m.appliedTerm, m.snapIndex = covered, term, covered
+		m.setConf(conf)
 	}
 	if err := m.rs.Append(c.Entries); err != nil {
 		return err
@@ -415,6 +496,7 @@ func (m *Member) run() {
 		case <-tick.C:
 			m.node.Tick()
 			m.tickReads()
+			m.maybePromote()
 		case <-expiry.C:
 			m.maybeExpire()
 		case p := <-m.propc:
@@ -504,12 +586,19 @@ func (m *Member) handOver() bool {
 func (m *Member) propose(p proposal) {
 	m.waitMu.Lock()
 	_, waiting := m.waiters[p.id]
-	m.proposed[p.id] = waiting
+	if waiting {
+		m.proposed[p.id] = 0
+	}
 	m.waitMu.Unlock()
 	if !waiting {
 		return // its caller gave up before it reached Raft
 	}
-	err := m.node.Propose(p.data)
+	var err error
+	if p.cc != nil {
+		err = m.node.ProposeConfChange(*p.cc)
+	} else {
+		err = m.node.Propose(p.data)
+	}
 	if errors.Is(err, consensus.ErrNoLeader) {
 		// Hold it until a leader is known; the caller's timeout bounds
 		// the wait, and a caller that gives up meanwhile is told it was
@@ -550,6 +639,9 @@ func (m *Member) drain() bool {
 				m.leadSince.Store(time.Now().UnixNano())
 			}
 			leader := rd.SoftState.State == consensus.StateLeader
+			if leader && !m.isLeader {
+				m.followers.reset()
+			}
 			if leader != m.isLeader {
 				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
 			}
@@ -588,6 +680,7 @@ func (m *Member) drain() bool {
 			m.fail(err)
 			return false
 		}
+		m.noteIndexes(rd.Entries)
 		if !rd.HardState.IsEmpty() {
 			m.rs.SetHardState(rd.HardState)
 			m.committed.Store(rd.HardState.Commit)
@@ -620,6 +713,9 @@ func (m *Member) campaignAlone() {
 
 func (m *Member) send(msgs []consensus.Message) {
 	if m.transport != nil && len(msgs) > 0 {
+		if m.isLeader {
+			m.followers.sending(msgs, time.Now())
+		}
 		for _, msg := range msgs {
 			if msg.Type == consensus.MsgApp {
 				m.sendApp.Add(1)
@@ -635,6 +731,7 @@ func (m *Member) receive(msg consensus.Message) {
 	if msg.Type == consensus.MsgApp {
 		m.recvApp.Add(1)
 	}
+	m.followers.received(msg, time.Now())
 	select {
 	case m.recvc <- msg:
 	default:
@@ -702,8 +799,12 @@ func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
 	}
 	var term uint64
 	var conf consensus.ConfState
+	var g *registry
 	if err == nil {
-		term, conf, err = decodeRaftMeta(meta)
+		term, conf, g, err = decodeRaftMeta(meta)
+	}
+	if err == nil && g == nil {
+		err = errors.New("server: the snapshot has no member list (sent by an older member)")
 	}
 	if err == nil && index < msg.Snapshot.Meta.Index {
 		err = fmt.Errorf("server: snapshot covers %d, leader sent %d", index, msg.Snapshot.Meta.Index)
@@ -714,7 +815,7 @@ func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
 	}
 	msg.Snapshot = &consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: index, Term: term, ConfState: conf}}
 	select {
-	case m.snapc <- incomingSnapshot{msg: msg, path: path}:
+	case m.snapc <- incomingSnapshot{msg: msg, path: path, members: g}:
 		return nil
 	case <-m.stopc:
 		_ = os.Remove(path)
@@ -766,19 +867,31 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 	if err := m.rs.ApplySnapshot(snap); err != nil {
 		return err
 	}
-	m.applied, m.appliedTerm, m.conf, m.snapIndex = snap.Meta.Index, snap.Meta.Term, conf, snap.Meta.Index
+	m.applied, m.appliedTerm, m.snapIndex = snap.Meta.Index, snap.Meta.Term, snap.Meta.Index
+	m.setConf(conf)
+	m.view.Store(in.members)
+	m.syncPeers(in.members)
 	m.metrics.applied.Set(float64(snap.Meta.Index))
 	m.metrics.snapshotsIn.Inc()
 	m.log.Info().Uint64("index", snap.Meta.Index).Msg("installed a snapshot from the leader")
 	return nil
 }
 
-// PeerHandler serves the peer endpoints (404 for a cluster of one).
+// PeerHandler serves the peer endpoints: the Raft transport, and
+// /members and /version, which a joining member reads.
 func (m *Member) PeerHandler() http.Handler {
-	if m.transport == nil {
-		return http.NotFoundHandler()
-	}
-	return m.transport.Handler()
+	mux := http.NewServeMux()
+	mux.Handle("/", m.transport.Handler())
+	mux.HandleFunc("GET "+PeerMembersPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(peer.HeaderCluster, hex(m.cfg.ClusterID))
+		_, _ = w.Write(MarshalMembers(m.cfg.ClusterID, m.Members()))
+	})
+	mux.HandleFunc("GET "+PeerVersionPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"cairn":"` + Version + `"}`))
+	})
+	return mux
 }
 
 // Entry data: version 1, the request ID (8 bytes), the encoded request.
@@ -801,10 +914,11 @@ func (m *Member) apply(e consensus.Entry) {
 			m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
 			return
 		}
-		m.conf = m.node.ApplyConfChange(cc)
-		m.store.MarkApplied(e.Index)
+		m.applyConfChange(e, cc)
 	case len(e.Data) == 0:
 		m.store.MarkApplied(e.Index)
+	case len(e.Data) >= 10 && e.Data[0] == memberEntry:
+		m.applyMemberEntry(e)
 	default:
 		if len(e.Data) < 9 || e.Data[0] != 1 {
 			m.fail(fmt.Errorf("server: entry %d: unknown proposal encoding", e.Index))
@@ -849,13 +963,20 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 		r.Time = m.cfg.Now().UnixNano()
 	}
 	id := m.nextID.Add(1)
+	return m.await(ctx, proposal{id: id, data: encodeProposal(id, r)})
+}
+
+// await proposes p and waits (at most RequestTimeout) for it to be
+// applied.
+func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
+	id := p.id
 	ch := m.register(id)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 	defer cancel()
 	m.metrics.pending.Inc()
 	defer m.metrics.pending.Dec()
 	select {
-	case m.propc <- proposal{id: id, data: encodeProposal(id, r)}:
+	case m.propc <- p:
 	case <-ctx.Done():
 		m.trigger(id, result{})
 		return nil, ctx.Err()
@@ -888,7 +1009,7 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 func (m *Member) abandon(id uint64, ch chan result) result {
 	m.waitMu.Lock()
 	_, waiting := m.waiters[id]
-	proposed := m.proposed[id]
+	index, proposed := m.proposed[id]
 	delete(m.waiters, id)
 	delete(m.proposed, id)
 	m.waitMu.Unlock()
@@ -898,7 +1019,52 @@ func (m *Member) abandon(id uint64, ch chan result) result {
 	if !proposed {
 		return result{err: ErrNotProposed}
 	}
-	return result{err: ErrTimeout}
+	return result{err: &TimeoutError{Index: index}}
+}
+
+// TimeoutError is ErrTimeout with the log index the request was given, if
+// this member saw it appended (0: not known; the proposal may have been
+// lost on its way to the leader).
+type TimeoutError struct{ Index uint64 }
+
+func (e *TimeoutError) Error() string {
+	if e.Index == 0 {
+		return ErrTimeout.Error() + " (proposed; its log index is not known)"
+	}
+	return fmt.Sprintf("%s (proposed at index %d)", ErrTimeout.Error(), e.Index)
+}
+
+// Is makes errors.Is(err, ErrTimeout) hold.
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// noteIndexes records the log index of appended entries whose proposer is
+// waiting here, for TimeoutError.
+func (m *Member) noteIndexes(ents []consensus.Entry) {
+	m.waitMu.Lock()
+	defer m.waitMu.Unlock()
+	if len(m.proposed) == 0 {
+		return
+	}
+	for _, e := range ents {
+		var id uint64
+		switch {
+		case e.Type == consensus.EntryConfChange:
+			var cc consensus.ConfChange
+			if cc.Unmarshal(e.Data) != nil {
+				continue
+			}
+			if id, _, _ = decodeCCContext(cc.Context); id == 0 {
+				continue
+			}
+		case len(e.Data) >= 9 && (e.Data[0] == 1 || e.Data[0] == memberEntry):
+			id = binary.BigEndian.Uint64(e.Data[1:9])
+		default:
+			continue
+		}
+		if _, ok := m.proposed[id]; ok {
+			m.proposed[id] = e.Index
+		}
+	}
 }
 
 // Get reads p; unless serializable, only after a ReadIndex round shows the
@@ -996,7 +1162,7 @@ func (m *Member) maybeCapture(force bool) {
 		return
 	}
 	m.lastCapture = m.cfg.Now()
-	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf))}
+	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load()))}
 }
 
 // persistItem is a batch to write, or (done set) a barrier: done is
@@ -1158,26 +1324,51 @@ func encodeWALMeta(id, cluster uint64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{1}, id), cluster)
 }
 
-// Raft metadata stored with the applied state: version 1, the term of the
-// last applied entry, the voters and learners.
-func encodeRaftMeta(term uint64, cs consensus.ConfState) []byte {
-	return consensus.AppendConfState(binary.AppendUvarint([]byte{1}, term), cs)
+func decodeWALMeta(b []byte) (id, cluster uint64, err error) {
+	if len(b) != 17 || b[0] != 1 {
+		return 0, 0, fmt.Errorf("bad member metadata %x", b)
+	}
+	return binary.BigEndian.Uint64(b[1:9]), binary.BigEndian.Uint64(b[9:]), nil
 }
 
-func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, error) {
+// Initialized reports whether dataDir (with its WAL in walDir, or the
+// default place when empty) already holds a member.
+func Initialized(dataDir, walDir string) bool {
+	if walDir == "" {
+		walDir = filepath.Join(dataDir, "member", "wal")
+	}
+	return wal.Exist(walDir, wal.Options{})
+}
+
+// Raft metadata stored with the applied state: version 2, the term of the
+// last applied entry, the voters and learners, the member list. Version 1
+// had no member list.
+func encodeRaftMeta(term uint64, cs consensus.ConfState, g *registry) []byte {
+	return g.appendTo(consensus.AppendConfState(binary.AppendUvarint([]byte{2}, term), cs))
+}
+
+// decodeRaftMeta returns a nil registry for version 1.
+func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, *registry, error) {
 	bad := fmt.Errorf("server: applied state has bad Raft metadata %x", b)
-	if len(b) < 1 || b[0] != 1 {
-		return 0, consensus.ConfState{}, bad
+	if len(b) < 1 || (b[0] != 1 && b[0] != 2) {
+		return 0, consensus.ConfState{}, nil, bad
 	}
 	term, n := binary.Uvarint(b[1:])
 	if n <= 0 {
-		return 0, consensus.ConfState{}, bad
+		return 0, consensus.ConfState{}, nil, bad
 	}
 	cs, rest, err := consensus.DecodeConfState(b[1+n:])
-	if err != nil || len(rest) != 0 {
-		return 0, consensus.ConfState{}, bad
+	if err != nil || (b[0] == 1 && len(rest) != 0) {
+		return 0, consensus.ConfState{}, nil, bad
 	}
-	return term, cs, nil
+	if b[0] == 1 {
+		return term, cs, nil, nil
+	}
+	g, err := decodeRegistry(rest)
+	if err != nil {
+		return 0, consensus.ConfState{}, nil, err
+	}
+	return term, cs, g, nil
 }
 
 func hex(id uint64) string { return fmt.Sprintf("%x", id) }

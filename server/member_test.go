@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -327,10 +328,20 @@ func TestTimeoutsSayWhetherProposed(t *testing.T) {
 			c.stop(id)
 		}
 	}
+	last, _ := c.members[l].rs.LastIndex()
 	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 	_, err = c.members[l].Do(ctx, &store.Request{Op: store.OpSet, Path: "/x", Value: "1"})
 	cancel()
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("leader without a quorum: %v, want ErrTimeout (outcome unknown)", err)
+	}
+	// The leader appended it, so the error names the index it was given:
+	// the next in the leader's log (nothing else is proposed meanwhile).
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Index != last+1 {
+		t.Fatalf("timeout %v: want the index %d it was proposed at", err, last+1)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("index %d", te.Index)) {
+		t.Fatalf("timeout message %q does not name the index", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
@@ -13,7 +14,8 @@ import (
 
 // Restore builds a fresh data directory for cfg (its member ID, cluster ID
 // and voters: a new cluster identity and membership) from a backup taken
-// with store.WriteSnapshot. The backup becomes the applied state, at the
+// with store.WriteSnapshot, with cfg's InitialMembers (or Voters) as its
+// member list. The backup becomes the applied state, at the
 // Raft index it covers; the WAL starts with a hard state and a snapshot
 // marker there, in term 1. Starting the member afterwards serves the
 // backup's keys and history. The data directory must not hold a member.
@@ -28,8 +30,14 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 	if err := os.MkdirAll(filepath.Dir(StatePath(cfg.DataDir)), 0o700); err != nil {
 		return store.FileStatus{}, err
 	}
-	conf := consensus.ConfState{Voters: append([]uint64(nil), cfg.Voters...)}
-	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf))
+	g := newRegistry()
+	var conf consensus.ConfState
+	for _, mi := range cfg.InitialMembers {
+		g.members[mi.ID] = mi.clone()
+		conf.Voters = append(conf.Voters, mi.ID)
+	}
+	slices.Sort(conf.Voters)
+	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g))
 	if err != nil {
 		return st, err
 	}

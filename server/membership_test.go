@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/consensus"
+)
+
+func TestRegistryEncodingRoundTrip(t *testing.T) {
+	g := newRegistry()
+	g.members[7] = MemberInfo{ID: 7, Name: "a", PeerURLs: []string{"http://127.0.0.1:1"}, ClientURLs: []string{"http://127.0.0.1:2", "http://127.0.0.1:3"}}
+	g.members[3] = MemberInfo{ID: 3, PeerURLs: []string{"http://127.0.0.1:4"}, ClientURLs: []string{}}
+	g.removed[9], g.removed[1] = true, true
+	b := g.appendTo(nil)
+	got, err := decodeRegistry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.appendTo(nil)) != string(b) {
+		t.Fatalf("round trip changed the encoding")
+	}
+	if !slices.Equal(got.members[7].ClientURLs, g.members[7].ClientURLs) || got.members[7].Name != "a" || !got.removed[9] {
+		t.Fatalf("decoded %+v", got)
+	}
+	// Every truncation, and trailing bytes, are refused.
+	for i := range len(b) {
+		if _, err := decodeRegistry(b[:i]); err == nil {
+			t.Fatalf("a registry cut at %d of %d bytes was accepted", i, len(b))
+		}
+	}
+	if _, err := decodeRegistry(append(b, 0)); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+	// Raft metadata: version 2 carries the registry, version 1 (written
+	// before the member list was replicated) decodes without one.
+	cs := consensus.ConfState{Voters: []uint64{3, 7}}
+	term, cs2, g2, err := decodeRaftMeta(encodeRaftMeta(5, cs, g))
+	if err != nil || term != 5 || !slices.Equal(cs2.Voters, cs.Voters) || len(g2.members) != 2 {
+		t.Fatalf("v2 meta: %d %v %v %v", term, cs2, g2, err)
+	}
+	v1 := consensus.AppendConfState([]byte{1, 5}, cs)
+	if term, _, g1, err := decodeRaftMeta(v1); err != nil || term != 5 || g1 != nil {
+		t.Fatalf("v1 meta: %d %v %v", term, g1, err)
+	}
+}
+
+// serveMember starts m's peer endpoints on ln.
+func serveMember(t *testing.T, m *Member, ln net.Listener) {
+	srv := &http.Server{Handler: m.PeerHandler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func listen(t *testing.T) (net.Listener, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A member added at runtime joins as a learner, catches up, is promoted,
+// publishes its name; the first member then removes itself (it leads):
+// it stops, and the new member leads alone with every key.
+func TestAddPromoteAndRemoveTheLeader(t *testing.T) {
+	ln1, u1 := listen(t)
+	cfg1 := testConfig(t.TempDir())
+	cfg1.ID, cfg1.Name, cfg1.PeerURLs, cfg1.ClientURLs = 1, "one", []string{u1}, []string{"http://127.0.0.1:1"}
+	m1 := startMember(t, cfg1)
+	defer m1.Stop()
+	serveMember(t, m1, ln1)
+	waitFor(t, "member 1 leads and has published its name", func() bool {
+		ms := m1.Members()
+		return m1.lead.Load() == 1 && len(ms) == 1 && ms[0].Name == "one"
+	})
+	set(t, m1, "/a", "1")
+	ctx := context.Background()
+
+	ln2, u2 := listen(t)
+	if _, err := m1.AddMember(ctx, []string{u1}); !errors.Is(err, ErrPeerURLExists) {
+		t.Fatalf("adding a used peer URL: %v", err)
+	}
+	mi, err := m1.AddMember(ctx, []string{u2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Name != "" || !slices.Equal(mi.PeerURLs, []string{u2}) || len(mi.ClientURLs) != 0 {
+		t.Fatalf("added %+v", mi)
+	}
+	// Not started yet: a learner, so member 1 still commits alone.
+	if !slices.Contains(m1.Conf().Learners, mi.ID) {
+		t.Fatalf("new member is not a learner: %+v", m1.Conf())
+	}
+	set(t, m1, "/b", "2")
+
+	cfg2 := testConfig(t.TempDir())
+	cfg2.ID, cfg2.ClusterID, cfg2.Name, cfg2.PeerURLs, cfg2.Join = mi.ID, m1.ClusterID(), "two", []string{u2}, true
+	cfg2.InitialMembers = m1.Members()
+	m2 := startMember(t, cfg2)
+	defer m2.Stop()
+	serveMember(t, m2, ln2)
+	waitFor(t, "the new member is promoted and has published its name", func() bool {
+		cs := m1.Conf()
+		for _, x := range m2.Members() {
+			if x.ID == mi.ID && x.Name == "two" {
+				return len(cs.Voters) == 2 && len(cs.Learners) == 0
+			}
+		}
+		return false
+	})
+	if got := get(t, m2, "/b"); got != "2" {
+		t.Fatalf("/b on the new member = %q", got)
+	}
+	// Update the new member's peer URL to the same one (a no-op change
+	// through the log) and refuse a URL in use.
+	if err := m2.UpdateMember(ctx, mi.ID, []string{u1}); !errors.Is(err, ErrPeerURLExists) {
+		t.Fatalf("updating to a used URL: %v", err)
+	}
+	if err := m2.UpdateMember(ctx, mi.ID, []string{u2}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Remove the leader, asked through the other member.
+	if err := m2.RemoveMember(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m1.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the removed member did not stop")
+	}
+	if !errors.Is(m1.Err(), ErrRemoved) {
+		t.Fatalf("removed member stopped with %v", m1.Err())
+	}
+	waitFor(t, "the remaining member leads", func() bool { return m2.lead.Load() == mi.ID })
+	set(t, m2, "/c", "3")
+	if ms := m2.Members(); len(ms) != 1 || ms[0].ID != mi.ID {
+		t.Fatalf("members after removal: %+v", ms)
+	}
+	if err := m2.RemoveMember(ctx, 1); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("removing again: %v", err)
+	}
+	if err := m2.RemoveMember(ctx, 12345); !errors.Is(err, ErrMemberNotFound) {
+		t.Fatalf("removing a stranger: %v", err)
+	}
+	if err := m2.UpdateMember(ctx, 1, []string{"http://127.0.0.1:9"}); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("updating a removed member: %v", err)
+	}
+
+	// The member list survives a restart (it is in the applied state and
+	// the WAL), and the restarted member takes its identity from disk.
+	if err := m2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg2.ID, cfg2.ClusterID, cfg2.Join, cfg2.InitialMembers = 0, 0, false, nil
+	m2 = startMember(t, cfg2)
+	defer m2.Stop()
+	if m2.ID() != mi.ID || m2.ClusterID() != m1.ClusterID() {
+		t.Fatalf("restarted as %x in %x", m2.ID(), m2.ClusterID())
+	}
+	waitFor(t, "the restarted member leads", func() bool { return m2.lead.Load() == mi.ID })
+	if ms := m2.Members(); len(ms) != 1 || ms[0].Name != "two" {
+		t.Fatalf("members after restart: %+v", ms)
+	}
+	if got := get(t, m2, "/c"); got != "3" {
+		t.Fatalf("/c after restart = %q", got)
+	}
+}
