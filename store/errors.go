@@ -25,6 +25,9 @@ const (
 	EcodeLeaderElect        = 301
 	EcodeWatcherCleared     = 400
 	EcodeEventIndexCleared  = 401
+	// Cairn's own, for locks and queues (EcodeLockHeld, EcodeFenceFailed
+	// and EcodeQueueEmpty are in coord.go).
+	EcodeWaitTimeout = 123
 )
 
 var messages = map[int]string{
@@ -52,6 +55,10 @@ var messages = map[int]string{
 	210: "Invalid POST form",
 	211: "Value provided on refresh",
 	212: "A TTL must be provided on refresh",
+	120: "Lock is held",
+	121: "Lock token is not the holder's",
+	122: "Queue is empty",
+	123: "Timed out waiting",
 	300: "Raft Internal Error",
 	301: "During Leader Election",
 	400: "watcher is cleared due to etcd recovery",

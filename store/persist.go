@@ -378,7 +378,9 @@ func decodeNode(p string, b []byte) (*node, error) {
 	return n, nil
 }
 
-var actionCodes = []string{"", ActionGet, ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete, ActionCompareAndDelete, ActionExpire}
+// Append only: the codes are persisted.
+var actionCodes = []string{"", ActionGet, ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete, ActionCompareAndDelete, ActionExpire,
+	ActionDequeue, ActionReserve, ActionDeliver, ActionRequeue}
 
 // Event record: version 1, action code, flags (1 refresh, 2 node, 4
 // prevNode), varint time, uvarint index, then the node views.

@@ -23,7 +23,8 @@ const (
 	OpCompareAndDelete Op = 6 // delete guarded by PrevValue/PrevIndex
 	OpCreateInOrder    Op = 7 // create a child named by the new index
 	OpExpire           Op = 8 // expire every deadline at or before Time
-	opMax                 = OpExpire
+	// 9–11 (OpAcquire, OpEnqueue, OpDequeue) are in coord.go.
+	opMax = OpDequeue
 )
 
 var opNames = [...]string{
@@ -35,6 +36,9 @@ var opNames = [...]string{
 	OpCompareAndDelete: "compareAndDelete",
 	OpCreateInOrder:    "createInOrder",
 	OpExpire:           "expire",
+	OpAcquire:          "acquire",
+	OpEnqueue:          "enqueue",
+	OpDequeue:          "dequeue",
 }
 
 func (o Op) String() string {
@@ -61,7 +65,12 @@ type Request struct {
 	HasTTL    bool
 	TTL       uint64 // seconds; meaningful only when HasTTL
 	Refresh   bool   // keep the value, set the TTL, notify no watcher
+	Wait      bool   // OpAcquire: queue behind a holder; OpDequeue: block when empty
 	Time      int64
+	// FenceLock and FenceToken make any change conditional on FenceToken
+	// being the token of the current holder of the lock at FenceLock.
+	FenceLock  string
+	FenceToken uint64
 }
 
 // CleanPath turns a client path into the store's form: absolute, no
@@ -79,14 +88,19 @@ func CleanPath(p string) string {
 //	ttl      uvarint (only if hasTTL)
 //	prevIdx  uvarint
 //	path, value, prevValue: uvarint length + bytes each
+//
+// Version 2 (only when a fence is set) adds the fence lock's path (uvarint
+// length + bytes) and token (uvarint).
 const (
 	encVersion1 = 1
+	encVersion2 = 2
 
 	flagDir       = 1 << 0
 	flagRecursive = 1 << 1
 	flagHasTTL    = 1 << 2
 	flagRefresh   = 1 << 3
-	flagsKnown    = flagDir | flagRecursive | flagHasTTL | flagRefresh
+	flagWait      = 1 << 4
+	flagsKnown    = flagDir | flagRecursive | flagHasTTL | flagRefresh | flagWait
 )
 
 // ErrBadEncoding is wrapped by every decoding failure.
@@ -111,7 +125,14 @@ func (r *Request) Marshal(b []byte) []byte {
 	if r.Refresh {
 		flags |= flagRefresh
 	}
-	b = append(b, encVersion1, byte(r.Op), flags)
+	if r.Wait {
+		flags |= flagWait
+	}
+	version := byte(encVersion1)
+	if r.FenceLock != "" {
+		version = encVersion2
+	}
+	b = append(b, version, byte(r.Op), flags)
 	b = binary.AppendVarint(b, r.Time)
 	if r.HasTTL {
 		b = binary.AppendUvarint(b, r.TTL)
@@ -120,6 +141,11 @@ func (r *Request) Marshal(b []byte) []byte {
 	for _, s := range [...]string{r.Path, r.Value, r.PrevValue} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	if version == encVersion2 {
+		b = binary.AppendUvarint(b, uint64(len(r.FenceLock)))
+		b = append(b, r.FenceLock...)
+		b = binary.AppendUvarint(b, r.FenceToken)
 	}
 	return b
 }
@@ -131,7 +157,7 @@ func (r *Request) Unmarshal(b []byte) error {
 	if len(b) < 3 {
 		return fmt.Errorf("%w: %d bytes", ErrBadEncoding, len(b))
 	}
-	if b[0] != encVersion1 {
+	if b[0] != encVersion1 && b[0] != encVersion2 {
 		return fmt.Errorf("%w: unknown version %d", ErrBadEncoding, b[0])
 	}
 	op, flags := Op(b[1]), b[2]
@@ -148,6 +174,7 @@ func (r *Request) Unmarshal(b []byte) error {
 		Recursive: flags&flagRecursive != 0,
 		HasTTL:    flags&flagHasTTL != 0,
 		Refresh:   flags&flagRefresh != 0,
+		Wait:      flags&flagWait != 0,
 	}
 	out.Time = d.varint()
 	if out.HasTTL {
@@ -157,6 +184,13 @@ func (r *Request) Unmarshal(b []byte) error {
 	out.Path = d.str()
 	out.Value = d.str()
 	out.PrevValue = d.str()
+	if b[0] == encVersion2 {
+		out.FenceLock = d.str()
+		out.FenceToken = d.uvarint()
+		if d.err == nil && (out.FenceLock == "" || CleanPath(out.FenceLock) != out.FenceLock) {
+			return fmt.Errorf("%w: fence path %q is not clean", ErrBadEncoding, out.FenceLock)
+		}
+	}
 	if d.err != nil {
 		return d.err
 	}

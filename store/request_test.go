@@ -24,6 +24,9 @@ func sampleRequests() []*store.Request {
 		rqExpire(math.MinInt64),
 		at(ttl(rqCreate("/x y/\x00/é", strings.Repeat("v", 300)), math.MaxUint64), math.MaxInt64),
 		at(rqSet("/t", "negative time"), -1),
+		{Op: store.OpAcquire, Path: "/_cairn/locks/l", Value: "me", HasTTL: true, TTL: 10, Wait: true, Time: t0},
+		{Op: store.OpDequeue, Path: "/_cairn/queues/q", Wait: true, Time: t0},
+		{Op: store.OpSet, Path: "/guarded", Value: "v", FenceLock: "/_cairn/locks/l", FenceToken: 1<<63 + 5, Time: t0},
 	}
 }
 
@@ -58,9 +61,9 @@ func TestRequestUnmarshalRejects(t *testing.T) {
 		"version 0":        mod(good, 0, 0),
 		"version 2":        mod(good, 0, 2),
 		"op 0":             mod(good, 1, 0),
-		"op 9":             mod(good, 1, 9),
+		"op 12":            mod(good, 1, 12),
 		"op 255":           mod(good, 1, 255),
-		"unknown flag":     mod(good, 2, 0x10),
+		"unknown flag":     mod(good, 2, 0x20),
 		"high flag":        mod(good, 2, 0x80),
 		"truncated":        good[:len(good)-1],
 		"truncated time":   good[:4],
@@ -127,7 +130,8 @@ func TestOpString(t *testing.T) {
 		store.OpSet: "set", store.OpCreate: "create", store.OpUpdate: "update",
 		store.OpCompareAndSwap: "compareAndSwap", store.OpDelete: "delete",
 		store.OpCompareAndDelete: "compareAndDelete", store.OpCreateInOrder: "createInOrder",
-		store.OpExpire: "expire", 0: "op(0)", 9: "op(9)",
+		store.OpExpire: "expire", store.OpAcquire: "acquire", store.OpEnqueue: "enqueue",
+		store.OpDequeue: "dequeue", 0: "op(0)", 12: "op(12)",
 	} {
 		if got := op.String(); got != want {
 			t.Errorf("Op(%d).String() = %q, want %q", uint8(op), got, want)
@@ -165,7 +169,7 @@ func FuzzRequestUnmarshal(f *testing.F) {
 			}
 			return
 		}
-		if r.Op < store.OpSet || r.Op > store.OpExpire {
+		if r.Op < store.OpSet || r.Op > store.OpDequeue {
 			t.Fatalf("accepted op %d", r.Op)
 		}
 		if r.Path == "" || store.CleanPath(r.Path) != r.Path {
@@ -173,6 +177,9 @@ func FuzzRequestUnmarshal(f *testing.F) {
 		}
 		if !r.HasTTL && r.TTL != 0 {
 			t.Fatalf("TTL %d without HasTTL", r.TTL)
+		}
+		if r.FenceLock != "" && store.CleanPath(r.FenceLock) != r.FenceLock {
+			t.Fatalf("accepted unclean fence path %q", r.FenceLock)
 		}
 		if again := r.Marshal(nil); !bytes.Equal(again, b) {
 			t.Fatalf("accepted %x as %s, which marshals to %x", b, fmtReq(&r), r.Marshal(nil))
@@ -185,26 +192,30 @@ func FuzzRequestUnmarshal(f *testing.F) {
 func FuzzRequestRoundTrip(f *testing.F) {
 	for _, r := range sampleRequests() {
 		var flags uint8
-		for i, b := range []bool{r.Dir, r.Recursive, r.HasTTL, r.Refresh} {
+		for i, b := range []bool{r.Dir, r.Recursive, r.HasTTL, r.Refresh, r.Wait} {
 			if b {
 				flags |= 1 << i
 			}
 		}
-		f.Add(uint8(r.Op), flags, r.Time, r.TTL, r.PrevIndex, r.Path, r.Value, r.PrevValue)
+		f.Add(uint8(r.Op), flags, r.Time, r.TTL, r.PrevIndex, r.Path, r.Value, r.PrevValue, r.FenceLock, r.FenceToken)
 	}
-	f.Add(uint8(3), uint8(0xff), int64(-1), uint64(math.MaxUint64), uint64(math.MaxUint64), "/a/../b", "", "")
-	f.Fuzz(func(t *testing.T, op, flags uint8, tm int64, ttlv, prevIndex uint64, p, value, prevValue string) {
+	f.Add(uint8(3), uint8(0xff), int64(-1), uint64(math.MaxUint64), uint64(math.MaxUint64), "/a/../b", "", "", "", uint64(0))
+	f.Add(uint8(3), uint8(0), int64(1), uint64(0), uint64(0), "/a", "", "", "/l/../m", uint64(1))
+	f.Fuzz(func(t *testing.T, op, flags uint8, tm int64, ttlv, prevIndex uint64, p, value, prevValue, fence string, token uint64) {
 		r := store.Request{
-			Op:        store.Op(1 + op%uint8(store.OpExpire)),
-			Dir:       flags&1 != 0,
-			Recursive: flags&2 != 0,
-			HasTTL:    flags&4 != 0,
-			Refresh:   flags&8 != 0,
-			Time:      tm,
-			PrevIndex: prevIndex,
-			Path:      p,
-			Value:     value,
-			PrevValue: prevValue,
+			Op:         store.Op(1 + op%uint8(store.OpDequeue)),
+			Dir:        flags&1 != 0,
+			Recursive:  flags&2 != 0,
+			HasTTL:     flags&4 != 0,
+			Refresh:    flags&8 != 0,
+			Wait:       flags&16 != 0,
+			Time:       tm,
+			PrevIndex:  prevIndex,
+			Path:       p,
+			Value:      value,
+			PrevValue:  prevValue,
+			FenceLock:  fence,
+			FenceToken: token,
 		}
 		if r.HasTTL {
 			r.TTL = ttlv // meaningful (and encoded) only with HasTTL
@@ -212,11 +223,15 @@ func FuzzRequestRoundTrip(f *testing.F) {
 		b := r.Marshal(nil)
 		var got store.Request
 		err := got.Unmarshal(b)
-		if p == "" || store.CleanPath(p) != p {
+		if p == "" || store.CleanPath(p) != p || fence != "" && store.CleanPath(fence) != fence {
 			if err == nil {
-				t.Fatalf("unclean path %q accepted", p)
+				t.Fatalf("unclean path %q or fence %q accepted", p, fence)
 			}
 			return
+		}
+		if fence == "" {
+			r.FenceToken = 0 // encoded only with a fence
+			got.FenceToken = 0
 		}
 		if err != nil {
 			t.Fatalf("Unmarshal(Marshal(%s)): %v", fmtReq(&r), err)

@@ -136,6 +136,9 @@ func (a *applier) next() uint64 { return a.index + 1 }
 
 func (a *applier) apply() (*Event, *node, error) {
 	r := a.req
+	if err := a.checkFence(); err != nil {
+		return nil, nil, err
+	}
 	switch r.Op {
 	case OpSet:
 		e, err := a.set()
@@ -157,6 +160,13 @@ func (a *applier) apply() (*Event, *node, error) {
 	case OpExpire:
 		a.expire(r.Time)
 		return nil, nil, nil
+	case OpAcquire:
+		e, err := a.acquire()
+		return e, nil, err
+	case OpEnqueue:
+		return a.enqueue()
+	case OpDequeue:
+		return a.dequeue()
 	}
 	return nil, nil, fmt.Errorf("store: unknown op %v", r.Op)
 }
@@ -423,6 +433,14 @@ func (a *applier) expire(t int64) {
 		if err != nil {
 			// Invariant: the heap only holds live nodes.
 			panic(fmt.Sprintf("store: deadline for missing node %s: %v", p, err))
+		}
+		if isQueueItem(n) {
+			// A reservation ran out: the item goes back, not away.
+			e := a.requeue(n)
+			a.index = e.Index
+			a.s.cur.Store(&version{root: a.root, index: a.index})
+			a.s.hub.publish(e, nil)
+			continue
 		}
 		e := a.remove(n, ActionExpire)
 		a.s.stats.ExpireCount.Add(1)
