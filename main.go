@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -159,6 +160,9 @@ func joinInfo(members map[string]string, selfURL string) (id, cid uint64, list [
 			errs = append(errs, err)
 			continue
 		}
+		if err := checkPeerVersion(client, u); err != nil {
+			return 0, 0, nil, err
+		}
 		for _, mi := range list {
 			if slices.Contains(mi.PeerURLs, selfURL) {
 				return mi.ID, cid, list, nil
@@ -167,6 +171,31 @@ func joinInfo(members map[string]string, selfURL string) (id, cid uint64, list [
 		return 0, 0, nil, fmt.Errorf("the cluster has no member with peer URL %s: add it first (POST /v2/members, or etcdctl member add)", selfURL)
 	}
 	return 0, 0, nil, fmt.Errorf("no member of the initial cluster answered: %w", errors.Join(errs...))
+}
+
+// checkPeerVersion asks a running member's peer endpoint /version which
+// Cairn it runs and refuses to join one whose major.minor differs (their
+// log and snapshot encodings may not be understood).
+func checkPeerVersion(client *http.Client, peerURL string) error {
+	resp, err := client.Get(strings.TrimRight(peerURL, "/") + server.PeerVersionPath)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Cairn string `json:"cairn"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %d, %v", peerURL, server.PeerVersionPath, resp.StatusCode, err)
+	}
+	majorMinor := func(s string) string {
+		parts := strings.SplitN(s, ".", 3)
+		return strings.Join(parts[:min(2, len(parts))], ".")
+	}
+	if majorMinor(v.Cairn) != majorMinor(Version) {
+		return fmt.Errorf("the member at %s runs cairn %s; this is %s: join with a matching release", peerURL, v.Cairn, Version)
+	}
+	return nil
 }
 
 // snapshotCmd: cairn snapshot save|status|restore.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnkv/cairn/locks"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -39,6 +40,8 @@ type keyRequest struct {
 	quorum       bool
 	serializable bool
 	noValue      bool
+	fenceLock    string // prevLock, as the lock's directory
+	fenceToken   uint64 // prevToken
 }
 
 func invalidField(name string) *store.Error {
@@ -104,6 +107,19 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 	if err != nil {
 		return nil, err
 	}
+	// Cairn's fence: the change applies only if prevToken is the token of
+	// the current holder of lock prevLock.
+	if _, lok := f["prevLock"]; lok || f.Has("prevToken") {
+		name := f.Get("prevLock")
+		if locks.CheckName(name) != nil {
+			return nil, invalidField("prevLock")
+		}
+		t, terr := locks.TokenOf(f.Get("prevToken"))
+		if terr != nil {
+			return nil, invalidField("prevToken")
+		}
+		kr.fenceLock, kr.fenceToken = locks.Dir(name), t
+	}
 	if f.Get("ttl") != "" {
 		kr.ttl = uintParam("ttl", store.EcodeTTLNaN)
 		if err != nil {
@@ -146,15 +162,17 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 // (API.md §1.3).
 func (kr *keyRequest) storeRequest(now time.Time) *store.Request {
 	r := &store.Request{
-		Path:      kr.path,
-		Value:     kr.value,
-		Dir:       kr.dir,
-		PrevValue: kr.prevValue,
-		PrevIndex: kr.prevIndex,
-		HasTTL:    kr.hasTTL,
-		TTL:       kr.ttl,
-		Refresh:   kr.refresh,
-		Time:      now.UnixNano(),
+		Path:       kr.path,
+		Value:      kr.value,
+		Dir:        kr.dir,
+		PrevValue:  kr.prevValue,
+		PrevIndex:  kr.prevIndex,
+		HasTTL:     kr.hasTTL,
+		TTL:        kr.ttl,
+		Refresh:    kr.refresh,
+		Time:       now.UnixNano(),
+		FenceLock:  kr.fenceLock,
+		FenceToken: kr.fenceToken,
 	}
 	compare := kr.prevValue != "" || kr.prevIndex > 0
 	switch kr.method {
@@ -271,8 +289,12 @@ func errorStatus(code int) int {
 		return http.StatusForbidden
 	case store.EcodeUnauthorized:
 		return http.StatusUnauthorized
-	case store.EcodeTestFailed, store.EcodeNodeExist:
+	case store.EcodeTestFailed, store.EcodeNodeExist, store.EcodeLockHeld, store.EcodeFenceFailed:
 		return http.StatusPreconditionFailed
+	case store.EcodeQueueEmpty:
+		return http.StatusNotFound
+	case store.EcodeWaitTimeout:
+		return http.StatusRequestTimeout
 	case store.EcodeRaftInternal, store.EcodeLeaderElect:
 		return http.StatusInternalServerError
 	}

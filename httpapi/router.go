@@ -9,6 +9,9 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/cairnkv/cairn/locks"
+	"github.com/cairnkv/cairn/queue"
 )
 
 // Config configures the client handler.
@@ -73,6 +76,12 @@ func NewHandler(cfg Config) http.Handler {
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
 		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))
 	}
+	coord := &coordHandler{be: cfg.Backend, now: now,
+		locks: locks.New(cfg.Backend, now), queues: queue.New(cfg.Backend, now, cfg.Logger)}
+	r.HandleFunc("/v2/locks/{name}", coord.lock)
+	r.HandleFunc("/v2/queues/{name}", coord.queue)
+	r.HandleFunc("/v2/queues/{name}/reservations", coord.reservations)
+	r.HandleFunc("/v2/queues/{name}/reservations/{receipt}", coord.ack)
 	r.HandleFunc(keysPrefix, keys.ServeHTTP)
 	r.HandleFunc(keysPrefix+"/*", keys.ServeHTTP)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {

@@ -159,7 +159,7 @@ func (a *applier) dequeue() (*Event, *node, error) {
 		return e, nil, err
 	case item == nil:
 		return nil, nil, NewError(EcodeQueueEmpty, r.Path, a.index)
-	case r.HasTTL:
+	case r.HasTTL && !r.Wait:
 		exp, err := a.deadline()
 		if err != nil {
 			return nil, nil, err

@@ -149,8 +149,16 @@ func TestQueueReservationsReturnToHead(t *testing.T) {
 	applyCode(t, s, dequeue(false, 0), store.EcodeQueueEmpty)
 	apply(t, s, enqueue("c"))
 	apply(t, s, rqExpire(t0+4*sec))
+	// A blocking dequeue (Wait, with the waiter's TTL) takes an available
+	// item; it does not reserve it.
+	if e := apply(t, s, dequeue(true, 10)); e.Action != store.ActionDequeue || e.PrevNode.Value != "a" {
+		t.Fatalf("blocking dequeue with an item: %s %+v", e.Action, e.PrevNode)
+	}
+	apply(t, s, &store.Request{Op: store.OpEnqueue, Path: q, Value: "a", Time: t0}) // "a" again, now last
+	r = apply(t, s, dequeue(false, 3))                                              // reserve "c"
+	apply(t, s, rqExpire(t0+8*sec))
 	got, err := s.Get(r.Node.Key, false)
-	if err != nil || got.Node.Value != "a" || got.Node.Expiration != 0 {
+	if err != nil || got.Node.Value != "c" || got.Node.Expiration != 0 {
 		t.Fatalf("after the reservation ran out: %+v %v", got, err)
 	}
 	// The old receipt (index of the reservation) no longer acknowledges.
@@ -160,7 +168,7 @@ func TestQueueReservationsReturnToHead(t *testing.T) {
 		t.Fatalf("reserved %s after the return, want the head %s", r2.Node.Key, r.Node.Key)
 	}
 	apply(t, s, rqCAD(r2.Node.Key, "", r2.Node.ModifiedIndex))
-	if e := apply(t, s, dequeue(false, 0)); e.PrevNode.Value != "c" {
+	if e := apply(t, s, dequeue(false, 0)); e.PrevNode.Value != "a" {
 		t.Fatalf("after the acknowledgement: %+v", e.PrevNode)
 	}
 }

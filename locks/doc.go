@@ -1,0 +1,15 @@
+// Package locks implements Cairn's server-side locks: fair (FIFO), fenced,
+// and visible as ordinary hidden keys under store.LocksDir.
+//
+// A lock is a directory of waiters, each an in-order key with a TTL whose
+// value describes its owner. The first waiter holds the lock, and its
+// createdIndex is the fencing token: grants go in arrival order, so tokens
+// strictly increase. Acquiring is one store operation (store.OpAcquire),
+// applied through the Raft log. A caller that waits is woken only when the
+// waiter just ahead of it goes away (it watches that one key), so a
+// release wakes exactly one waiter. While it waits, the member serving it
+// keeps its waiter key alive; when the caller goes away or its timeout
+// passes, the waiter key is deleted, and a waiter whose member stops
+// serving it expires; either way it is never granted. A holder that stops
+// refreshing expires and the next waiter holds the lock.
+package locks

@@ -1,0 +1,196 @@
+package locks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/cairnkv/cairn/store"
+)
+
+// Backend is what locks need from a member (server.Member and
+// server.Local provide it).
+type Backend interface {
+	Do(ctx context.Context, r *store.Request) (*store.Event, error)
+	Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error)
+	Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error)
+}
+
+// Locks serves the locks of one member.
+type Locks struct {
+	be  Backend
+	now func() time.Time
+}
+
+// New returns the locks served through be; now is the proposer clock
+// (time.Now when nil).
+func New(be Backend, now func() time.Time) *Locks {
+	if now == nil {
+		now = time.Now
+	}
+	return &Locks{be: be, now: now}
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
+
+// ErrBadName: a lock or queue name is one path element of letters, digits,
+// '.', '_' and '-', not starting with '.', '_' or '-'.
+var ErrBadName = errors.New("invalid name")
+
+// CheckName validates a lock or queue name.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("%w %q: want 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrBadName, name)
+	}
+	return nil
+}
+
+// Dir is the directory of lock name.
+func Dir(name string) string { return store.LocksDir + "/" + name }
+
+// Key is the waiter key that token names.
+func Key(name string, token uint64) string { return fmt.Sprintf("%s/%020d", Dir(name), token) }
+
+// Grant is a held lock.
+type Grant struct {
+	Event *store.Event // the waiter's creation (its node is the holder key)
+	Token uint64
+}
+
+// waiterRefresh is how often a waiting caller's key is refreshed, as a
+// fraction of its TTL.
+const waiterRefresh = 3
+
+// Acquire takes lock name for owner with the given TTL (seconds). Without
+// wait, a held lock answers store.EcodeLockHeld at once. With wait, the
+// caller queues and Acquire returns once it holds the lock, or fails when
+// ctx ends (its waiter key is then deleted: it is never granted).
+func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wait bool) (*Grant, error) {
+	dir := Dir(name)
+	e, err := l.be.Do(ctx, &store.Request{Op: store.OpAcquire, Path: dir, Value: owner, HasTTL: true, TTL: ttl, Wait: wait, Time: l.now().UnixNano()})
+	if err != nil {
+		return nil, err
+	}
+	g := &Grant{Event: e, Token: e.Node.CreatedIndex}
+	if !wait {
+		return g, nil
+	}
+	if err := l.waitHead(ctx, dir, e, ttl); err != nil {
+		// Leave the queue, so we are never granted. A fresh context: ctx
+		// may be why we stopped.
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = l.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: e.Node.Key, Time: l.now().UnixNano()})
+		cancel()
+		return nil, err
+	}
+	return g, nil
+}
+
+// waitHead waits until the waiter e is the first in dir, watching only
+// the waiter ahead of it and keeping its own key alive meanwhile.
+func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl uint64) error {
+	me := e.Node.Key
+	every := time.Duration(ttl) * time.Second / waiterRefresh
+	refresh := time.NewTicker(max(every, 100*time.Millisecond))
+	defer refresh.Stop()
+	for {
+		// The local state includes our waiter (it was applied here).
+		// Waiters ahead of us only go away; none can arrive.
+		list, err := l.be.Get(ctx, dir, true, true)
+		if err != nil {
+			return err
+		}
+		pred, found := "", false
+		for _, n := range list.Node.Nodes {
+			if n.Key == me {
+				found = true
+				break
+			}
+			if !n.Dir && !hiddenKey(n.Key, dir) {
+				pred = n.Key
+			}
+		}
+		if !found {
+			return store.NewError(store.EcodeKeyNotFound, me+" (the waiter expired or was removed)", list.Index)
+		}
+		if pred == "" {
+			return nil
+		}
+		w, err := l.be.Watch(pred, false, false, list.Index+1)
+		if err != nil {
+			return err
+		}
+		err = l.waitGone(ctx, w, refresh, me, ttl)
+		w.Remove()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// waitGone waits for a change to the watched predecessor, refreshing our
+// own waiter key on every tick.
+func (l *Locks) waitGone(ctx context.Context, w *store.Watcher, refresh *time.Ticker, me string, ttl uint64) error {
+	for {
+		select {
+		case _, ok := <-w.C:
+			if !ok && w.Err() != nil && !errors.Is(w.Err(), store.ErrWatcherCleared) {
+				return w.Err()
+			}
+			return nil // changed (or the store was replaced): look again
+		case <-refresh.C:
+			if _, err := l.be.Do(ctx, &store.Request{Op: store.OpUpdate, Path: me, Refresh: true, HasTTL: true, TTL: ttl, Time: l.now().UnixNano()}); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func hiddenKey(key, dir string) bool {
+	return len(key) > len(dir)+1 && key[len(dir)+1] == '_'
+}
+
+// Refresh extends the TTL of the waiter (normally the holder) that token
+// names; store.EcodeKeyNotFound when it no longer exists.
+func (l *Locks) Refresh(ctx context.Context, name string, token, ttl uint64) (*store.Event, error) {
+	return l.be.Do(ctx, &store.Request{Op: store.OpUpdate, Path: Key(name, token), Refresh: true, HasTTL: true, TTL: ttl, Time: l.now().UnixNano()})
+}
+
+// Release gives up the lock (or the place in its queue) that token names.
+func (l *Locks) Release(ctx context.Context, name string, token uint64) (*store.Event, error) {
+	return l.be.Do(ctx, &store.Request{Op: store.OpDelete, Path: Key(name, token), Time: l.now().UnixNano()})
+}
+
+// Status lists lock name's holder (first) and waiters in order; an empty
+// list when the lock is free. The read is linearizable.
+func (l *Locks) Status(ctx context.Context, name string) (*store.Event, []*store.NodeView, error) {
+	e, err := l.be.Get(ctx, Dir(name), true, false)
+	var se *store.Error
+	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+		return &store.Event{Action: store.ActionGet, Index: se.Index}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*store.NodeView
+	for _, n := range e.Node.Nodes {
+		if !n.Dir && !hiddenKey(n.Key, Dir(name)) {
+			out = append(out, n)
+		}
+	}
+	return e, out, nil
+}
+
+// TokenOf parses a token parameter.
+func TokenOf(s string) (uint64, error) {
+	t, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || t == 0 {
+		return 0, fmt.Errorf("invalid token %q", s)
+	}
+	return t, nil
+}

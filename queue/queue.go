@@ -1,0 +1,187 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cairnkv/cairn/locks"
+	"github.com/cairnkv/cairn/store"
+)
+
+// Queues serves the queues of one member.
+type Queues struct {
+	be  locks.Backend
+	now func() time.Time
+	log zerolog.Logger
+}
+
+// New returns the queues served through be; now is the proposer clock
+// (time.Now when nil).
+func New(be locks.Backend, now func() time.Time, log zerolog.Logger) *Queues {
+	if now == nil {
+		now = time.Now
+	}
+	return &Queues{be: be, now: now, log: log}
+}
+
+// Dir is the directory of queue name.
+func Dir(name string) string { return store.QueuesDir + "/" + name }
+
+// WaiterTTL is the TTL of a blocked dequeuer's registration; the member
+// serving it refreshes it three times as often.
+const WaiterTTL = 10
+
+// Enqueue appends value to queue name. The event is a create (the item
+// was stored) or a deliver (it went straight to a blocked dequeuer).
+func (q *Queues) Enqueue(ctx context.Context, name, value string) (*store.Event, error) {
+	return q.be.Do(ctx, &store.Request{Op: store.OpEnqueue, Path: Dir(name), Value: value, Time: q.now().UnixNano()})
+}
+
+// List returns the items of queue name in order (linearizable), with the
+// store index it was read at.
+func (q *Queues) List(ctx context.Context, name string) ([]*store.NodeView, uint64, error) {
+	e, err := q.be.Get(ctx, Dir(name), true, false)
+	var se *store.Error
+	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+		return nil, se.Index, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []*store.NodeView
+	for _, n := range e.Node.Nodes {
+		if !n.Dir && !strings.HasPrefix(n.Key[len(Dir(name))+1:], "_") {
+			out = append(out, n)
+		}
+	}
+	return out, e.Index, nil
+}
+
+// Item is a dequeued item: the key it had, its value, the index it was
+// taken at.
+type Item struct {
+	Key   string
+	Value string
+	Index uint64 // the store index of the dequeue (or delivery)
+}
+
+// Dequeue removes and returns the head of queue name. Without wait an
+// empty queue is store.EcodeQueueEmpty; with wait the caller blocks until
+// an item is handed to it or ctx ends.
+func (q *Queues) Dequeue(ctx context.Context, name string, wait bool) (*Item, error) {
+	for {
+		e, err := q.be.Do(ctx, &store.Request{Op: store.OpDequeue, Path: Dir(name), Wait: wait, HasTTL: wait, TTL: WaiterTTL, Time: q.now().UnixNano()})
+		if err != nil {
+			return nil, err
+		}
+		if e.Action == store.ActionDequeue {
+			return &Item{Key: e.PrevNode.Key, Value: e.PrevNode.Value, Index: e.Index}, nil
+		}
+		it, again, err := q.await(ctx, e)
+		if !again {
+			return it, err
+		}
+		// The registration expired under us (the member fell behind
+		// refreshing it): register again.
+	}
+}
+
+// await waits for an item to be delivered to the waiter e registered.
+func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error) {
+	me := e.Node.Key
+	w, err := q.be.Watch(me, false, false, e.Index+1)
+	if err != nil {
+		return nil, false, err
+	}
+	defer w.Remove()
+	refresh := time.NewTicker(WaiterTTL * time.Second / 3)
+	defer refresh.Stop()
+	for {
+		select {
+		case ev, ok := <-w.C:
+			if !ok {
+				return nil, false, w.Err()
+			}
+			if ev.Action == store.ActionDeliver {
+				return &Item{Key: ev.Node.Key, Value: ev.Node.Value, Index: ev.Index}, false, nil
+			}
+			return nil, true, nil // expired or deleted: not ours any more
+		case <-refresh.C:
+			_, err := q.be.Do(ctx, &store.Request{Op: store.OpUpdate, Path: me, Refresh: true, HasTTL: true, TTL: WaiterTTL, Time: q.now().UnixNano()})
+			var se *store.Error
+			if err != nil && !(errors.As(err, &se) && se.Code == store.EcodeKeyNotFound) {
+				return q.giveUp(me, w, err)
+			}
+		case <-ctx.Done():
+			return q.giveUp(me, w, ctx.Err())
+		}
+	}
+}
+
+// giveUp removes the registration; if an item was handed over first, it
+// is returned after all (the caller may still take it).
+func (q *Queues) giveUp(me string, w *store.Watcher, cause error) (*Item, bool, error) {
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := q.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: me, Time: q.now().UnixNano()})
+	var se *store.Error
+	if err == nil || !(errors.As(err, &se) && se.Code == store.EcodeKeyNotFound) {
+		return nil, false, cause
+	}
+	// Gone already: delivered (or expired). The event is at or before the
+	// current index, so the watcher has it or gets it at once.
+	select {
+	case ev, ok := <-w.C:
+		if ok && ev.Action == store.ActionDeliver {
+			if errors.Is(cause, context.Canceled) {
+				// The caller is gone: the item reached nobody. Blocking
+				// dequeue is at most once; reservations are for callers
+				// that may vanish.
+				q.log.Warn().Str("waiter", me).Uint64("index", ev.Index).Msg("an item was handed to a dequeuer that went away")
+			}
+			return &Item{Key: ev.Node.Key, Value: ev.Node.Value, Index: ev.Index}, false, nil
+		}
+	case <-dctx.Done():
+	}
+	return nil, false, cause
+}
+
+// Reservation is a reserved item and the receipt that acknowledges it.
+type Reservation struct {
+	Event   *store.Event // the reserve event: the item, its expiration
+	Receipt string
+}
+
+// Reserve gives the head of queue name a visibility timeout of ttl
+// seconds and returns it with its receipt; store.EcodeQueueEmpty when
+// there is nothing to reserve.
+func (q *Queues) Reserve(ctx context.Context, name string, ttl uint64) (*Reservation, error) {
+	e, err := q.be.Do(ctx, &store.Request{Op: store.OpDequeue, Path: Dir(name), HasTTL: true, TTL: ttl, Time: q.now().UnixNano()})
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{Event: e, Receipt: fmt.Sprintf("%d-%d", e.Node.CreatedIndex, e.Node.ModifiedIndex)}, nil
+}
+
+// ErrBadReceipt: a receipt that Reserve cannot have issued.
+var ErrBadReceipt = errors.New("invalid receipt")
+
+// Ack removes the item a reservation holds. It fails (store.EcodeTestFailed
+// or EcodeKeyNotFound) once the reservation has run out, even if the item
+// was reserved again since.
+func (q *Queues) Ack(ctx context.Context, name, receipt string) (*store.Event, error) {
+	c, m, ok := strings.Cut(receipt, "-")
+	created, err1 := strconv.ParseUint(c, 10, 64)
+	modified, err2 := strconv.ParseUint(m, 10, 64)
+	if !ok || err1 != nil || err2 != nil || created == 0 || modified == 0 {
+		return nil, fmt.Errorf("%w %q", ErrBadReceipt, receipt)
+	}
+	return q.be.Do(ctx, &store.Request{Op: store.OpCompareAndDelete, Path: fmt.Sprintf("%s/%020d", Dir(name), created),
+		PrevIndex: modified, Time: q.now().UnixNano()})
+}
