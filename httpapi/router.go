@@ -76,6 +76,9 @@ func NewHandler(cfg Config) http.Handler {
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
 		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))
 	}
+	if reg != nil {
+		reg.MustRegister(newCoordCollector(cfg.Backend))
+	}
 	coord := &coordHandler{be: cfg.Backend, now: now,
 		locks: locks.New(cfg.Backend, now), queues: queue.New(cfg.Backend, now, cfg.Logger)}
 	r.HandleFunc("/v2/locks/{name}", coord.lock)

@@ -117,6 +117,13 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 			return store.NewError(store.EcodeKeyNotFound, me+" (the waiter expired or was removed)", list.Index)
 		}
 		if pred == "" {
+			// Head in this member's applied state. Confirm with a
+			// linearizable read that the waiter still exists now (it
+			// may have expired in entries not applied here yet), so a
+			// grant is never answered for a key already gone.
+			if _, err := l.be.Get(ctx, me, false, false); err != nil {
+				return err
+			}
 			return nil
 		}
 		w, err := l.be.Watch(pred, false, false, list.Index+1)
