@@ -16,6 +16,8 @@ import (
 	"time"
 
 	client "go.etcd.io/etcd/client/v2"
+
+	"github.com/cairnkv/cairn/internal/etcdtest"
 )
 
 // clCallTimeout bounds every single client call and etcdctl command.
@@ -286,18 +288,7 @@ func clGoClientAgainst(t *testing.T, kapi, okapi client.KeysAPI, prefix string) 
 
 // clEtcdctlPath finds etcdctl on PATH, or skips (fails with
 // CAIRN_REQUIRE_ETCD=1).
-func clEtcdctlPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("etcdctl")
-	if err != nil {
-		msg := "etcdctl not on PATH (Debian: apt-get install etcd-client): " + err.Error()
-		if os.Getenv("CAIRN_REQUIRE_ETCD") == "1" {
-			t.Fatal(msg + " and CAIRN_REQUIRE_ETCD=1")
-		}
-		t.Skip(msg)
-	}
-	return path
-}
+func clEtcdctlPath(t *testing.T) string { return etcdtest.Require(t, "etcdctl") }
 
 // clCtl prepares etcdctl in v2 mode against the one member at endpoint.
 // --no-sync keeps it there: without it etcdctl replaces --endpoints with

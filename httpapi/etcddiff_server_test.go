@@ -9,15 +9,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cairnkv/cairn/httpapi"
+	"github.com/cairnkv/cairn/internal/etcdtest"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
@@ -46,135 +44,16 @@ type diffTarget struct {
 
 // requireEtcd returns etcd's path, or skips (fails under
 // CAIRN_REQUIRE_ETCD=1) when it is not installed.
-func requireEtcd(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		if os.Getenv("CAIRN_REQUIRE_ETCD") == "1" {
-			t.Fatalf("etcd is not on PATH and CAIRN_REQUIRE_ETCD=1: %v", err)
-		}
-		t.Skipf("etcd is not on PATH (%v); install etcd 3.4.23 or set CAIRN_REQUIRE_ETCD=1 to fail instead", err)
-	}
-	return bin
-}
+func requireEtcd(t *testing.T) string { return etcdtest.Require(t, "etcd") }
 
 // startEtcd starts a fresh single-member etcd with the v2 API on loopback
 // and stops it (by its PID) when the test ends.
 func startEtcd(t *testing.T, bin string) *diffTarget {
 	t.Helper()
-	var errs []error
-	for attempt := 0; attempt < 3; attempt++ {
-		tg, err := tryStartEtcd(t, bin)
-		if err == nil {
-			return tg
-		}
-		errs = append(errs, err) // most likely a port taken between probe and bind
-	}
-	t.Fatalf("etcd did not start: %v", errors.Join(errs...))
-	return nil
-}
-
-// etcdLog collects etcd's output while it runs.
-type etcdLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *etcdLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *etcdLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// freeLoopbackPort returns a loopback port that was free a moment ago.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("probe for a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// tryStartEtcd makes one attempt: pick ports, start, wait until usable.
-func tryStartEtcd(t *testing.T, bin string) (*diffTarget, error) {
-	client := fmt.Sprintf("http://127.0.0.1:%d", freeLoopbackPort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freeLoopbackPort(t))
-	// 3.4.23 has no --unsafe-no-fsync (3.5 added it); the data dir is small
-	// and a sequence writes a few hundred entries, so fsync costs little.
-	cmd := exec.Command(bin,
-		"--enable-v2",
-		"--name", "d",
-		// A directory etcd creates itself gets the 0700 it wants.
-		"--data-dir", filepath.Join(t.TempDir(), "data"),
-		"--listen-client-urls", client,
-		"--advertise-client-urls", client,
-		"--listen-peer-urls", peer,
-		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "d="+peer,
-		"--initial-cluster-state", "new",
-		"--logger", "zap",
-		"--log-outputs", "stderr",
-		"--log-level", "error",
-		// A lone member elects itself after one election timeout.
-		"--heartbeat-interval", "25",
-		"--election-timeout", "250",
-	)
-	out := &etcdLog{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-	tg := &diffTarget{name: "etcd", addr: client[len("http://"):]}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return nil, fmt.Errorf("etcd exited during start-up: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("etcd not ready after 30s: %s", out.String())
-		}
-		// /version answers as soon as the client listener is up; the
-		// member is usable once it has published itself and set the
-		// cluster version, the third entry of the shared index (API.md §0).
-		if r := tg.do(&wireRequest{method: "GET", target: "/version"}, time.Second); r.err == nil && r.status == 200 {
-			if r := tg.do(&wireRequest{method: "GET", target: "/v2/keys/"}, time.Second); r.err == nil && r.status == 200 {
-				if idx, err := strconv.ParseUint(r.header.Get("X-Etcd-Index"), 10, 64); err == nil && idx >= 3 {
-					tg.base = idx
-					break
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			if s := out.String(); s != "" {
-				t.Logf("etcd output:\n%s", s)
-			}
-		}
-	})
-	return tg, nil
+	url, index := etcdtest.Start(t, bin)
+	// Index values are compared relative to base (API.md "Where Cairn
+	// deliberately differs" 4).
+	return &diffTarget{name: "etcd", addr: strings.TrimPrefix(url, "http://"), base: index}
 }
 
 // startCairn serves Cairn's handler over a fresh in-memory member.
