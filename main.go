@@ -338,6 +338,16 @@ func run(args []string) error {
 	default:
 		id, cid, initial = identities(members, members[cfg.Name], cfg.InitialClusterToken)
 	}
+	// Deliberate bugs, for proving that the fault-injection checkers catch
+	// what they look for (e2e/chaos*). Never in production.
+	unsafeReads := os.Getenv("CAIRN_UNSAFE_LOCAL_READS") == "1"
+	unsafeGrant := os.Getenv("CAIRN_UNSAFE_LOCK_GRANT") == "1"
+	if unsafeReads {
+		log.Warn().Msg("CAIRN_UNSAFE_LOCAL_READS=1: linearizable reads skip ReadIndex and may be stale (a test-only bug)")
+	}
+	if unsafeGrant {
+		log.Warn().Msg("CAIRN_UNSAFE_LOCK_GRANT=1: lock waiters are granted without waiting for the head (a test-only bug)")
+	}
 	maxWALs := cfg.MaxWALs
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -345,6 +355,7 @@ func run(args []string) error {
 		Metrics: reg, Name: cfg.Name,
 		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: []string{cfg.AdvertiseClientURLs},
 		ID: id, ClusterID: cid, InitialMembers: initial, Join: join, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
+		UnsafeLocalReads:  unsafeReads,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,
@@ -376,7 +387,8 @@ func run(args []string) error {
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg}),
+		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
+			UnsafeLockGrant: unsafeGrant}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

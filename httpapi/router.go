@@ -29,6 +29,9 @@ type Config struct {
 	// Metrics, when set, gets the HTTP metrics and is served at /metrics
 	// (with whatever else is registered on it).
 	Metrics *prometheus.Registry
+	// UnsafeLockGrant sets locks.Locks.UnsafeGrant: a deliberate bug for
+	// testing the checkers, never for production.
+	UnsafeLockGrant bool
 }
 
 // DefaultCORS is etcd 3.4's default --cors.
@@ -79,8 +82,9 @@ func NewHandler(cfg Config) http.Handler {
 	if reg != nil {
 		reg.MustRegister(newCoordCollector(cfg.Backend))
 	}
-	coord := &coordHandler{be: cfg.Backend, now: now,
-		locks: locks.New(cfg.Backend, now), queues: queue.New(cfg.Backend, now, cfg.Logger)}
+	lks := locks.New(cfg.Backend, now)
+	lks.UnsafeGrant = cfg.UnsafeLockGrant
+	coord := &coordHandler{be: cfg.Backend, now: now, locks: lks, queues: queue.New(cfg.Backend, now, cfg.Logger)}
 	r.HandleFunc("/v2/locks/{name}", coord.lock)
 	r.HandleFunc("/v2/queues/{name}", coord.queue)
 	r.HandleFunc("/v2/queues/{name}/reservations", coord.reservations)

@@ -91,6 +91,12 @@ type MemberConfig struct {
 	Metrics prometheus.Registerer
 	// Now is the clock for proposals and expiry (default time.Now).
 	Now func() time.Time
+	// UnsafeLocalReads is a deliberate bug for testing the checkers: a
+	// linearizable read answers from the local state without a ReadIndex
+	// round, so a partitioned or lagging member serves stale data. Never
+	// set it in production (cairn sets it from CAIRN_UNSAFE_LOCAL_READS=1
+	// and logs a warning).
+	UnsafeLocalReads bool
 }
 
 func (c *MemberConfig) withDefaults() MemberConfig {
@@ -1070,7 +1076,7 @@ func (m *Member) noteIndexes(ents []consensus.Entry) {
 // Get reads p; unless serializable, only after a ReadIndex round shows the
 // local state is current (linearizable). Concurrent reads share a round.
 func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error) {
-	if !serializable {
+	if !serializable && !m.cfg.UnsafeLocalReads {
 		done := make(chan struct{})
 		ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 		defer cancel()
