@@ -33,6 +33,7 @@ import (
 	"github.com/cairnkv/cairn/httpapi"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 // Version is Cairn's own version (/version reports the etcd API version
@@ -345,6 +346,15 @@ func run(args []string) error {
 	if unsafeReads {
 		log.Warn().Msg("CAIRN_UNSAFE_LOCAL_READS=1: linearizable reads skip ReadIndex and may be stale (a test-only bug)")
 	}
+	var walFS wal.FS
+	if v := os.Getenv("CAIRN_FAILPOINT_WAL_FSYNC_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CAIRN_FAILPOINT_WAL_FSYNC_DELAY: %w", err)
+		}
+		walFS = wal.SlowSync(wal.OS, d)
+		log.Warn().Dur("delay", d).Msg("CAIRN_FAILPOINT_WAL_FSYNC_DELAY: every WAL fsync is delayed (a test failpoint)")
+	}
 	if unsafeGrant {
 		log.Warn().Msg("CAIRN_UNSAFE_LOCK_GRANT=1: lock waiters are granted without waiting for the head (a test-only bug)")
 	}
@@ -355,7 +365,7 @@ func run(args []string) error {
 		Metrics: reg, Name: cfg.Name,
 		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: []string{cfg.AdvertiseClientURLs},
 		ID: id, ClusterID: cid, InitialMembers: initial, Join: join, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
-		UnsafeLocalReads:  unsafeReads,
+		UnsafeLocalReads: unsafeReads, WALFS: walFS,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,
