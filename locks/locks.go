@@ -98,7 +98,9 @@ func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wai
 // the waiter ahead of it and keeping its own key alive meanwhile.
 func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl uint64) error {
 	me := e.Node.Key
-	every := time.Duration(ttl) * time.Second / waiterRefresh
+	// Refreshes go out every TTL/4 and each may take up to TTL/3, so one
+	// lost with a dead leader leaves time for the next before the TTL ends.
+	every := time.Duration(ttl) * time.Second / (waiterRefresh + 1)
 	refresh := time.NewTicker(max(every, 100*time.Millisecond))
 	defer refresh.Stop()
 	for {
@@ -154,13 +156,29 @@ func (l *Locks) waitGone(ctx context.Context, w *store.Watcher, refresh *time.Ti
 			}
 			return nil // changed (or the store was replaced): look again
 		case <-refresh.C:
-			if _, err := l.be.Do(ctx, &store.Request{Op: store.OpUpdate, Path: me, Refresh: true, HasTTL: true, TTL: ttl, Time: l.now().UnixNano()}); err != nil {
+			if err := KeepAlive(ctx, l.be, me, ttl, l.now); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// KeepAlive refreshes a waiter key's TTL once, trying for at most a third
+// of the TTL. It fails only when the key is gone (it expired or was
+// removed: the waiter has lost its place); any other failure (no leader
+// just now, a proposal lost with a dead leader) is left for the next
+// refresh, which comes well before the TTL runs out.
+func KeepAlive(ctx context.Context, be Backend, key string, ttl uint64, now func() time.Time) error {
+	actx, cancel := context.WithTimeout(ctx, time.Duration(ttl)*time.Second/waiterRefresh)
+	defer cancel()
+	_, err := be.Do(actx, &store.Request{Op: store.OpUpdate, Path: key, Refresh: true, HasTTL: true, TTL: ttl, Time: now().UnixNano()})
+	var se *store.Error
+	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+		return err
+	}
+	return ctx.Err() // the caller's own end, or nil
 }
 
 func hiddenKey(key, dir string) bool {

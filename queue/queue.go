@@ -100,7 +100,7 @@ func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error)
 		return nil, false, err
 	}
 	defer w.Remove()
-	refresh := time.NewTicker(WaiterTTL * time.Second / 3)
+	refresh := time.NewTicker(WaiterTTL * time.Second / 4)
 	defer refresh.Stop()
 	for {
 		select {
@@ -113,10 +113,11 @@ func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error)
 			}
 			return nil, true, nil // expired or deleted: not ours any more
 		case <-refresh.C:
-			_, err := q.be.Do(ctx, &store.Request{Op: store.OpUpdate, Path: me, Refresh: true, HasTTL: true, TTL: WaiterTTL, Time: q.now().UnixNano()})
-			var se *store.Error
-			if err != nil && !(errors.As(err, &se) && se.Code == store.EcodeKeyNotFound) {
-				return q.giveUp(me, w, err)
+			// A registration that is gone was served (the watch has the
+			// item) or expired (the watch says so); other failures wait
+			// for the next refresh.
+			if err := locks.KeepAlive(ctx, q.be, me, WaiterTTL, q.now); err != nil && ctx.Err() != nil {
+				return q.giveUp(me, w, ctx.Err())
 			}
 		case <-ctx.Done():
 			return q.giveUp(me, w, ctx.Err())
