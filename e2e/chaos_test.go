@@ -1,0 +1,523 @@
+package e2e
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Chaos: member processes behind fault proxies, concurrent clients doing
+// register operations on a few keys, faults chosen from a seed (kill -9
+// and restart, SIGSTOP and SIGCONT, partitions of several shapes), and
+// porcupine checking that the history is linearizable.
+//
+//	go test -run 'TestChaos$' -v ./e2e                          # CI: a few fixed seeds
+//	go test -run 'TestChaos$' -v ./e2e -chaos.seed=7            # one seed (the fault schedule; timing varies)
+//	go test -run 'TestChaos$' -v -timeout 0 ./e2e -chaos.soak=1h -chaos.out=/tmp/chaos
+//
+// A seed fixes the schedule (which fault, on which members, for how long)
+// and every client's choices; the interleaving of real processes does not
+// repeat exactly.
+
+var (
+	chSeedFlag     = flag.Uint64("chaos.seed", 0, "chaos: run this seed only (0: the CI seeds, or random seeds with -chaos.soak)")
+	chDurationFlag = flag.Duration("chaos.duration", 0, "chaos: how long faults are injected per run (0: 25s, or 60s with -chaos.soak)")
+	chSoakFlag     = flag.Duration("chaos.soak", 0, "chaos: run seeds one after another for this long, stopping at a violation")
+	chOutFlag      = flag.String("chaos.out", "", "chaos: where evidence of a violation is written (default: a new directory under $TMPDIR)")
+	chMembersFlag  = flag.Int("chaos.members", 3, "chaos: members per cluster")
+	chClientsFlag  = flag.Int("chaos.clients", 12, "chaos: concurrent clients")
+)
+
+// chCISeeds are the seeds TestChaos runs by default.
+var chCISeeds = []uint64{1, 2, 3}
+
+// chFault is a kind of fault.
+type chFault string
+
+const (
+	chKillLeader chFault = "kill-leader" // SIGKILL the leader; restart it at the heal
+	chKill       chFault = "kill"        // SIGKILL a random member; restart it at the heal
+	chPause      chFault = "pause"       // SIGSTOP a random member; SIGCONT at the heal
+	chPartition  chFault = "partition"   // a minority cut off from the majority, both ways
+	chBridge     chFault = "bridge"      // two groups cut from each other, both reaching a bridge member
+	chOneWay     chFault = "one-way"     // requests from A to B cut, B to A flowing
+)
+
+var chAllFaults = []chFault{chKillLeader, chKill, chPause, chPartition, chBridge, chOneWay}
+
+// chOptions configures a run.
+type chOptions struct {
+	seed     uint64
+	duration time.Duration // how long faults are injected
+	members  int
+	clients  int
+	keys     int
+	env      []string // for every member
+	mix      []chFault
+	readFrac float64
+	// leaderBias is the probability that a partition or a one-way cut is
+	// aimed at the leader (cut off, or cut from B); targetFrac is the
+	// probability that a read goes to the member a fault isolates.
+	leaderBias, targetFrac float64
+	// expectViolation: a violation is the expected result (evidence is
+	// still written, and the test does not fail for it).
+	expectViolation bool
+}
+
+func chDefaults(seed uint64, duration time.Duration) chOptions {
+	return chOptions{seed: seed, duration: duration, members: *chMembersFlag, clients: *chClientsFlag,
+		keys: 5, mix: chAllFaults, readFrac: 0.5, leaderBias: 0.5, targetFrac: 0}
+}
+
+// chResult sums up a run.
+type chResult struct {
+	ops, unknown, violations int
+	inconclusive             int // keys the checker could not decide in time
+	faults                   map[chFault]int
+	summary, evidence        string
+	elapsed                  time.Duration
+}
+
+// chTimeline logs what the schedule did, relative to the run's start.
+type chTimeline struct {
+	start time.Time
+	mu    sync.Mutex
+	lines []string
+}
+
+func (tl *chTimeline) add(format string, args ...any) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.lines = append(tl.lines, fmt.Sprintf("t=%7.3fs ", time.Since(tl.start).Seconds())+fmt.Sprintf(format, args...))
+}
+
+func (tl *chTimeline) all() []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]string(nil), tl.lines...)
+}
+
+// chRun starts a cluster, runs the workload and the fault schedule, heals,
+// checks the history and reports. It fails t on a violation unless one is
+// expected, and on anything that keeps the check from being meaningful.
+func chRun(t *testing.T, o chOptions) chResult {
+	t.Helper()
+	if o.members < 3 {
+		t.Fatalf("chaos: %d members; the faults need at least 3", o.members)
+	}
+	c := chStartCluster(t, o.members, o.env, []string{"--event-history", "1000000"})
+	sched := rand.New(rand.NewPCG(o.seed, 0x6368616f73)) // the fault schedule
+	start := time.Now()
+	tl := &chTimeline{start: start}
+	tl.add("cluster %s; seed %d", c.initial, o.seed)
+
+	var keys []string
+	for i := range o.keys {
+		keys = append(keys, fmt.Sprintf("/chaos/k%d", i))
+	}
+	target := &atomic.Int64{}
+	target.Store(-1)
+	load := chNewLoad(chLoadConfig{clients: o.clients, keys: keys, readFrac: o.readFrac,
+		timeout: time.Second, target: target, targetFrac: o.targetFrac}, c.members, start, o.seed)
+	chInitKeys(t, c, load, keys)
+	tl.add("keys created; workload starts")
+	load.run()
+	t.Cleanup(load.stop)
+
+	faults := map[chFault]int{}
+	faultStart := time.Now()
+	for time.Since(faultStart) < o.duration {
+		f := o.mix[sched.IntN(len(o.mix))]
+		hold := time.Second + time.Duration(sched.Int64N(int64(2*time.Second)))
+		heal := chInject(c, sched, tl, f, o, target)
+		faults[f]++
+		time.Sleep(hold)
+		heal()
+		target.Store(-1)
+		time.Sleep(time.Second) // settle
+	}
+	c.healAll()
+	tl.add("faults over; everything healed")
+	faultTime := time.Since(faultStart)
+	if err := chWaitRecovered(c, 60*time.Second); err != nil {
+		t.Errorf("chaos seed=%d: the cluster did not recover within 60 s of the faults being healed: %v", o.seed, err)
+		for _, m := range c.members {
+			t.Logf("log of %s:\n%s", m.name, chTail(m.log, 20))
+		}
+		tl.add("the cluster did not recover: %v", err)
+	} else {
+		tl.add("cluster answers on every member")
+	}
+	load.stop()
+	tl.add("workload stopped")
+	if u := c.unexpectedExits(); len(u) > 0 {
+		t.Errorf("chaos seed=%d: members exited by themselves: %s", o.seed, strings.Join(u, "; "))
+	}
+	raw := load.history()
+	events, evErr := chEvents(c, "/chaos", 60*time.Second)
+	if evErr != nil {
+		t.Logf("chaos seed=%d: event history not read (%v): unknown outcomes stay unknown", o.seed, evErr)
+	}
+	checked, res := chResolve(raw, events)
+	checkStart := time.Now()
+	checks := chCheck(checked, 2*time.Minute)
+	checkTime := time.Since(checkStart)
+
+	r := chResult{ops: len(raw), unknown: load.unknown, faults: faults, elapsed: time.Since(start)}
+	var bad []string
+	for _, k := range checks {
+		switch k.result {
+		case porcupine.Illegal:
+			r.violations++
+			bad = append(bad, k.key)
+		case porcupine.Unknown:
+			r.inconclusive++
+		}
+	}
+	var fs []string
+	for _, f := range chAllFaults {
+		fs = append(fs, fmt.Sprintf("%s:%d", f, faults[f]))
+	}
+	r.summary = fmt.Sprintf("chaos seed=%d duration=%s ops=%d unknown=%d faults={%s} violations=%d",
+		o.seed, faultTime.Round(100*time.Millisecond), r.ops, r.unknown, strings.Join(fs, " "), r.violations)
+	t.Log(r.summary)
+	t.Logf("chaos seed=%d details: ok: %d reads, %d writes, %d cas (and %d cas compare failed); "+
+		"unknown outcomes: %d in the event history, %d not (left out), %d unresolved; "+
+		"%d reads failed (left out); %d writes refused before sending; proxies %s; check %v; run %v",
+		o.seed, load.counts.readOK, load.counts.writeOK, load.counts.casOK, load.counts.casFailed,
+		res.applied, res.dropped, res.unresolved, load.readErrs, load.refused, c.net.counters(),
+		checkTime.Round(time.Millisecond), r.elapsed.Round(time.Second))
+	t.Logf("chaos seed=%d fault timeline:\n%s", o.seed, strings.Join(tl.all(), "\n"))
+	for _, u := range load.unexpected {
+		t.Logf("chaos seed=%d: unexpected answer: %s", o.seed, u)
+	}
+	if r.violations > 0 || r.inconclusive > 0 || t.Failed() {
+		scratch := o.expectViolation && r.inconclusive == 0 && !t.Failed()
+		dir, err := chEvidence(t, scratch, o.seed, raw, checked, tl.all(), checks, c)
+		if scratch && *chOutFlag == "" {
+			dir += " (removed when the test ends; -chaos.out keeps it)"
+		}
+		r.evidence = dir
+		if err != nil {
+			t.Errorf("chaos seed=%d: writing evidence to %s: %v", o.seed, dir, err)
+		}
+		var htmls []string
+		for _, k := range checks {
+			if k.html != "" {
+				htmls = append(htmls, k.html)
+			}
+		}
+		msg := fmt.Sprintf("chaos seed=%d: %d keys not linearizable %v, %d undecided; evidence in %s (%s)",
+			o.seed, r.violations, bad, r.inconclusive, dir, strings.Join(htmls, " "))
+		for _, k := range bad {
+			if w := chStaleWitness(checked, k); w != "" {
+				msg += "\n  e.g. " + w
+			}
+		}
+		switch {
+		case r.inconclusive > 0:
+			t.Errorf("%s: the checker ran out of time", msg)
+		case o.expectViolation:
+			t.Log(msg)
+		default:
+			t.Errorf("%s\nfault timeline:\n%s", msg, strings.Join(tl.all(), "\n"))
+		}
+	}
+	return r
+}
+
+// chInitKeys creates every key with the value "init" (prevExist=false, so
+// that a retried create cannot overwrite anything) and records each as a
+// write from its first attempt to its success.
+func chInitKeys(t *testing.T, c *chCluster, l *chLoad, keys []string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	for i, k := range keys {
+		op := chOp{Process: int(l.procs.Add(1) - 1), Input: chInput{Op: "write", Key: k, Value: "init"},
+			Output: chOutput{Outcome: chOK}, Call: l.now(), Meta: chMeta{Member: "init", Client: -1}}
+		deadline := time.Now().Add(30 * time.Second)
+		for attempt := 0; ; attempt++ {
+			m := c.members[(i+attempt)%len(c.members)]
+			form := url.Values{"value": {"init"}, "prevExist": {"false"}}
+			req, _ := http.NewRequest(http.MethodPut, m.client+"/v2/keys"+k, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := hc.Do(req)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var ev chEvent
+				_ = json.Unmarshal(body, &ev)
+				if resp.StatusCode == http.StatusCreated || (resp.StatusCode == http.StatusPreconditionFailed && ev.ErrorCode == 105) {
+					break // created now, or by an earlier attempt
+				}
+				err = fmt.Errorf("%d %s", resp.StatusCode, body)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("chaos: creating %s: %v", k, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		op.Return = l.now()
+		l.record(op)
+	}
+}
+
+// chInject starts a fault and returns what heals it.
+func chInject(c *chCluster, rng *rand.Rand, tl *chTimeline, f chFault, o chOptions, target *atomic.Int64) (heal func()) {
+	n := len(c.members)
+	pick := func() *chMember { return c.members[rng.IntN(n)] }
+	// The leader's index, asked only when the schedule wants it (the
+	// schedule's draws do not depend on the answer).
+	aimAtLeader := func() *chMember {
+		if rng.Float64() >= o.leaderBias {
+			return nil
+		}
+		ld := c.leader(time.Second)
+		if ld != nil {
+			tl.add("aiming at the leader, %s", ld.name)
+		}
+		return ld
+	}
+	mode := chRefuse
+	if rng.IntN(2) == 1 {
+		mode = chBlackhole
+	}
+	if ld := c.leader(0); ld != nil {
+		tl.add("%s starts; %s leads", f, ld.name)
+	} else {
+		tl.add("%s starts; no leader known", f)
+	}
+	switch f {
+	case chKillLeader, chKill:
+		m := pick()
+		what := "random member"
+		if f == chKillLeader {
+			if ld := c.leader(2 * time.Second); ld != nil {
+				m, what = ld, "leader"
+			} else {
+				what = "random member (no leader found)"
+			}
+		}
+		c.kill(m)
+		tl.add("%s: SIGKILL %s, the %s", f, m.name, what)
+		return func() {
+			c.start(m)
+			tl.add("heal: restarted %s", m.name)
+		}
+	case chPause:
+		m := pick()
+		if !c.pause(m) {
+			tl.add("pause: %s is not running; nothing stopped", m.name)
+			return func() {}
+		}
+		tl.add("pause: SIGSTOP %s", m.name)
+		return func() {
+			c.resume(m)
+			tl.add("heal: SIGCONT %s", m.name)
+		}
+	case chPartition:
+		perm := rng.Perm(n)
+		minority := perm[:(n-1)/2]
+		if ld := aimAtLeader(); ld != nil && !containsInt(minority, ld.idx) {
+			minority[0] = ld.idx
+		}
+		var pairs []chPair
+		for a := range n {
+			for b := range n {
+				if containsInt(minority, a) != containsInt(minority, b) {
+					pairs = append(pairs, chPair{a, b})
+				}
+			}
+		}
+		cut := c.net.block(mode, pairs...)
+		target.Store(int64(minority[0]))
+		tl.add("partition (%s): %s | rest; %d requests in flight cut", mode, chNames(c, minority), cut)
+		return func() {
+			c.net.heal()
+			tl.add("heal: partition lifted")
+		}
+	case chBridge:
+		perm := rng.Perm(n)
+		bridge, rest := perm[0], perm[1:]
+		split := 1 + rng.IntN(len(rest)-1)
+		x, y := rest[:split], rest[split:]
+		var pairs []chPair
+		for _, a := range x {
+			for _, b := range y {
+				pairs = append(pairs, chPair{a, b}, chPair{b, a})
+			}
+		}
+		cut := c.net.block(mode, pairs...)
+		tl.add("bridge (%s): %s | %s cut from each other, both reach %s; %d requests in flight cut",
+			mode, chNames(c, x), chNames(c, y), c.members[bridge].name, cut)
+		return func() {
+			c.net.heal()
+			tl.add("heal: bridge lifted")
+		}
+	case chOneWay:
+		perm := rng.Perm(n)
+		a, b := perm[0], perm[1]
+		if ld := aimAtLeader(); ld != nil {
+			a = ld.idx
+			if b == a {
+				b = perm[0]
+			}
+		}
+		cut := c.net.block(mode, chPair{a, b})
+		target.Store(int64(b))
+		tl.add("one-way (%s): %s -> %s cut (%s -> %s flows); %d requests in flight cut",
+			mode, c.members[a].name, c.members[b].name, c.members[b].name, c.members[a].name, cut)
+		return func() {
+			c.net.heal()
+			tl.add("heal: one-way cut lifted")
+		}
+	}
+	panic("unknown fault " + f)
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func chNames(c *chCluster, idx []int) string {
+	var out []string
+	for _, i := range idx {
+		out = append(out, c.members[i].name)
+	}
+	return "{" + strings.Join(out, ",") + "}"
+}
+
+// chWaitRecovered waits until a write and a linearizable read succeed
+// through every member.
+func chWaitRecovered(c *chCluster, within time.Duration) error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	defer hc.CloseIdleConnections()
+	deadline := time.Now().Add(within)
+	for _, m := range c.members {
+		for {
+			err := chProbe(hc, m)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %v", m.name, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func chProbe(hc *http.Client, m *chMember) error {
+	key := m.client + "/v2/keys/chaosprobe/" + m.name
+	req, _ := http.NewRequest(http.MethodPut, key, strings.NewReader("value=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT: %d %.200s", resp.StatusCode, body)
+	}
+	resp, err = hc.Get(key)
+	if err != nil {
+		return err
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET: %d %.200s", resp.StatusCode, body)
+	}
+	return nil
+}
+
+// TestChaos runs the fault schedule of each CI seed (or -chaos.seed, or
+// random seeds for -chaos.soak) against a three-member cluster and fails
+// on any history porcupine finds not linearizable.
+func TestChaos(t *testing.T) {
+	dur := *chDurationFlag
+	if *chSoakFlag > 0 {
+		if dur == 0 {
+			dur = time.Minute
+		}
+		end := time.Now().Add(*chSoakFlag)
+		for i := 0; time.Now().Before(end); i++ {
+			seed := *chSeedFlag
+			if seed == 0 || i > 0 {
+				seed = rand.Uint64()
+			}
+			ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				chRun(t, chDefaults(seed, dur))
+			})
+			if !ok {
+				t.Fatalf("chaos soak: seed %d failed (after %d runs)", seed, i+1)
+			}
+		}
+		return
+	}
+	if dur == 0 {
+		dur = 25 * time.Second
+	}
+	seeds := chCISeeds
+	if *chSeedFlag != 0 {
+		seeds = []uint64{*chSeedFlag}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			chRun(t, chDefaults(seed, dur))
+		})
+	}
+}
+
+// TestChaosCatchesStaleReads proves that the harness can fail: with
+// CAIRN_UNSAFE_LOCAL_READS=1 every member answers "linearizable" reads
+// from its own replica without a ReadIndex round. Partitions that cut off
+// the leader, and one-way cuts that leave a follower behind, while most
+// reads go to the member cut off, must produce a history porcupine
+// rejects, within a few attempts.
+func TestChaosCatchesStaleReads(t *testing.T) {
+	const attempts = 3
+	dur := *chDurationFlag
+	if dur == 0 {
+		dur = 12 * time.Second
+	}
+	for i := range attempts {
+		seed := uint64(100 + i)
+		if *chSeedFlag != 0 {
+			seed = *chSeedFlag + uint64(i)
+		}
+		o := chDefaults(seed, dur)
+		o.env = []string{"CAIRN_UNSAFE_LOCAL_READS=1"}
+		o.mix = []chFault{chPartition, chPartition, chOneWay}
+		o.readFrac, o.leaderBias, o.targetFrac = 0.8, 1, 0.7
+		o.expectViolation = true
+		var r chResult
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			r = chRun(t, o)
+		})
+		if r.violations > 0 {
+			t.Logf("stale reads caught on attempt %d (seed %d); evidence in %s", i+1, seed, r.evidence)
+			return
+		}
+	}
+	t.Fatalf("no violation found in %d runs with CAIRN_UNSAFE_LOCAL_READS=1: the checker does not catch stale reads", attempts)
+}

@@ -1,0 +1,380 @@
+package e2e
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The checker: a register per key, as porcupine's sequential model. The
+// state of a key is its value ("" while it does not exist; no operation
+// writes ""). Operations whose outcome is unknown return "never" (after
+// everything else), so they may take effect at any point after their
+// invocation, or not at all (at the very end, where nothing observes it).
+var chModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			k := op.Input.(chInput).Key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		slices.Sort(keys)
+		var out [][]porcupine.Operation
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(chInput), output.(chOutput)
+		switch in.Op {
+		case "read":
+			if out.Missing {
+				return st == "", st
+			}
+			return out.Value == st, st
+		case "write":
+			if out.Outcome == chNotApplied {
+				return true, st
+			}
+			return true, in.Value // ok, or unknown (linearized where it took effect)
+		case "cas":
+			switch out.Outcome {
+			case chOK:
+				return st == in.Prev, in.Value
+			case chCompareFailed:
+				if out.Missing {
+					return st == "", st
+				}
+				return st != in.Prev, st
+			case chNotApplied:
+				return true, st
+			case chUnknown:
+				if st == in.Prev {
+					return true, in.Value
+				}
+				return true, st
+			}
+		}
+		return false, st
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(chInput), output.(chOutput)
+		var s string
+		switch in.Op {
+		case "read":
+			v := strconv.Quote(out.Value)
+			if out.Missing {
+				v = "(absent)"
+			}
+			return fmt.Sprintf("read %s -> %s", in.Key, v)
+		case "write":
+			s = fmt.Sprintf("write %s %q", in.Key, in.Value)
+		default:
+			s = fmt.Sprintf("cas %s %q -> %q", in.Key, in.Prev, in.Value)
+		}
+		s += " " + string(out.Outcome)
+		if out.Detail != "" {
+			s += " (" + out.Detail + ")"
+		}
+		return s
+	},
+	DescribeState: func(state any) string {
+		if state.(string) == "" {
+			return "(absent)"
+		}
+		return strconv.Quote(state.(string))
+	},
+	DescribeOperationMetadata: func(info any) string {
+		m, ok := info.(chMeta)
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("member %s, client %d", m.Member, m.Client)
+	},
+}
+
+// chKeyCheck is the verdict for one key.
+type chKeyCheck struct {
+	key    string
+	ops    int
+	result porcupine.CheckResult
+	html   string // the visualisation, once written
+	info   porcupine.LinearizationInfo
+}
+
+// chCheck checks each key's operations on its own (a history is
+// linearizable if and only if each key's is).
+func chCheck(ops []chOp, timeout time.Duration) []chKeyCheck {
+	byKey := map[string][]chOp{}
+	for _, op := range ops {
+		byKey[op.Input.Key] = append(byKey[op.Input.Key], op)
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []chKeyCheck
+	for _, k := range keys {
+		res, info := porcupine.CheckOperationsVerbose(chModel, chOperations(byKey[k]), timeout)
+		out = append(out, chKeyCheck{key: k, ops: len(byKey[k]), result: res, info: info})
+	}
+	return out
+}
+
+// chResolution is what the event history told about the operations whose
+// outcome was unknown.
+type chResolution struct {
+	applied, dropped, unresolved int
+}
+
+// chResolve settles unknown writes with the cluster's own event history
+// (every change, read back with waitIndex once the faults are over): an
+// unknown write or cas whose unique value appears there took effect (it
+// stays unknown in time: it returns "never", but its output is ok); one
+// whose value never appears did not, and is left out. Leaving out an
+// operation that had no effect is sound; if the history lied about it,
+// whatever observed its value has no write to explain it any more, which
+// is a violation. Without an event history (events, nil) nothing changes.
+func chResolve(ops []chOp, events map[string]bool) ([]chOp, chResolution) {
+	var r chResolution
+	if events == nil {
+		for _, op := range ops {
+			if op.Output.Outcome == chUnknown {
+				r.unresolved++
+			}
+		}
+		return ops, r
+	}
+	out := make([]chOp, 0, len(ops))
+	for _, op := range ops {
+		if op.Output.Outcome == chUnknown && op.Input.Op != "read" {
+			if !events[op.Input.Key+"\x00"+op.Input.Value] {
+				r.dropped++
+				continue
+			}
+			r.applied++
+			op.Output = chOutput{Outcome: chOK, Detail: "outcome was unknown; in the event history"}
+		}
+		out = append(out, op)
+	}
+	return out, r
+}
+
+// chEvents reads every change under dir from the event history of a
+// member that answers: it maps key and value (joined by NUL) to true.
+func chEvents(c *chCluster, dir string, within time.Duration) (map[string]bool, error) {
+	deadline := time.Now().Add(within)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		for _, m := range c.members {
+			if !m.running() {
+				continue
+			}
+			ev, err := chEventsFrom(m, dir, deadline)
+			if err == nil {
+				return ev, nil
+			}
+			if errors.Is(err, errChCleared) {
+				return nil, err
+			}
+			lastErr = fmt.Errorf("%s: %w", m.name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, lastErr
+}
+
+// errChCleared: the event history no longer reaches back far enough.
+var errChCleared = errors.New("the event history was cleared (raise --event-history)")
+
+func chEventsFrom(m *chMember, dir string, deadline time.Time) (map[string]bool, error) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	// A linearizable read first: this member has applied everything
+	// committed before it, and its index says where the history ends.
+	resp, err := hc.Get(m.client + "/v2/keys" + dir + "?recursive=true")
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d", dir, resp.StatusCode)
+	}
+	last, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("X-Etcd-Index: %w", err)
+	}
+	events := map[string]bool{}
+	for next := uint64(1); next <= last; {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("reading the event history: still at index %d of %d", next, last)
+		}
+		q := url.Values{"wait": {"true"}, "recursive": {"true"}, "waitIndex": {strconv.FormatUint(next, 10)}}
+		resp, err := hc.Get(m.client + "/v2/keys" + dir + "?" + q.Encode())
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var ev chEvent
+		if jerr := json.Unmarshal(body, &ev); jerr == nil && ev.ErrorCode == 401 {
+			return nil, fmt.Errorf("waitIndex %d: %w: %s", next, errChCleared, ev.Cause)
+		}
+		if err := json.Unmarshal(body, &ev); err != nil || resp.StatusCode != http.StatusOK || ev.Node.ModifiedIndex < next {
+			return nil, fmt.Errorf("waitIndex %d: %d %.300s", next, resp.StatusCode, body)
+		}
+		events[ev.Node.Key+"\x00"+ev.Node.Value] = true
+		next = ev.Node.ModifiedIndex + 1
+	}
+	return events, nil
+}
+
+// chEvidence writes what a run leaves to look at: the histories (raw and
+// checked), the fault timeline, a visualisation per key that is not
+// linearizable, and the members' logs. It returns the directory.
+// Unless -chaos.out is given, it is a new directory under $TMPDIR, kept
+// after the test, or, with scratch, a directory of the test's own
+// (removed when it ends: for a violation that was expected).
+func chEvidence(t *testing.T, scratch bool, seed uint64, raw, checked []chOp, timeline []string, checks []chKeyCheck, c *chCluster) (string, error) {
+	var dir string
+	var err error
+	switch {
+	case *chOutFlag == "" && scratch:
+		dir = t.TempDir()
+	case *chOutFlag != "":
+		dir = filepath.Join(*chOutFlag, fmt.Sprintf("seed-%d-%s", seed, time.Now().Format("20060102-150405.000")))
+		err = os.MkdirAll(dir, 0o755)
+	default:
+		dir, err = os.MkdirTemp("", fmt.Sprintf("cairn-chaos-seed%d-", seed))
+	}
+	if err != nil {
+		return "", err
+	}
+	write := func(name string, v any) error {
+		b, err := json.MarshalIndent(v, "", " ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	if err := write("history.json", checked); err != nil {
+		return dir, err
+	}
+	if err := write("history-raw.json", raw); err != nil {
+		return dir, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "faults.txt"), []byte(strings.Join(timeline, "\n")+"\n"), 0o644); err != nil {
+		return dir, err
+	}
+	for i := range checks {
+		if checks[i].result == porcupine.Ok {
+			continue
+		}
+		name := strings.NewReplacer("/", "_").Replace(strings.TrimPrefix(checks[i].key, "/")) + ".html"
+		p := filepath.Join(dir, name)
+		if err := porcupine.VisualizePath(chModel, checks[i].info, p); err != nil {
+			return dir, err
+		}
+		checks[i].html = p
+	}
+	for _, m := range c.members {
+		if b, err := os.ReadFile(m.log); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, "member-"+m.name+".log"), b, 0o644)
+		}
+	}
+	return dir, nil
+}
+
+// chStaleWitness looks for the plainest evidence of a violation on key: a
+// read that returned a value although a later write had been
+// acknowledged before the read was sent. It describes the first such read
+// and counts them per member ("" if there is none: the violation is
+// subtler, see the visualisation).
+func chStaleWitness(ops []chOp, key string) string {
+	writer := map[string]chOp{}
+	var writes, reads []chOp
+	for _, op := range ops {
+		if op.Input.Key != key || op.Output.Outcome != chOK {
+			continue
+		}
+		if op.Input.Op == "read" {
+			reads = append(reads, op)
+			continue
+		}
+		writer[op.Input.Value] = op
+		if op.Return >= 0 {
+			writes = append(writes, op)
+		}
+	}
+	// The writes by response time, and for each prefix the one invoked
+	// last: the latest write known to precede a read that starts at t.
+	slices.SortFunc(writes, func(a, b chOp) int { return cmp.Compare(a.Return, b.Return) })
+	latest := make([]int, len(writes))
+	for i := range writes {
+		latest[i] = i
+		if i > 0 && writes[latest[i-1]].Call > writes[i].Call {
+			latest[i] = latest[i-1]
+		}
+	}
+	slices.SortFunc(reads, func(a, b chOp) int { return cmp.Compare(a.Call, b.Call) })
+	first := ""
+	perMember := map[string]int{}
+	total := 0
+	for _, r := range reads {
+		w, ok := writer[r.Output.Value]
+		if !ok || r.Output.Missing || w.Return < 0 {
+			continue
+		}
+		n, _ := slices.BinarySearchFunc(writes, r.Call, func(x chOp, t int64) int { return cmp.Compare(x.Return, t) })
+		if n == 0 {
+			continue
+		}
+		x := writes[latest[n-1]]
+		if x.Call <= w.Return {
+			continue
+		}
+		total++
+		perMember[r.Meta.Member]++
+		if first == "" {
+			first = fmt.Sprintf("read %s at member %s [%.3fs, %.3fs] returned %q (written [%.3fs, %.3fs]), "+
+				"but %s %q had been acknowledged at %.3fs through member %s",
+				key, r.Meta.Member, sec(r.Call), sec(r.Return), r.Output.Value, sec(w.Call), sec(w.Return),
+				x.Input.Op, x.Input.Value, sec(x.Return), x.Meta.Member)
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	var members []string
+	for m, n := range perMember {
+		members = append(members, fmt.Sprintf("%s:%d", m, n))
+	}
+	slices.Sort(members)
+	return fmt.Sprintf("%s (%d such stale reads, by member %s)", first, total, strings.Join(members, " "))
+}
+
+func sec(ns int64) float64 { return float64(ns) / 1e9 }
