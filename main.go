@@ -355,6 +355,10 @@ func run(args []string) error {
 		walFS = wal.SlowSync(wal.OS, d)
 		log.Warn().Dur("delay", d).Msg("CAIRN_FAILPOINT_WAL_FSYNC_DELAY: every WAL fsync is delayed (a test failpoint)")
 	}
+	if f := os.Getenv("CAIRN_FAILPOINT_WAL_FSYNC_DELAY_FILE"); f != "" {
+		walFS = wal.SlowSyncFromFile(wal.OS, f)
+		log.Warn().Str("file", f).Msg("CAIRN_FAILPOINT_WAL_FSYNC_DELAY_FILE: WAL fsyncs are delayed by the duration in this file (a test failpoint)")
+	}
 	if unsafeGrant {
 		log.Warn().Msg("CAIRN_UNSAFE_LOCK_GRANT=1: lock waiters are granted without waiting for the head (a test-only bug)")
 	}
