@@ -82,22 +82,6 @@ func parseCoord(r *http.Request) (*coordParams, *store.Error) {
 	return p, nil
 }
 
-// waitCtx bounds a waiting request by its timeout parameter.
-func (p *coordParams) waitCtx(r *http.Request) (context.Context, context.CancelFunc) {
-	if p.timeout > 0 {
-		return context.WithTimeout(r.Context(), p.timeout)
-	}
-	return context.WithCancel(r.Context())
-}
-
-// waitError turns a wait that ran out into code 123.
-func waitError(ctx context.Context, err error) error {
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
-		return store.NewError(store.EcodeWaitTimeout, "timeout", 0)
-	}
-	return err
-}
-
 // write answers with an event, adding Cairn's fields (already JSON) before
 // the closing brace.
 func (h *coordHandler) write(w http.ResponseWriter, status int, e *store.Event, at int64, extra string) {
@@ -140,11 +124,9 @@ func (h *coordHandler) lock(w http.ResponseWriter, r *http.Request) {
 			writeError(w, store.NewError(store.EcodeTTLNaN, `a lock needs a "ttl"`, 0))
 			return
 		}
-		ctx, cancel := p.waitCtx(r)
-		defer cancel()
-		g, err := h.locks.Acquire(ctx, p.name, p.value, p.ttl, p.wait)
+		g, err := h.locks.Acquire(r.Context(), p.name, p.value, p.ttl, p.wait, p.timeout)
 		if err != nil {
-			h.fail(w, waitError(ctx, err))
+			h.fail(w, err)
 			return
 		}
 		e := *g.Event
@@ -217,6 +199,13 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, err)
 			return
 		}
+		if e.Action == store.ActionDeliver {
+			// The registration's value is an internal nonce; the
+			// enqueuer learns whom the item went to and nothing more.
+			cp := *e
+			cp.PrevNode = nil
+			e = &cp
+		}
 		h.write(w, http.StatusCreated, e, e.Time, "")
 	case http.MethodGet:
 		items, index, err := h.queues.List(r.Context(), p.name)
@@ -228,11 +217,9 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 			Node: &store.NodeView{Key: queue.Dir(p.name), Dir: true, Nodes: items}}
 		h.write(w, http.StatusOK, e, h.now().UnixNano(), "")
 	case http.MethodDelete:
-		ctx, cancel := p.waitCtx(r)
-		defer cancel()
-		it, err := h.queues.Dequeue(ctx, p.name, p.wait)
+		it, err := h.queues.Dequeue(r.Context(), p.name, p.wait, p.timeout)
 		if err != nil {
-			h.fail(w, waitError(ctx, err))
+			h.fail(w, err)
 			return
 		}
 		// An item handed to a blocked dequeuer was never stored; it is

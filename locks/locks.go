@@ -41,8 +41,9 @@ func New(be Backend, now func() time.Time) *Locks {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
 
-// ErrBadName: a lock or queue name is one path element of letters, digits,
-// '.', '_' and '-', not starting with '.', '_' or '-'.
+// ErrBadName is the error for a lock or queue name that is not one path
+// element of letters, digits, '.', '_' and '-', starting with a letter or
+// digit.
 var ErrBadName = errors.New("invalid name")
 
 // CheckName validates a lock or queue name.
@@ -69,11 +70,19 @@ type Grant struct {
 // fraction of its TTL.
 const waiterRefresh = 3
 
+// WaitTimeout is the error of a wait whose timeout passed
+// (store.EcodeWaitTimeout).
+func WaitTimeout(index uint64) error {
+	return store.NewError(store.EcodeWaitTimeout, "timeout", index)
+}
+
 // Acquire takes lock name for owner with the given TTL (seconds). Without
 // wait, a held lock answers store.EcodeLockHeld at once. With wait, the
 // caller queues and Acquire returns once it holds the lock, or fails when
-// ctx ends (its waiter key is then deleted: it is never granted).
-func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wait bool) (*Grant, error) {
+// ctx ends or timeout (if not 0) passes; its waiter key is then deleted:
+// it is never granted. The timeout bounds only the wait, not the
+// proposal that queues the caller.
+func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wait bool, timeout time.Duration) (*Grant, error) {
 	dir := Dir(name)
 	e, err := l.be.Do(ctx, &store.Request{Op: store.OpAcquire, Path: dir, Value: owner, HasTTL: true, TTL: ttl, Wait: wait, Time: l.now().UnixNano()})
 	if err != nil {
@@ -83,20 +92,33 @@ func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wai
 	if !wait || l.UnsafeGrant {
 		return g, nil
 	}
-	if err := l.waitHead(ctx, dir, e, ttl); err != nil {
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+	now, err := l.waitHead(wctx, dir, e, ttl)
+	if err != nil {
 		// Leave the queue, so we are never granted. A fresh context: ctx
 		// may be why we stopped.
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = l.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: e.Node.Key, Time: l.now().UnixNano()})
 		cancel()
+		if ctx.Err() == nil && wctx.Err() != nil {
+			return nil, WaitTimeout(e.Index)
+		}
 		return nil, err
 	}
+	// Answer the key as it is now (refreshed while waiting), not as it
+	// was created.
+	g.Event = &store.Event{Action: e.Action, Node: now.Node, Index: now.Index, Time: e.Time}
 	return g, nil
 }
 
 // waitHead waits until the waiter e is the first in dir, watching only
-// the waiter ahead of it and keeping its own key alive meanwhile.
-func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl uint64) error {
+// the waiter ahead of it and keeping its own key alive meanwhile; it
+// returns the waiter's key as read then.
+func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl uint64) (*store.Event, error) {
 	me := e.Node.Key
 	// Refreshes go out every TTL/4 and each may take up to TTL/3, so one
 	// lost with a dead leader leaves time for the next before the TTL ends.
@@ -108,7 +130,7 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 		// Waiters ahead of us only go away; none can arrive.
 		list, err := l.be.Get(ctx, dir, true, true)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pred, found := "", false
 		for _, n := range list.Node.Nodes {
@@ -121,26 +143,23 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 			}
 		}
 		if !found {
-			return store.NewError(store.EcodeKeyNotFound, me+" (the waiter expired or was removed)", list.Index)
+			return nil, store.NewError(store.EcodeKeyNotFound, me+" (the waiter expired or was removed)", list.Index)
 		}
 		if pred == "" {
 			// Head in this member's applied state. Confirm with a
 			// linearizable read that the waiter still exists now (it
 			// may have expired in entries not applied here yet), so a
 			// grant is never answered for a key already gone.
-			if _, err := l.be.Get(ctx, me, false, false); err != nil {
-				return err
-			}
-			return nil
+			return l.be.Get(ctx, me, false, false)
 		}
 		w, err := l.be.Watch(pred, false, false, list.Index+1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		err = l.waitGone(ctx, w, refresh, me, ttl)
 		w.Remove()
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -73,22 +74,66 @@ type Item struct {
 
 // Dequeue removes and returns the head of queue name. Without wait an
 // empty queue is store.EcodeQueueEmpty; with wait the caller blocks until
-// an item is handed to it or ctx ends.
-func (q *Queues) Dequeue(ctx context.Context, name string, wait bool) (*Item, error) {
+// an item is handed to it, ctx ends, or timeout (if not 0) passes
+// (store.EcodeWaitTimeout). The timeout bounds only the wait, not the
+// proposal that registers the caller.
+func (q *Queues) Dequeue(ctx context.Context, name string, wait bool, timeout time.Duration) (*Item, error) {
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
 	for {
-		e, err := q.be.Do(ctx, &store.Request{Op: store.OpDequeue, Path: Dir(name), Wait: wait, HasTTL: wait, TTL: WaiterTTL, Time: q.now().UnixNano()})
+		// The registration's value names this call, so that one whose
+		// proposal had an unknown outcome can be found and removed.
+		nonce := fmt.Sprintf("%016x", rand.Uint64())
+		e, err := q.be.Do(ctx, &store.Request{Op: store.OpDequeue, Path: Dir(name), Wait: wait, HasTTL: wait, TTL: WaiterTTL,
+			Value: nonce, Time: q.now().UnixNano()})
 		if err != nil {
+			var se *store.Error
+			if wait && !errors.As(err, &se) {
+				q.removeRegistration(name, nonce)
+			}
 			return nil, err
 		}
 		if e.Action == store.ActionDequeue {
 			return &Item{Key: e.PrevNode.Key, Value: e.PrevNode.Value, Index: e.Index}, nil
 		}
-		it, again, err := q.await(ctx, e)
+		it, again, err := q.await(wctx, e)
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			return nil, locks.WaitTimeout(e.Index)
+		}
 		if !again {
 			return it, err
 		}
 		// The registration expired under us (the member fell behind
 		// refreshing it): register again.
+	}
+}
+
+// removeRegistration removes a blocked dequeuer's registration whose
+// proposal had an unknown outcome: left in place it would be handed the
+// next item, which would then reach nobody. If it was applied and already
+// served, the item is lost (at most once); the member logs it.
+func (q *Queues) removeRegistration(name, nonce string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		e, err := q.be.Get(ctx, store.WaitersDir(Dir(name)), true, false)
+		var se *store.Error
+		if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+			return
+		}
+		if err == nil {
+			for _, n := range e.Node.Nodes {
+				if n.Value == nonce {
+					_, _ = q.be.Do(ctx, &store.Request{Op: store.OpCompareAndDelete, Path: n.Key, PrevValue: nonce, Time: q.now().UnixNano()})
+					q.log.Warn().Str("waiter", n.Key).Msg("removed a blocked dequeuer whose registration had an unknown outcome")
+				}
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -170,7 +215,7 @@ func (q *Queues) Reserve(ctx context.Context, name string, ttl uint64) (*Reserva
 	return &Reservation{Event: e, Receipt: fmt.Sprintf("%d-%d", e.Node.CreatedIndex, e.Node.ModifiedIndex)}, nil
 }
 
-// ErrBadReceipt: a receipt that Reserve cannot have issued.
+// ErrBadReceipt is the error for a receipt Reserve cannot have issued.
 var ErrBadReceipt = errors.New("invalid receipt")
 
 // Ack removes the item a reservation holds. It fails (store.EcodeTestFailed

@@ -119,18 +119,31 @@ func (a *applier) acquire() (*Event, error) {
 	return a.create(joinPath(r.Path, fmt.Sprintf("%020d", a.next())), true)
 }
 
+// waiter returns the oldest blocked dequeuer of queue q, or nil.
+func (a *applier) waiter(q string) *node {
+	ws, err := lookup(a.root, WaitersDir(q), a.index)
+	if err != nil || !ws.dir {
+		return nil
+	}
+	return first(ws, func(c *node) bool { return !c.dir })
+}
+
+// deliver hands value to the blocked dequeuer w: its registration goes,
+// and the event (on its key) carries the value.
+func (a *applier) deliver(w *node, value string) *Event {
+	idx := a.next()
+	nv := view(w, false, false)
+	nv.Value, nv.ModifiedIndex, nv.Expiration = value, idx, 0
+	e := a.event(ActionDeliver, nv, view(w, false, false))
+	a.forgetTTLs(w)
+	a.replace(w.path, nil, idx)
+	return e
+}
+
 func (a *applier) enqueue() (*Event, *node, error) {
 	r := a.req
-	if ws, err := lookup(a.root, WaitersDir(r.Path), a.index); err == nil && ws.dir {
-		if w := first(ws, func(c *node) bool { return !c.dir }); w != nil {
-			idx := a.next()
-			nv := view(w, false, false)
-			nv.Value, nv.ModifiedIndex, nv.Expiration = r.Value, idx, 0
-			e := a.event(ActionDeliver, nv, view(w, false, false))
-			a.forgetTTLs(w)
-			a.replace(w.path, nil, idx)
-			return e, w, nil
-		}
+	if w := a.waiter(r.Path); w != nil {
+		return a.deliver(w, r.Value), w, nil
 	}
 	noTTL := *r
 	noTTL.HasTTL = false // an item never expires
@@ -176,8 +189,15 @@ func (a *applier) dequeue() (*Event, *node, error) {
 }
 
 // requeue makes a reserved item whose reservation ran out permanent again
-// in its place (the head, as it is older than every later item).
+// in its place (the head, as it is older than every later item), or, when
+// a dequeuer is blocked on the queue, hands it over: blocked dequeuers
+// exist only while no item is available, and this one is available now.
 func (a *applier) requeue(n *node) *Event {
+	if w := a.waiter(parentPath(n.path)); w != nil {
+		e := a.deliver(w, n.value)
+		a.replace(n.path, nil, e.Index)
+		return e
+	}
 	idx := a.next()
 	pv := view(n, false, false)
 	cp := *n

@@ -237,3 +237,28 @@ func reopen(t *testing.T, path string) *store.Store {
 	}
 	return s
 }
+
+// A reservation that runs out while a dequeuer is blocked hands the item
+// to that dequeuer (in the expiry's apply) instead of leaving it in the
+// queue beside a waiter.
+func TestQueueRequeueGoesToABlockedDequeuer(t *testing.T) {
+	s := store.New(100)
+	apply(t, s, enqueue("a"))
+	r := apply(t, s, dequeue(false, 1))
+	w := apply(t, s, dequeue(true, 60)) // blocks: "a" is reserved
+	if w.Action != store.ActionCreate {
+		t.Fatalf("blocking dequeue: %s", w.Action)
+	}
+	wt, err := s.Watch(w.Node.Key, false, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, rqExpire(t0+2*sec))
+	if got := <-wt.C; got.Action != store.ActionDeliver || got.Node.Value != "a" {
+		t.Fatalf("the blocked dequeuer saw %s %+v", got.Action, got.Node)
+	}
+	if _, err := s.Get(r.Node.Key, false); err == nil {
+		t.Fatal("the delivered item is still in the queue")
+	}
+	applyCode(t, s, dequeue(false, 0), store.EcodeQueueEmpty)
+}
