@@ -21,9 +21,11 @@ const (
 	workloadPost            = "post"
 	workloadWatch           = "watch"
 	workloadMixed           = "mixed"
+	workloadLock            = "lock"
+	workloadQueue           = "queue"
 )
 
-var workloads = []string{workloadPut, workloadGet, workloadGetSerializable, workloadCAS, workloadPost, workloadWatch, workloadMixed}
+var workloads = []string{workloadPut, workloadGet, workloadGetSerializable, workloadCAS, workloadPost, workloadWatch, workloadMixed, workloadLock, workloadQueue}
 
 // config is a run's settings, from the flags.
 type config struct {
@@ -41,6 +43,8 @@ type config struct {
 	rate        float64
 	prefix      string
 	timeout     time.Duration
+	locks       int
+	queues      int
 }
 
 // Main runs `cairn bench` with args (the arguments after "bench") and
@@ -83,12 +87,24 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Float64Var(&cfg.readRatio, "read-ratio", 0.9, "mixed workload: fraction of requests that are gets (0 to 1)")
 	fs.StringVar(&cfg.consistency, "consistency", "s", `mixed workload: its gets are "l" (linearizable, quorum=true) or "s" (serializable)`)
 	fs.Float64Var(&cfg.rate, "rate", 0, "pace the run at this many requests per second over all clients (0: as fast as the server answers)")
-	fs.StringVar(&cfg.prefix, "prefix", "/bench", "directory under /v2/keys that holds the keys written")
+	fs.StringVar(&cfg.prefix, "prefix", "/bench", "directory under /v2/keys that holds the keys written (lock and queue workloads: the start of the lock and queue names, e.g. bench-lock-0)")
+	fs.IntVar(&cfg.locks, "locks", 1, "lock workload: distinct locks; client i uses lock i mod --locks")
+	fs.IntVar(&cfg.queues, "queues", 1, "queue workload: distinct queues; client i uses queue i mod --queues")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "time allowed per request (watch: also for watchers to arm and to receive the last events)")
 	fs.Usage = func() {
 		fmt.Fprint(out, `Usage: cairn bench [flags]
 
-Load generator for the etcd v2 keys API (Cairn, or etcd with --enable-v2).
+Load generator for the etcd v2 keys API (Cairn, or etcd with --enable-v2),
+and for Cairn's own locks and queues (the lock and queue workloads).
+Workloads:
+  put, get, get-serializable, mixed   PUT / GET keys of --key-space (mixed: --read-ratio of GETs)
+  cas                                  compare-and-swap loops, one key per client
+  post                                 in-order keys (POST) in one directory
+  watch                                one writer, --watchers long-poll watchers of its key
+  lock                                 acquire (POST /v2/locks/NAME?ttl=10&wait=true) and release
+                                       (DELETE ?token=) cycles on --locks locks; one request = one cycle
+  queue                                enqueue (POST /v2/queues/NAME) then dequeue (DELETE) on
+                                       --queues queues; one request = one pair
 Prints a line for people and a line of key=value pairs:
   workload=put clients=64 requests=20000 errors=0 duration=3.21s throughput=6230.1/s mean=... p50=... p90=... p99=... p999=... max=...
 
@@ -142,6 +158,10 @@ Flags:
 		return cfg, errors.New("--timeout must be positive")
 	case cfg.prefix == "/":
 		return cfg, errors.New("--prefix must name a directory below the root")
+	case cfg.locks < 1:
+		return cfg, errors.New("--locks must be at least 1")
+	case cfg.queues < 1:
+		return cfg, errors.New("--queues must be at least 1")
 	}
 	return cfg, nil
 }

@@ -17,6 +17,15 @@
 //   - post: in-order keys, POST to one directory.
 //   - mixed: gets (--read-ratio of the requests, with --consistency)
 //     and puts on the key space.
+//   - lock (Cairn only): each request is one cycle of a server-side lock:
+//     POST /v2/locks/<name>?ttl=10&wait=true (waiting in line while
+//     another client holds it), then DELETE ?token=<its token>; its
+//     latency is the whole cycle's. --locks names the distinct locks;
+//     client i uses lock i mod --locks, so --locks 1 measures contention
+//     and --locks equal to --clients none.
+//   - queue (Cairn only): each request is one enqueue (POST
+//     /v2/queues/<name>, a --value-size item) followed by one dequeue
+//     (DELETE) on the client's queue, i mod --queues.
 //   - watch: fan-out. --watchers long-poll watchers wait on one key, each
 //     re-arming with waitIndex after every event; one writer puts the
 //     key --total times (or for --duration). The latency of an event is
@@ -25,6 +34,9 @@
 //     watcher's receipt of the event, and 0 if the watcher had it first.
 //     The report gives the events delivered against those expected
 //     (watchers × acknowledged writes).
+//
+// Lock and queue names start with --prefix made a name ("bench-lock-0",
+// "bench-queue-0" by default).
 //
 // get, get-serializable and mixed first write every key of the key space;
 // cas first writes each client's key; watch first writes the watched key.

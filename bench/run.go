@@ -311,6 +311,10 @@ func (r *runner) op(ctx context.Context, c int) func() error {
 			}
 			return err
 		}
+	case workloadLock:
+		return r.lockOp(ctx, c)
+	case workloadQueue:
+		return r.queueOp(ctx, c)
 	case workloadPost:
 		dir := keysURL(ep, r.cfg.prefix+"/queue")
 		return func() error {
