@@ -180,86 +180,154 @@ func chResolve(ops []chOp, events map[string]bool) ([]chOp, chResolution) {
 	return out, r
 }
 
+// chHistEvent is one change of the event history: its index (the node's
+// modifiedIndex), key, action and value.
+type chHistEvent struct {
+	Index  uint64 `json:"index"`
+	Key    string `json:"key"`
+	Action string `json:"action"`
+	Value  string `json:"value,omitempty"`
+}
+
+// chEventSet maps key and value (joined by NUL) to true for every event
+// (nil if the history could not be read: nothing is settled).
+func chEventSet(events []chHistEvent, err error) map[string]bool {
+	if err != nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, ev := range events {
+		set[ev.Key+"\x00"+ev.Value] = true
+	}
+	return set
+}
+
 // chEvents reads every change under dir from the event history of a
-// member that answers: it maps key and value (joined by NUL) to true.
-func chEvents(c *chCluster, dir string, within time.Duration) (map[string]bool, error) {
+// member that answers, from index 1 to the last change under dir (last).
+func chEvents(c *chCluster, dir string, within time.Duration) (events []chHistEvent, last uint64, err error) {
 	deadline := time.Now().Add(within)
 	var lastErr error
 	for time.Now().Before(deadline) {
-		for _, m := range c.members {
+		cleared := 0
+		ms := c.current()
+		for _, m := range ms {
 			if !m.running() {
 				continue
 			}
-			ev, err := chEventsFrom(m, dir, deadline)
+			ev, last, err := chEventsFrom(m, dir, deadline)
 			if err == nil {
-				return ev, nil
-			}
-			if errors.Is(err, errChCleared) {
-				return nil, err
+				return ev, last, nil
 			}
 			lastErr = fmt.Errorf("%s: %w", m.name, err)
+			if errors.Is(err, errChCleared) {
+				cleared++
+			}
+		}
+		if cleared == len(ms) {
+			return nil, 0, lastErr
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, lastErr
+	return nil, 0, lastErr
 }
 
 // errChCleared: the event history no longer reaches back far enough.
 var errChCleared = errors.New("the event history was cleared (raise --event-history)")
 
-func chEventsFrom(m *chMember, dir string, deadline time.Time) (map[string]bool, error) {
+// chNode is a node of a keys API answer.
+type chNode struct {
+	Key           string   `json:"key"`
+	Value         string   `json:"value,omitempty"`
+	Dir           bool     `json:"dir,omitempty"`
+	ModifiedIndex uint64   `json:"modifiedIndex"`
+	CreatedIndex  uint64   `json:"createdIndex"`
+	Nodes         []chNode `json:"nodes,omitempty"`
+}
+
+// maxModified is the highest modifiedIndex in the tree.
+func (n chNode) maxModified() uint64 {
+	hi := n.ModifiedIndex
+	for _, k := range n.Nodes {
+		hi = max(hi, k.maxModified())
+	}
+	return hi
+}
+
+// chGetTree reads dir (recursive, sorted, linearizable) at m; a dir that
+// does not exist is an empty node.
+func chGetTree(hc *http.Client, m *chMember, dir string) (chNode, error) {
+	resp, err := hc.Get(m.client + "/v2/keys" + dir + "?recursive=true&sorted=true")
+	if err != nil {
+		return chNode{}, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return chNode{}, err
+	}
+	var a struct {
+		Node      chNode `json:"node"`
+		ErrorCode int    `json:"errorCode"`
+	}
+	jerr := json.Unmarshal(body, &a)
+	switch {
+	case resp.StatusCode == http.StatusOK && jerr == nil:
+		return a.Node, nil
+	case resp.StatusCode == http.StatusNotFound && a.ErrorCode == 100:
+		return chNode{Key: dir, Dir: true}, nil
+	}
+	return chNode{}, fmt.Errorf("GET %s: %d %.200s", dir, resp.StatusCode, body)
+}
+
+func chEventsFrom(m *chMember, dir string, deadline time.Time) ([]chHistEvent, uint64, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	// A linearizable read first: this member has applied everything
-	// committed before it, and its index says where the history ends.
-	resp, err := hc.Get(m.client + "/v2/keys" + dir + "?recursive=true")
+	// committed before it, and the highest modifiedIndex under dir is the
+	// last change there (the workload deletes nothing). (X-Etcd-Index is
+	// the last change anywhere: a wait for a later change under dir
+	// would block.)
+	tree, err := chGetTree(hc, m, dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d", dir, resp.StatusCode)
-	}
-	last, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Index"), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("X-Etcd-Index: %w", err)
-	}
-	events := map[string]bool{}
+	last := tree.maxModified()
+	var events []chHistEvent
 	for next := uint64(1); next <= last; {
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("reading the event history: still at index %d of %d", next, last)
+			return nil, 0, fmt.Errorf("reading the event history: still at index %d of %d", next, last)
 		}
 		q := url.Values{"wait": {"true"}, "recursive": {"true"}, "waitIndex": {strconv.FormatUint(next, 10)}}
 		resp, err := hc.Get(m.client + "/v2/keys" + dir + "?" + q.Encode())
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		var ev chEvent
 		if jerr := json.Unmarshal(body, &ev); jerr == nil && ev.ErrorCode == 401 {
-			return nil, fmt.Errorf("waitIndex %d: %w: %s", next, errChCleared, ev.Cause)
+			return nil, 0, fmt.Errorf("waitIndex %d: %w: %s", next, errChCleared, ev.Cause)
 		}
 		if err := json.Unmarshal(body, &ev); err != nil || resp.StatusCode != http.StatusOK || ev.Node.ModifiedIndex < next {
-			return nil, fmt.Errorf("waitIndex %d: %d %.300s", next, resp.StatusCode, body)
+			return nil, 0, fmt.Errorf("waitIndex %d: %d %.300s", next, resp.StatusCode, body)
 		}
-		events[ev.Node.Key+"\x00"+ev.Node.Value] = true
+		events = append(events, chHistEvent{Index: ev.Node.ModifiedIndex, Key: ev.Node.Key, Action: ev.Action, Value: ev.Node.Value})
 		next = ev.Node.ModifiedIndex + 1
 	}
-	return events, nil
+	return events, last, nil
 }
 
 // chEvidence writes what a run leaves to look at: the histories (raw and
 // checked), the fault timeline, a visualisation per key that is not
-// linearizable, and the members' logs. It returns the directory.
+// linearizable, the extra files (JSON; the appends, the watchers) and
+// the logs of every member the run had. It returns the directory.
 // Unless -chaos.out is given, it is a new directory under $TMPDIR, kept
 // after the test, or, with scratch, a directory of the test's own
 // (removed when it ends: for a violation that was expected).
-func chEvidence(t *testing.T, scratch bool, seed uint64, raw, checked []chOp, timeline []string, checks []chKeyCheck, c *chCluster) (string, error) {
+func chEvidence(t *testing.T, scratch bool, seed uint64, raw, checked []chOp, timeline []string, checks []chKeyCheck, c *chCluster, extra map[string]any) (string, error) {
 	var dir string
 	var err error
 	switch {
@@ -301,7 +369,12 @@ func chEvidence(t *testing.T, scratch bool, seed uint64, raw, checked []chOp, ti
 		}
 		checks[i].html = p
 	}
-	for _, m := range c.members {
+	for name, v := range extra {
+		if err := write(name, v); err != nil {
+			return dir, err
+		}
+	}
+	for _, m := range c.everyMember() {
 		if b, err := os.ReadFile(m.log); err == nil {
 			_ = os.WriteFile(filepath.Join(dir, "member-"+m.name+".log"), b, 0o644)
 		}

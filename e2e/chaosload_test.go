@@ -72,7 +72,7 @@ type chLoadConfig struct {
 	keys     []string // e.g. /chaos/k0
 	readFrac float64  // share of reads; the rest is half writes, half cas
 	timeout  time.Duration
-	// target, when it holds a member index >= 0, receives a read with
+	// target, when it holds a member's idx >= 0, receives a read with
 	// probability targetFrac (the side of a fault where stale reads would
 	// show); otherwise members are picked uniformly.
 	target     *atomic.Int64
@@ -82,7 +82,7 @@ type chLoadConfig struct {
 // chLoad runs the clients and keeps the history.
 type chLoad struct {
 	cfg     chLoadConfig
-	members []*chMember
+	members func() []*chMember // the current members
 	start   time.Time
 	seed    uint64
 	cancel  context.CancelFunc
@@ -102,7 +102,7 @@ type chLoad struct {
 // now is the time since the run started, in ns (monotonic).
 func (l *chLoad) now() int64 { return int64(time.Since(l.start)) }
 
-func chNewLoad(cfg chLoadConfig, members []*chMember, start time.Time, seed uint64) *chLoad {
+func chNewLoad(cfg chLoadConfig, members func() []*chMember, start time.Time, seed uint64) *chLoad {
 	l := &chLoad{cfg: cfg, members: members, start: start, seed: seed, cancel: func() {}}
 	l.procs.Store(int64(cfg.clients))
 	return l
@@ -163,14 +163,19 @@ func (l *chLoad) client(ctx context.Context, id int) {
 	last := map[string]string{} // the value this client last saw per key
 	for seq := 0; ctx.Err() == nil; seq++ {
 		key := l.cfg.keys[rng.IntN(len(l.cfg.keys))]
-		m := l.members[rng.IntN(len(l.members))]
+		ms := l.members()
+		m := ms[rng.IntN(len(ms))]
 		in := chInput{Key: key}
 		switch r := rng.Float64(); {
 		case r < l.cfg.readFrac:
 			in.Op = "read"
 			if l.cfg.target != nil {
 				if tg := l.cfg.target.Load(); tg >= 0 && rng.Float64() < l.cfg.targetFrac {
-					m = l.members[tg]
+					for _, x := range ms {
+						if x.idx == int(tg) {
+							m = x
+						}
+					}
 				}
 			}
 		case r < l.cfg.readFrac+(1-l.cfg.readFrac)/2:
@@ -253,6 +258,7 @@ type chEvent struct {
 		Key           string `json:"key"`
 		Value         string `json:"value"`
 		ModifiedIndex uint64 `json:"modifiedIndex"`
+		CreatedIndex  uint64 `json:"createdIndex"`
 	} `json:"node"`
 	ErrorCode int    `json:"errorCode"`
 	Message   string `json:"message"`

@@ -3,9 +3,11 @@ package e2e
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,19 +22,22 @@ import (
 
 // chEchoPeer answers a POST by echoing each line of its body as it
 // arrives (like a Raft stream: the answer flows while the body is still
-// being sent).
+// being sent). Like a member, it answers once it has read the first line:
+// a 200 sent before the body is read would be the final answer to a
+// sender that expects "100 Continue", which then sends no body.
 func chEchoPeer(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.EnableFullDuplex()
-		w.Header().Set("Connection", "close")
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		br := bufio.NewReader(r.Body)
-		for {
+		for first := true; ; first = false {
 			line, err := br.ReadString('\n')
 			if err != nil {
 				return
+			}
+			if first {
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(http.StatusOK)
 			}
 			if _, err := io.WriteString(w, "echo "+line); err != nil {
 				return
@@ -307,8 +312,86 @@ func TestChaosProxyPartitionsMembers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.net.heal()
-	if err := chWaitRecovered(c, 30*time.Second); err != nil {
+	if err := chWaitRecovered(c, &chTimeline{start: time.Now()}, 30*time.Second); err != nil {
 		t.Fatalf("after the heal: %v", err)
 	}
 	t.Logf("proxies: %s", c.net.counters())
+}
+
+// The append checker accepts appends whose indexes agree with real time
+// and are all listed once, and names each kind of violation.
+func TestChaosAppendCheck(t *testing.T) {
+	node := func(idx uint64, v string) chNode {
+		return chNode{Key: fmt.Sprintf("%s/%020d", chAppendDir, idx), Value: v, ModifiedIndex: idx, CreatedIndex: idx}
+	}
+	ok := func(v string, call, ret int64, idx uint64) chAppendOp {
+		return chAppendOp{Value: v, Call: call, Return: ret, Outcome: chOK, Key: fmt.Sprintf("%s/%020d", chAppendDir, idx), Index: idx}
+	}
+	unknown := func(v string, call int64) chAppendOp {
+		return chAppendOp{Value: v, Call: call, Return: -1, Outcome: chUnknown}
+	}
+	notApplied := chAppendOp{Value: "n", Call: 0, Return: 1, Outcome: chNotApplied}
+	good := []chAppendOp{ok("a", 0, 10, 5), ok("b", 11, 20, 7), ok("c", 12, 30, 6), unknown("u", 25), unknown("v", 26), notApplied}
+	listing := []chNode{node(5, "a"), node(6, "c"), node(7, "b"), node(9, "u")}
+	if k := chCheckAppends(good, listing); len(k.violations) != 0 || k.acked != 3 || k.unknownIn != 1 || k.unknownOut != 1 || k.notApplied != 1 {
+		t.Fatalf("a valid history: %+v", k)
+	}
+	for _, tc := range []struct {
+		name    string
+		ops     []chAppendOp
+		listing []chNode
+		want    string
+	}{
+		{"acknowledged, missing", good, []chNode{node(5, "a"), node(6, "c"), node(9, "u")}, `"b" acknowledged`},
+		{"listed twice", good, []chNode{node(5, "a"), node(6, "c"), node(7, "b"), node(8, "b")}, "listed 2 times"},
+		{"another index", good, []chNode{node(5, "a"), node(6, "c"), node(8, "b")}, "is listed as"},
+		{"not applied, yet there", good, append(slices.Clone(listing), node(10, "n")), "answered not applied"},
+		{"never sent", good, append(slices.Clone(listing), node(10, "x")), "never sent"},
+		{"real time", []chAppendOp{ok("a", 0, 10, 7), ok("b", 11, 20, 5)}, []chNode{node(5, "b"), node(7, "a")}, `"b" (ok, index 5`},
+		{"unknown before an earlier ack", []chAppendOp{ok("a", 0, 10, 7), unknown("u", 11)}, []chNode{node(5, "u"), node(7, "a")}, `"u" (unknown, index 5`},
+		{"out of order", []chAppendOp{ok("a", 0, 10, 5), ok("b", 0, 10, 7)}, []chNode{node(7, "b"), node(5, "a")}, "out of order"},
+	} {
+		k := chCheckAppends(tc.ops, tc.listing)
+		if !strings.Contains(strings.Join(k.violations, "\n"), tc.want) {
+			t.Errorf("%s: violations %q, want one with %q", tc.name, k.violations, tc.want)
+		}
+	}
+}
+
+// The watch checker accepts watchers that saw exactly the history over
+// their range, and names gaps, duplicates and events that did not happen.
+func TestChaosWatchCheck(t *testing.T) {
+	ev := func(i uint64, v string) chHistEvent {
+		return chHistEvent{Index: i, Key: "/chaos/k0", Action: "set", Value: v}
+	}
+	history := []chHistEvent{ev(2, "a"), ev(3, "b"), ev(6, "c"), ev(9, "d")}
+	w := func(start uint64, evs ...chHistEvent) *chWatcher {
+		x := &chWatcher{Start: start, Events: evs}
+		for range evs {
+			x.Members = append(x.Members, "a")
+		}
+		return x
+	}
+	k := chCheckWatchers([]*chWatcher{w(1, history...), w(3, ev(3, "b"), ev(6, "c")), w(1)}, history, "/chaos", 9)
+	if len(k.violations) != 0 || k.events != 6 || k.incomplete != 2 {
+		t.Fatalf("valid watchers: %+v", k)
+	}
+	for _, tc := range []struct {
+		name string
+		x    *chWatcher
+		want string
+	}{
+		{"gap", w(1, ev(2, "a"), ev(6, "c")), "differs from the history's"},
+		{"duplicate", w(1, ev(2, "a"), ev(2, "a"), ev(3, "b")), "not increasing"},
+		{"another value", w(1, ev(2, "a"), ev(3, "x")), "differs"},
+		{"missing at the end", w(1, ev(2, "a"), ev(3, "b"), ev(9, "d")), "differs"},
+		{"not in the history", w(7, ev(8, "z")), "not in the history"},
+		{"outside the directory", w(1, chHistEvent{Index: 2, Key: "/chaosprobe/a", Action: "set", Value: "a"}), "outside"},
+		{"below its start", w(3, ev(2, "a"), ev(3, "b")), "below its first waitIndex"},
+	} {
+		k := chCheckWatchers([]*chWatcher{tc.x}, history, "/chaos", 9)
+		if !strings.Contains(strings.Join(k.violations, "\n"), tc.want) {
+			t.Errorf("%s: violations %q, want one with %q", tc.name, k.violations, tc.want)
+		}
+	}
 }

@@ -214,6 +214,9 @@ type Member struct {
 	confView atomic.Pointer[consensus.ConfState]
 	// followers measures heartbeat round trips for /v2/stats/leader.
 	followers *followerTracker
+	// seedPeers are the peers a joining member was told of, kept until it
+	// has applied its own addition (see syncPeers).
+	seedPeers map[uint64]string
 
 	// Run-loop state.
 	applied      uint64
@@ -367,10 +370,16 @@ func (m *Member) recover() error {
 		for _, mi := range cfg.InitialMembers {
 			g.members[mi.ID] = mi.clone()
 		}
-		m.view.Store(g)
 		if cfg.Join {
 			// The leader sends the log (or a snapshot) with the cluster's
-			// history; until then the member only knows whom to answer.
+			// history, which builds the member list as every member built
+			// it; until then the member only knows whom to answer.
+			m.seedPeers = map[uint64]string{}
+			for _, mi := range cfg.InitialMembers {
+				if mi.ID != cfg.ID && len(mi.PeerURLs) > 0 {
+					m.seedPeers[mi.ID] = mi.PeerURLs[0]
+				}
+			}
 			m.log.Info().Str("data-dir", cfg.DataDir).Str("member-id", hex(cfg.ID)).Msg("joining an existing cluster")
 			return nil
 		}

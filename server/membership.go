@@ -302,16 +302,24 @@ func (g *registry) applyMemberOp(b []byte) error {
 	return nil
 }
 
-// applyConfChange records a committed membership change in the registry
-// and reports whether the core should apply it: adding a member that was
-// removed is ignored, so a removed ID never comes back.
-func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) bool {
+// applyConfChange records a committed membership change in the registry;
+// an error means the change is refused, and the core must not apply it.
+// Adding a member that was removed is refused (a removed ID never comes
+// back), and so is adding one whose peer URL another member has: the
+// check made when the change was proposed used the proposer's view, which
+// may lag (two adds of one URL through different members).
+func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) error {
 	switch cc.Type {
 	case consensus.AddVoter, consensus.AddLearner:
 		if g.removed[cc.NodeID] {
-			return false
+			return ErrMemberRemoved
 		}
 		if _, ok := g.members[cc.NodeID]; !ok {
+			for _, u := range mi.PeerURLs {
+				if _, taken := g.urlOwner(u); taken {
+					return ErrPeerURLExists
+				}
+			}
 			mi.ID = cc.NodeID
 			if mi.ClientURLs == nil {
 				mi.ClientURLs = []string{}
@@ -322,7 +330,7 @@ func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) bool 
 		delete(g.members, cc.NodeID)
 		g.removed[cc.NodeID] = true
 	}
-	return true
+	return nil
 }
 
 // NewMemberID derives a new member's ID as etcd does for members added at
@@ -459,15 +467,16 @@ func (m *Member) applyConfChange(e consensus.Entry, cc consensus.ConfChange) {
 	}
 	g := m.view.Load().clone()
 	var res result
-	if g.applyConfChange(cc, mi) {
+	if res.err = g.applyConfChange(cc, mi); res.err == nil {
 		m.setConf(m.node.ApplyConfChange(cc))
+		m.log.Info().Str("change", cc.Type.String()).Str("member-id", hex(cc.NodeID)).Uint64("index", e.Index).
+			Strs("voters", hexes(m.conf.Voters)).Strs("learners", hexes(m.conf.Learners)).Msg("membership changed")
 	} else {
-		res.err = ErrMemberRemoved
+		m.log.Warn().Err(res.err).Str("change", cc.Type.String()).Str("member-id", hex(cc.NodeID)).Uint64("index", e.Index).
+			Msg("membership change refused when applied")
 	}
 	m.view.Store(g)
 	m.syncPeers(g)
-	m.log.Info().Str("change", cc.Type.String()).Str("member-id", hex(cc.NodeID)).Uint64("index", e.Index).
-		Strs("voters", hexes(m.conf.Voters)).Strs("learners", hexes(m.conf.Learners)).Msg("membership changed")
 	m.store.MarkApplied(e.Index)
 	m.trigger(reqID, res)
 	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID {
@@ -492,12 +501,22 @@ func (m *Member) applyMemberEntry(e consensus.Entry) {
 	m.trigger(reqID, result{err: err})
 }
 
-// syncPeers points the transport at the registry's members.
+// syncPeers points the transport at the registry's members. A joining
+// member, until it has applied its own addition, also keeps the peers it
+// was told of when it joined: the registry is rebuilt from the log (or a
+// snapshot) and may not yet know the leader it must answer.
 func (m *Member) syncPeers(g *registry) {
 	want := map[uint64]string{}
 	for id, mi := range g.members {
 		if id != m.cfg.ID && len(mi.PeerURLs) > 0 {
 			want[id] = mi.PeerURLs[0]
+		}
+	}
+	if _, joined := g.members[m.cfg.ID]; !joined {
+		for id, u := range m.seedPeers {
+			if _, ok := want[id]; !ok {
+				want[id] = u
+			}
 		}
 	}
 	have := m.transport.Peers()

@@ -183,3 +183,35 @@ func TestAddPromoteAndRemoveTheLeader(t *testing.T) {
 		t.Fatalf("/c after restart = %q", got)
 	}
 }
+
+// Adding a member whose peer URL another member has is refused when it is
+// applied, whatever the proposer's (possibly stale) view said; so is
+// adding a removed ID.
+func TestRegistryRefusesDuplicatePeerURLAtApply(t *testing.T) {
+	g := newRegistry()
+	add := func(id uint64, url string) error {
+		return g.applyConfChange(consensus.ConfChange{Type: consensus.AddLearner, NodeID: id}, MemberInfo{PeerURLs: []string{url}})
+	}
+	if err := add(1, "http://127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(2, "http://127.0.0.1:1"); !errors.Is(err, ErrPeerURLExists) {
+		t.Fatalf("second member with the same URL: %v", err)
+	}
+	if _, ok := g.members[2]; ok {
+		t.Fatal("the refused member was recorded")
+	}
+	// Promoting an existing member is not an add: no URL check.
+	if err := g.applyConfChange(consensus.ConfChange{Type: consensus.AddVoter, NodeID: 1}, MemberInfo{PeerURLs: []string{"http://127.0.0.1:1"}}); err != nil {
+		t.Fatalf("promotion: %v", err)
+	}
+	if err := g.applyConfChange(consensus.ConfChange{Type: consensus.RemoveNode, NodeID: 1}, MemberInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(1, "http://127.0.0.1:9"); !errors.Is(err, ErrMemberRemoved) {
+		t.Fatalf("re-adding a removed ID: %v", err)
+	}
+	if err := add(3, "http://127.0.0.1:1"); err != nil {
+		t.Fatalf("the URL of a removed member is free again: %v", err)
+	}
+}
