@@ -237,17 +237,27 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// reservations serves /v2/queues/{name}/reservations: POST reserves the
-// head for ?ttl seconds and answers it with a receipt.
-func (h *coordHandler) reservations(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
+// onlyMethod answers 405 to any method but method, else parses the
+// parameters (answering their error); false once it has answered.
+func onlyMethod(w http.ResponseWriter, r *http.Request, method string) (*coordParams, bool) {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
+		return nil, false
 	}
 	p, perr := parseCoord(r)
 	if perr != nil {
 		writeError(w, perr)
+		return nil, false
+	}
+	return p, true
+}
+
+// reservations serves /v2/queues/{name}/reservations: POST reserves the
+// head for ?ttl seconds and answers it with a receipt.
+func (h *coordHandler) reservations(w http.ResponseWriter, r *http.Request) {
+	p, ok := onlyMethod(w, r, http.MethodPost)
+	if !ok {
 		return
 	}
 	if !p.hasTTL {
@@ -264,14 +274,8 @@ func (h *coordHandler) reservations(w http.ResponseWriter, r *http.Request) {
 
 // ack serves DELETE /v2/queues/{name}/reservations/{receipt}.
 func (h *coordHandler) ack(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodDelete {
-		w.Header().Set("Allow", "DELETE")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	p, perr := parseCoord(r)
-	if perr != nil {
-		writeError(w, perr)
+	p, ok := onlyMethod(w, r, http.MethodDelete)
+	if !ok {
 		return
 	}
 	e, err := h.queues.Ack(r.Context(), p.name, chi.URLParam(r, "receipt"))
