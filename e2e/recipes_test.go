@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/doctest"
 	"github.com/cairnkv/cairn/internal/etcdtest"
 )
 
@@ -53,25 +53,14 @@ import (
 
 const rcDocPath = "../docs/recipes.md"
 
-// rcBase stands for $ETCD in a parsed command.
-const rcBase = "\x00ETCD"
-
 // rcStep is one command of the page and the answer it documents.
 type rcStep struct {
-	line    int    // line of the command in docs/recipes.md
-	section string // the "## " heading above it
-	command string // as written, without "$ "
-	req     rcCurl
-	status  int    // documented HTTP status
-	body    string // documented answer, without its newline
-}
-
-// rcCurl is the request a curl command makes. path is what follows $ETCD
-// in the URL (path and query, as written); data holds the -d arguments.
-type rcCurl struct {
-	method string
-	path   string
-	data   []string
+	line    int          // line of the command in docs/recipes.md
+	section string       // the "## " heading above it
+	command string       // as written, without "$ "
+	req     doctest.Curl // Target is what follows $ETCD
+	status  int          // documented HTTP status
+	body    string       // documented answer, without its newline
 }
 
 // TestRecipes runs every console block of docs/recipes.md in order, as
@@ -114,16 +103,16 @@ func rcRun(t *testing.T, steps []rcStep, send rcSender) {
 		if err != nil {
 			t.Fatalf("recipes.md:%d (%s): %s: %v", s.line, s.section, s.command, err)
 		}
-		code, body, err := send(s.req.method, target, form)
+		code, body, err := send(s.req.Method, target, form)
 		if err != nil {
-			t.Fatalf("recipes.md:%d (%s): %s %s: %v", s.line, s.section, s.req.method, target, err)
+			t.Fatalf("recipes.md:%d (%s): %s %s: %v", s.line, s.section, s.req.Method, target, err)
 		}
 		if err := rcCompare(s, code, body, idx); err != nil {
 			t.Fatalf("recipes.md:%d (%s): %s\nsent:       %s %s %s\ndocumented: %s\n            %d\nanswered:   %s\n            %d\n%v",
-				s.line, s.section, s.command, s.req.method, target, form.Encode(), s.body, s.status, strings.TrimSuffix(body, "\n"), code, err)
+				s.line, s.section, s.command, s.req.Method, target, form.Encode(), s.body, s.status, strings.TrimSuffix(body, "\n"), code, err)
 		}
 	}
-	t.Logf("%d steps answered as documented (index offset %d)", len(steps), idx.off)
+	t.Logf("%d steps answered as documented (index offset %d)", len(steps), idx.Off)
 }
 
 // rcParseDoc reads the page and returns its steps, checking that every
@@ -239,193 +228,36 @@ func rcParse(doc string) ([]rcStep, error) {
 	return steps, nil
 }
 
-// rcWords splits a command line as sh does for the forms the page uses:
-// 'single' and "double" quotes, backslash escapes outside quotes, $ETCD or
-// ${ETCD} (replaced by rcBase) outside single quotes, and a comment from a
-// word starting with #. Any other $ is an error.
-func rcWords(line string) ([]string, error) {
-	var (
-		words []string
-		w     strings.Builder
-		inW   bool
-	)
-	expand := func(s string, i int) (int, error) {
-		for _, v := range []string{"${ETCD}", "$ETCD"} {
-			if strings.HasPrefix(s[i:], v) {
-				w.WriteString(rcBase)
-				return i + len(v), nil
-			}
-		}
-		return 0, fmt.Errorf("only $ETCD may be used: %q", s[i:])
-	}
-	for i := 0; i < len(line); {
-		c := line[i]
-		switch {
-		case c == ' ' || c == '\t':
-			if inW {
-				words = append(words, w.String())
-				w.Reset()
-				inW = false
-			}
-			i++
-		case c == '#' && !inW:
-			i = len(line)
-		case c == '\'':
-			j := strings.IndexByte(line[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("unterminated '")
-			}
-			w.WriteString(line[i+1 : i+1+j])
-			i += j + 2
-			inW = true
-		case c == '"':
-			i++
-			for {
-				if i >= len(line) {
-					return nil, errors.New(`unterminated "`)
-				}
-				if line[i] == '"' {
-					i++
-					break
-				}
-				if line[i] == '$' {
-					var err error
-					if i, err = expand(line, i); err != nil {
-						return nil, err
-					}
-					continue
-				}
-				if line[i] == '\\' && i+1 < len(line) && strings.IndexByte("$`\"\\", line[i+1]) >= 0 {
-					i++
-				}
-				w.WriteByte(line[i])
-				i++
-			}
-			inW = true
-		case c == '$':
-			var err error
-			if i, err = expand(line, i); err != nil {
-				return nil, err
-			}
-			inW = true
-		case c == '\\' && i+1 < len(line):
-			w.WriteByte(line[i+1])
-			i += 2
-			inW = true
-		case strings.IndexByte("|&;<>()`*?[]{}~", c) >= 0:
-			return nil, fmt.Errorf("shell syntax %q is not understood by this test", c)
-		default:
-			w.WriteByte(c)
-			i++
-			inW = true
-		}
-	}
-	if inW {
-		words = append(words, w.String())
-	}
-	return words, nil
-}
-
 // rcParseCurl understands the curl options the page uses: -w
 // '%{http_code}\n' (required, so that the status is printed), -s, -X
 // METHOD (or -XMETHOD), -d DATA (repeatable) and one URL starting with
-// $ETCD. Any other option is an error.
-func rcParseCurl(line string) (rcCurl, error) {
-	var c rcCurl
-	words, err := rcWords(line)
-	if err != nil {
-		return c, err
-	}
-	if len(words) == 0 || words[0] != "curl" {
-		return c, fmt.Errorf("not a curl command: %q", line)
-	}
-	hasW, hasURL := false, false
-	for i := 1; i < len(words); i++ {
-		a := words[i]
-		next := func() (string, error) {
-			if i+1 >= len(words) {
-				return "", fmt.Errorf("%s needs an argument", a)
-			}
-			i++
-			return words[i], nil
+// $ETCD (or ${ETCD}). Any other option, variable or shell syntax is an
+// error.
+func rcParseCurl(line string) (doctest.Curl, error) {
+	hasW := false
+	c, err := doctest.ParseCurl(line, "ETCD", func(a string, next func() (string, error)) (bool, error) {
+		if a != "-w" {
+			return false, nil
 		}
-		switch {
-		case a == "-s":
-		case a == "-w":
-			f, err := next()
-			if err != nil {
-				return c, err
-			}
-			if f != `%{http_code}\n` {
-				return c, fmt.Errorf(`-w %q: the page prints the status with -w '%%{http_code}\n'`, f)
-			}
-			hasW = true
-		case a == "-X":
-			if c.method, err = next(); err != nil {
-				return c, err
-			}
-		case strings.HasPrefix(a, "-X"):
-			c.method = a[2:]
-		case a == "-d":
-			d, err := next()
-			if err != nil {
-				return c, err
-			}
-			c.data = append(c.data, d)
-		case strings.HasPrefix(a, rcBase+"/"):
-			if hasURL {
-				return c, fmt.Errorf("two URLs in %q", line)
-			}
-			c.path, hasURL = strings.TrimPrefix(a, rcBase), true
-		default:
-			return c, fmt.Errorf("curl argument %q is not understood by this test (URLs must start with $ETCD/)", a)
+		f, err := next()
+		if err != nil {
+			return true, err
 		}
-	}
-	if !hasW {
-		return c, fmt.Errorf(`%q lacks -w '%%{http_code}\n'`, line)
-	}
-	if !hasURL {
-		return c, fmt.Errorf("no $ETCD URL in %q", line)
-	}
-	if c.method == "" {
-		c.method = http.MethodGet
-		if c.data != nil {
-			c.method = http.MethodPost // as curl does for -d
+		if f != `%{http_code}\n` {
+			return true, fmt.Errorf(`-w %q: the page prints the status with -w '%%{http_code}\n'`, f)
 		}
+		hasW = true
+		return true, nil
+	})
+	if err == nil && !hasW {
+		err = fmt.Errorf(`%q lacks -w '%%{http_code}\n'`, line)
 	}
-	return c, nil
+	return c, err
 }
 
 // rcIndexes is the offset between the page's indexes and a server's,
 // fixed by the first index the server answers.
-type rcIndexes struct {
-	known bool
-	off   int64
-}
-
-// check says whether got is the server's index for the page's want.
-func (x *rcIndexes) check(want, got uint64) error {
-	if !x.known {
-		x.known, x.off = true, int64(got)-int64(want)
-		return nil
-	}
-	if int64(got) != int64(want)+x.off {
-		return fmt.Errorf("index %d: expected %d (documented %d + offset %d)", got, int64(want)+x.off, want, x.off)
-	}
-	return nil
-}
-
-// shift is the server's index for the page's n.
-func (x *rcIndexes) shift(n uint64) (uint64, error) {
-	if !x.known {
-		return 0, fmt.Errorf("the command quotes index %d before any answer gave one", n)
-	}
-	v := int64(n) + x.off
-	if v < 0 {
-		return 0, fmt.Errorf("index %d shifts to %d", n, v)
-	}
-	return uint64(v), nil
-}
+type rcIndexes = doctest.Offset
 
 var (
 	// rcTokenRE finds the indexes in a string: a 20-digit run.
@@ -440,7 +272,7 @@ func rcShiftTokens(s string, x *rcIndexes) (string, error) {
 	var err error
 	out := rcTokenRE.ReplaceAllStringFunc(s, func(tok string) string {
 		n, _ := strconv.ParseUint(tok, 10, 64)
-		v, e := x.shift(n)
+		v, e := x.Shift(n)
 		if e != nil {
 			err = e
 			return tok
@@ -453,8 +285,8 @@ func rcShiftTokens(s string, x *rcIndexes) (string, error) {
 // rcTranslate turns a documented request into the server's: the quoted
 // indexes shifted (waitIndex and prevIndex values, 20-digit runs in the
 // path, the query and the data), the -d arguments as a form.
-func rcTranslate(c rcCurl, x *rcIndexes) (string, url.Values, error) {
-	p, q, hasQ := strings.Cut(c.path, "?")
+func rcTranslate(c doctest.Curl, x *rcIndexes) (string, url.Values, error) {
+	p, q, hasQ := strings.Cut(c.Target, "?")
 	p, err := rcShiftTokens(p, x)
 	if err != nil {
 		return "", nil, err
@@ -466,7 +298,7 @@ func rcTranslate(c rcCurl, x *rcIndexes) (string, url.Values, error) {
 			if err != nil {
 				return "", fmt.Errorf("%s=%q is not a number", k, v)
 			}
-			s, err := x.shift(n)
+			s, err := x.Shift(n)
 			return k + "=" + strconv.FormatUint(s, 10), err
 		}
 		v, err := rcShiftTokens(v, x)
@@ -483,7 +315,7 @@ func rcTranslate(c rcCurl, x *rcIndexes) (string, url.Values, error) {
 		target += "?" + strings.Join(parts, "&")
 	}
 	var form url.Values
-	for _, d := range c.data {
+	for _, d := range c.Data {
 		kv, err := param(d)
 		if err != nil {
 			return "", nil, err
@@ -517,225 +349,17 @@ func rcCompareBody(want, got string, x *rcIndexes) error {
 	if !ok || strings.Contains(line, "\n") {
 		return errors.New("the answer is not one line ending in a newline")
 	}
-	w, err := rcDecode(want)
-	if err != nil {
-		return fmt.Errorf("documented answer: %v", err)
+	n := doctest.Normaliser{
+		Indexes: []string{"modifiedIndex", "createdIndex", "index"},
+		Strings: func(field string) *regexp.Regexp {
+			if field == "cause" {
+				return rcCauseRE
+			}
+			return rcTokenRE
+		},
+		Check: x.Check,
 	}
-	g, err := rcDecode(line)
-	if err != nil {
-		return fmt.Errorf("answer: %v", err)
-	}
-	return rcCompareValue("", w, g, x)
-}
-
-// rcObject is a JSON object with the order of its fields.
-type rcObject struct {
-	keys []string
-	vals map[string]any
-}
-
-// rcDecode decodes one JSON value, keeping the order of object fields and
-// numbers as json.Number.
-func rcDecode(s string) (any, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	v, err := rcDecodeValue(dec)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("more than one JSON value")
-	}
-	return v, nil
-}
-
-func rcDecodeValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch tok {
-	case json.Delim('{'):
-		o := &rcObject{vals: map[string]any{}}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			k := kt.(string)
-			if _, dup := o.vals[k]; dup {
-				return nil, fmt.Errorf("field %q twice", k)
-			}
-			v, err := rcDecodeValue(dec)
-			if err != nil {
-				return nil, err
-			}
-			o.keys = append(o.keys, k)
-			o.vals[k] = v
-		}
-		_, err := dec.Token()
-		return o, err
-	case json.Delim('['):
-		arr := []any{}
-		for dec.More() {
-			v, err := rcDecodeValue(dec)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		_, err := dec.Token()
-		return arr, err
-	}
-	return tok, nil
-}
-
-// rcCompareValue compares documented w with answered g at path (for
-// messages); field is the name of the field holding them.
-func rcCompareValue(path string, w, g any, x *rcIndexes) error {
-	field := path[strings.LastIndexByte(path, '.')+1:]
-	if i := strings.IndexByte(field, '['); i >= 0 {
-		field = field[:i]
-	}
-	switch wv := w.(type) {
-	case *rcObject:
-		gv, ok := g.(*rcObject)
-		if !ok {
-			return fmt.Errorf("%s: documented an object, answered %v", path, g)
-		}
-		if strings.Join(wv.keys, ",") != strings.Join(gv.keys, ",") {
-			return fmt.Errorf("%s: fields %v, documented %v", rcPath(path), gv.keys, wv.keys)
-		}
-		for _, k := range wv.keys {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
-			if err := rcCompareValue(p, wv.vals[k], gv.vals[k], x); err != nil {
-				return err
-			}
-		}
-		return nil
-	case []any:
-		gv, ok := g.([]any)
-		if !ok || len(gv) != len(wv) {
-			return fmt.Errorf("%s: documented %d elements, answered %v", rcPath(path), len(wv), g)
-		}
-		for i := range wv {
-			if err := rcCompareValue(fmt.Sprintf("%s[%d]", path, i), wv[i], gv[i], x); err != nil {
-				return err
-			}
-		}
-		return nil
-	case json.Number:
-		gv, ok := g.(json.Number)
-		if !ok {
-			return fmt.Errorf("%s: documented %s, answered %v", path, wv, g)
-		}
-		switch field {
-		case "modifiedIndex", "createdIndex", "index":
-			wn, err1 := strconv.ParseUint(string(wv), 10, 64)
-			gn, err2 := strconv.ParseUint(string(gv), 10, 64)
-			if err := errors.Join(err1, err2); err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			if err := x.check(wn, gn); err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			return nil
-		case "ttl":
-			wn, err1 := strconv.ParseInt(string(wv), 10, 64)
-			gn, err2 := strconv.ParseInt(string(gv), 10, 64)
-			if err := errors.Join(err1, err2); err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			if gn < 1 || gn < wn-5 || gn > wn+1 {
-				return fmt.Errorf("%s: %d, documented %d (allowed: %d to %d, at least 1)", path, gn, wn, wn-5, wn+1)
-			}
-			return nil
-		}
-		if wv != gv {
-			return fmt.Errorf("%s: %s, documented %s", path, gv, wv)
-		}
-		return nil
-	case string:
-		gv, ok := g.(string)
-		if !ok {
-			return fmt.Errorf("%s: documented %q, answered %v", path, wv, g)
-		}
-		if field == "expiration" {
-			t, err := time.Parse(time.RFC3339Nano, gv)
-			if err != nil || t.Location() != time.UTC {
-				return fmt.Errorf("%s: %q is not an RFC 3339 UTC time", path, gv)
-			}
-			return nil
-		}
-		re := rcTokenRE
-		if field == "cause" {
-			re = rcCauseRE
-		}
-		if err := rcCompareString(wv, gv, re, x); err != nil {
-			return fmt.Errorf("%s: %q, documented %q: %v", path, gv, wv, err)
-		}
-		return nil
-	default: // bool, nil
-		if w != g {
-			return fmt.Errorf("%s: %v, documented %v", path, g, w)
-		}
-		return nil
-	}
-}
-
-func rcPath(p string) string {
-	if p == "" {
-		return "the answer"
-	}
-	return p
-}
-
-// rcCompareString compares two strings whose index-bearing parts (the
-// submatches, or whole matches, of re) are indexes: the rest must be
-// equal, the indexes must be the documented ones plus the offset.
-func rcCompareString(want, got string, re *regexp.Regexp, x *rcIndexes) error {
-	ws, wn := rcSplit(want, re)
-	gs, gn := rcSplit(got, re)
-	if ws != gs || len(wn) != len(gn) {
-		return errors.New("the text differs")
-	}
-	for i := range wn {
-		if err := x.check(wn[i], gn[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// rcSplit returns s with its index-bearing parts replaced by "#", and the
-// indexes in order.
-func rcSplit(s string, re *regexp.Regexp) (string, []uint64) {
-	var b strings.Builder
-	var nums []uint64
-	last := 0
-	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
-		groups := [][2]int{}
-		for g := 1; 2*g+1 < len(m); g++ {
-			if m[2*g] >= 0 {
-				groups = append(groups, [2]int{m[2*g], m[2*g+1]})
-			}
-		}
-		if len(groups) == 0 { // no groups: the whole match
-			groups = append(groups, [2]int{m[0], m[1]})
-		}
-		for _, gr := range groups {
-			b.WriteString(s[last:gr[0]])
-			b.WriteByte('#')
-			n, _ := strconv.ParseUint(s[gr[0]:gr[1]], 10, 64)
-			nums = append(nums, n)
-			last = gr[1]
-		}
-	}
-	b.WriteString(s[last:])
-	return b.String(), nums
+	return doctest.CompareJSON(want, line, n.Value)
 }
 
 // rcSend sends one request as curl would (a -d body is form-encoded).
@@ -773,15 +397,15 @@ func TestRecipesNormaliser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != 2 || steps[0].section != "1. A" || steps[0].status != 200 || steps[1].status != 404 || steps[1].req.method != "GET" {
+	if len(steps) != 2 || steps[0].section != "1. A" || steps[0].status != 200 || steps[1].status != 404 || steps[1].req.Method != "GET" {
 		t.Fatalf("parsed %+v", steps)
 	}
-	x := &rcIndexes{known: true, off: 3}
+	x := &rcIndexes{Known: true, Off: 3}
 	target, form, err := rcTranslate(steps[0].req, x)
-	if err != nil || steps[0].req.method != "PUT" ||
+	if err != nil || steps[0].req.Method != "PUT" ||
 		target != "/v2/keys/q/00000000000000000007?prevIndex=7&ttl=3" ||
 		form.Encode() != "value=00000000000000000007&x=y" {
-		t.Fatalf("translated %s %q %q %v", steps[0].req.method, target, form.Encode(), err)
+		t.Fatalf("translated %s %q %q %v", steps[0].req.Method, target, form.Encode(), err)
 	}
 	for _, bad := range []string{
 		`curl "$ETCD/v2/keys/a"`,                                   // no -w

@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/doctest"
 )
 
 // docs/api.md §14 onwards (locks, fencing, leader election, queues) is run
@@ -58,7 +59,6 @@ const (
 	// adFirstSection is the first section of docs/api.md written to this
 	// convention; the earlier ones predate it.
 	adFirstSection = 14
-	adBase         = "\x00CAIRN"
 )
 
 // adStep is one line of a section that does something.
@@ -79,10 +79,9 @@ type adAnswer struct {
 	body    string      // without its final newline
 }
 
+// adCurl is the request of a command (Target is what follows $CAIRN).
 type adCurl struct {
-	method  string
-	target  string // path and query after $CAIRN
-	data    []string
+	doctest.Curl
 	headers bool // -i
 }
 
@@ -197,150 +196,24 @@ func adParse(doc string) ([]adSection, error) {
 	return secs, nil
 }
 
-// adWords splits a command line as sh does for the forms the page uses.
-func adWords(line string) ([]string, error) {
-	var (
-		words []string
-		w     strings.Builder
-		inW   bool
-	)
-	expand := func(i int) (int, error) {
-		for _, v := range []string{"${CAIRN}", "$CAIRN"} {
-			if strings.HasPrefix(line[i:], v) {
-				w.WriteString(adBase)
-				return i + len(v), nil
-			}
-		}
-		return 0, fmt.Errorf("only $CAIRN may be used: %q", line[i:])
-	}
-	for i := 0; i < len(line); {
-		c := line[i]
-		switch {
-		case c == ' ' || c == '\t':
-			if inW {
-				words = append(words, w.String())
-				w.Reset()
-				inW = false
-			}
-			i++
-		case c == '#' && !inW:
-			i = len(line)
-		case c == '\'':
-			j := strings.IndexByte(line[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("unterminated '")
-			}
-			w.WriteString(line[i+1 : i+1+j])
-			i += j + 2
-			inW = true
-		case c == '"':
-			i++
-			for {
-				if i >= len(line) {
-					return nil, errors.New(`unterminated "`)
-				}
-				if line[i] == '"' {
-					i++
-					break
-				}
-				if line[i] == '$' {
-					var err error
-					if i, err = expand(i); err != nil {
-						return nil, err
-					}
-					continue
-				}
-				if line[i] == '\\' && i+1 < len(line) && strings.IndexByte("$`\"\\", line[i+1]) >= 0 {
-					i++
-				}
-				w.WriteByte(line[i])
-				i++
-			}
-			inW = true
-		case c == '$':
-			var err error
-			if i, err = expand(i); err != nil {
-				return nil, err
-			}
-			inW = true
-		case c == '\\' && i+1 < len(line):
-			w.WriteByte(line[i+1])
-			i += 2
-			inW = true
-		case strings.IndexByte("|&;<>()`*?[]{}~", c) >= 0:
-			return nil, fmt.Errorf("shell syntax %q is not understood by this test", c)
-		default:
-			w.WriteByte(c)
-			i++
-			inW = true
-		}
-	}
-	if inW {
-		words = append(words, w.String())
-	}
-	return words, nil
-}
-
+// adParseCurl reads a command: curl with -i, -s, -X METHOD, -d DATA
+// (repeatable) and one URL starting with $CAIRN (or ${CAIRN}).
 func adParseCurl(line string) (adCurl, error) {
 	var c adCurl
-	words, err := adWords(line)
-	if err != nil {
-		return c, err
-	}
-	if len(words) == 0 || words[0] != "curl" {
-		return c, fmt.Errorf("not a curl command: %q", line)
-	}
-	for i := 1; i < len(words); i++ {
-		a := words[i]
-		next := func() (string, error) {
-			if i+1 >= len(words) {
-				return "", fmt.Errorf("%s needs an argument", a)
-			}
-			i++
-			return words[i], nil
-		}
-		switch {
-		case a == "-i":
+	var err error
+	c.Curl, err = doctest.ParseCurl(line, "CAIRN", func(a string, _ func() (string, error)) (bool, error) {
+		if a == "-i" {
 			c.headers = true
-		case a == "-s":
-		case a == "-X":
-			if c.method, err = next(); err != nil {
-				return c, err
-			}
-		case strings.HasPrefix(a, "-X"):
-			c.method = a[2:]
-		case a == "-d":
-			d, err := next()
-			if err != nil {
-				return c, err
-			}
-			c.data = append(c.data, d)
-		case strings.HasPrefix(a, adBase+"/"):
-			if c.target != "" {
-				return c, fmt.Errorf("two URLs in %q", line)
-			}
-			c.target = strings.TrimPrefix(a, adBase)
-		default:
-			return c, fmt.Errorf("curl argument %q is not understood by this test (URLs start with $CAIRN/)", a)
+			return true, nil
 		}
-	}
-	if c.target == "" {
-		return c, fmt.Errorf("no $CAIRN URL in %q", line)
-	}
-	if c.method == "" {
-		c.method = http.MethodGet
-		if c.data != nil {
-			c.method = http.MethodPost
-		}
-	}
-	return c, nil
+		return false, nil
+	})
+	return c, err
 }
 
-// adIdx is the offset between the page's indexes and the server's.
-type adIdx struct {
-	known bool
-	off   int64
-}
+// adIdx is the offset between the page's indexes and the server's; 0
+// stands for no index (a free lock) and stays 0.
+type adIdx struct{ doctest.Offset }
 
 func (x *adIdx) check(want, got uint64) error {
 	if want == 0 || got == 0 {
@@ -349,24 +222,14 @@ func (x *adIdx) check(want, got uint64) error {
 		}
 		return nil
 	}
-	if !x.known {
-		x.known, x.off = true, int64(got)-int64(want)
-		return nil
-	}
-	if int64(got) != int64(want)+x.off {
-		return fmt.Errorf("index %d: expected %d (documented %d + offset %d)", got, int64(want)+x.off, want, x.off)
-	}
-	return nil
+	return x.Check(want, got)
 }
 
 func (x *adIdx) shift(n uint64) (uint64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if !x.known {
-		return 0, fmt.Errorf("the command quotes index %d before any answer gave one", n)
-	}
-	return uint64(int64(n) + x.off), nil
+	return x.Shift(n)
 }
 
 var (
@@ -378,56 +241,26 @@ var (
 	adClusterIDRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
 )
 
-// adReplace replaces the numbers re captures (its groups, or the whole
-// match) in s with f's.
-func adReplace(s string, re *regexp.Regexp, f func(n uint64) (string, error)) (string, error) {
-	var b strings.Builder
-	var err error
-	last := 0
-	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
-		var groups [][2]int
-		for g := 1; 2*g+1 < len(m); g++ {
-			if m[2*g] >= 0 {
-				groups = append(groups, [2]int{m[2*g], m[2*g+1]})
-			}
-		}
-		if len(groups) == 0 {
-			groups = [][2]int{{m[0], m[1]}}
-		}
-		for _, gr := range groups {
-			b.WriteString(s[last:gr[0]])
-			n, _ := strconv.ParseUint(s[gr[0]:gr[1]], 10, 64)
-			r, e := f(n)
-			if e != nil && err == nil {
-				err = e
-			}
-			if w := gr[1] - gr[0]; w == 20 && len(r) < w {
-				r = strings.Repeat("0", w-len(r)) + r // an in-order key name
-			}
-			b.WriteString(r)
-			last = gr[1]
-		}
-	}
-	b.WriteString(s[last:])
-	return b.String(), err
-}
-
 // adTranslate shifts the indexes a command quotes.
 func adTranslate(c adCurl, x *adIdx) (string, string, error) {
-	shift := func(n uint64) (string, error) {
+	shift := func(digits string) (string, error) {
+		n, _ := strconv.ParseUint(digits, 10, 64)
 		v, err := x.shift(n)
-		return strconv.FormatUint(v, 10), err
+		r := strconv.FormatUint(v, 10)
+		if len(digits) == 20 && len(r) < 20 {
+			r = strings.Repeat("0", 20-len(r)) + r // an in-order key name
+		}
+		return r, err
 	}
 	param := func(kv string) (string, error) {
 		if m := adParamRE.FindStringSubmatch(kv); m != nil {
-			n, _ := strconv.ParseUint(m[2], 10, 64)
-			v, err := shift(n)
+			v, err := shift(m[2])
 			return m[1] + "=" + v, err
 		}
-		return adReplace(kv, adRunRE, shift)
+		return doctest.ReplaceNumbers(kv, adRunRE, shift)
 	}
-	p, q, hasQ := strings.Cut(c.target, "?")
-	p, err := adReplace(p, adPathRE, shift)
+	p, q, hasQ := strings.Cut(c.Target, "?")
+	p, err := doctest.ReplaceNumbers(p, adPathRE, shift)
 	if err != nil {
 		return "", "", err
 	}
@@ -441,7 +274,7 @@ func adTranslate(c adCurl, x *adIdx) (string, string, error) {
 		p += "?" + strings.Join(parts, "&")
 	}
 	var data []string
-	for _, d := range c.data {
+	for _, d := range c.Data {
 		v, err := param(d)
 		if err != nil {
 			return "", "", err
@@ -449,62 +282,6 @@ func adTranslate(c adCurl, x *adIdx) (string, string, error) {
 		data = append(data, v)
 	}
 	return p, strings.Join(data, "&"), nil
-}
-
-// adTok is one token of a JSON text: a key, a delimiter or a value, with
-// the name of the field the value belongs to.
-type adTok struct {
-	key   bool
-	field string
-	v     any
-}
-
-func adTokens(s string) ([]adTok, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	type frame struct {
-		obj, wantKey bool
-		key          string
-	}
-	var (
-		stack []*frame
-		out   []adTok
-	)
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:len(stack)-1]
-			out = append(out, adTok{v: d})
-			continue
-		}
-		if top != nil && top.obj && top.wantKey {
-			top.key, top.wantKey = tok.(string), false
-			out = append(out, adTok{key: true, v: tok})
-			continue
-		}
-		field := ""
-		if top != nil {
-			field = top.key
-			if top.obj {
-				top.wantKey = true
-			}
-		}
-		out = append(out, adTok{field: field, v: tok})
-		if d, ok := tok.(json.Delim); ok {
-			stack = append(stack, &frame{obj: d == '{', wantKey: d == '{', key: field})
-		}
-	}
-	return out, nil
 }
 
 // adCompareBody compares an answer's body with the documented one.
@@ -518,101 +295,14 @@ func adCompareBody(want, got string, x *adIdx) error {
 		}
 		return nil
 	}
-	wt, err := adTokens(want)
-	if err != nil {
-		return fmt.Errorf("documented answer: %v", err)
+	n := doctest.Normaliser{
+		Indexes: []string{"modifiedIndex", "createdIndex", "index", "token"},
+		Strings: func(field string) *regexp.Regexp {
+			return map[string]*regexp.Regexp{"key": adRunRE, "cause": adCauseRE, "receipt": adReceiptRE}[field]
+		},
+		Check: x.check,
 	}
-	gt, err := adTokens(got)
-	if err != nil {
-		return fmt.Errorf("answer: %v", err)
-	}
-	if len(wt) != len(gt) {
-		return fmt.Errorf("%d JSON tokens, documented %d", len(gt), len(wt))
-	}
-	for i := range wt {
-		w, g := wt[i], gt[i]
-		if w.key != g.key || w.field != g.field {
-			return fmt.Errorf("token %d: %v, documented %v", i, g.v, w.v)
-		}
-		if err := adCompareValue(w.field, w.v, g.v, x); err != nil {
-			return fmt.Errorf("token %d (%s): %v", i, w.field, err)
-		}
-	}
-	return nil
-}
-
-func adCompareValue(field string, w, g any, x *adIdx) error {
-	switch wv := w.(type) {
-	case json.Number:
-		gv, ok := g.(json.Number)
-		if !ok {
-			return fmt.Errorf("%v, documented %v", g, w)
-		}
-		switch field {
-		case "modifiedIndex", "createdIndex", "index", "token":
-			wn, err1 := strconv.ParseUint(string(wv), 10, 64)
-			gn, err2 := strconv.ParseUint(string(gv), 10, 64)
-			if err1 != nil || err2 != nil {
-				return fmt.Errorf("%v, documented %v", g, w)
-			}
-			return x.check(wn, gn)
-		case "ttl":
-			wn, _ := strconv.Atoi(string(wv))
-			gn, err := strconv.Atoi(string(gv))
-			if err != nil || gn < wn-5 || gn > wn+1 || gn < 1 {
-				return fmt.Errorf("ttl %v, documented %v", g, w)
-			}
-			return nil
-		}
-		if wv != gv {
-			return fmt.Errorf("%v, documented %v", g, w)
-		}
-		return nil
-	case string:
-		gv, ok := g.(string)
-		if !ok {
-			return fmt.Errorf("%v, documented %q", g, w)
-		}
-		var re *regexp.Regexp
-		switch field {
-		case "expiration":
-			if ts, err := time.Parse(time.RFC3339Nano, gv); err != nil || ts.Location() != time.UTC || !strings.HasSuffix(gv, "Z") {
-				return fmt.Errorf("%q is not an RFC 3339 UTC instant", gv)
-			}
-			return nil
-		case "key":
-			re = adRunRE
-		case "cause":
-			re = adCauseRE
-		case "receipt":
-			re = adReceiptRE
-		default:
-			if wv != gv {
-				return fmt.Errorf("%q, documented %q", gv, wv)
-			}
-			return nil
-		}
-		var wn, gn []uint64
-		collect := func(into *[]uint64) func(uint64) (string, error) {
-			return func(n uint64) (string, error) { *into = append(*into, n); return "#", nil }
-		}
-		ws, _ := adReplace(wv, re, collect(&wn))
-		gs, _ := adReplace(gv, re, collect(&gn))
-		if ws != gs || len(wn) != len(gn) {
-			return fmt.Errorf("%q, documented %q", gv, wv)
-		}
-		for i := range wn {
-			if err := x.check(wn[i], gn[i]); err != nil {
-				return fmt.Errorf("%q, documented %q: %v", gv, wv, err)
-			}
-		}
-		return nil
-	default: // delimiters, bools, null
-		if w != g {
-			return fmt.Errorf("%v, documented %v", g, w)
-		}
-		return nil
-	}
+	return doctest.CompareJSON(want, got, n.Value)
 }
 
 // adGot is an answer received.
@@ -696,14 +386,14 @@ func adRunSection(t *testing.T, sec adSection) {
 	client := &http.Client{}
 	send := func(ctx context.Context, c adCurl, target, data string, headers chan struct{}) (adGot, error) {
 		var body io.Reader
-		if c.data != nil {
+		if c.Data != nil {
 			body = strings.NewReader(data)
 		}
-		req, err := http.NewRequestWithContext(ctx, c.method, srv.URL+target, body)
+		req, err := http.NewRequestWithContext(ctx, c.Method, srv.URL+target, body)
 		if err != nil {
 			return adGot{}, err
 		}
-		if c.data != nil {
+		if c.Data != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
 		resp, err := client.Do(req)
@@ -724,7 +414,7 @@ func adRunSection(t *testing.T, sec adSection) {
 			want = strings.Join(append([]string{s.answer.status}, s.answer.body), "\n")
 		}
 		t.Fatalf("api.md:%d (%s): %s\nsent:       %s %s\ndocumented: %s\nanswered:   %s %s\n%v",
-			s.line, sec.title, s.command, s.req.method, target, strings.TrimSpace(want), got.status, strings.TrimSuffix(got.body, "\n"), err)
+			s.line, sec.title, s.command, s.req.Method, target, strings.TrimSpace(want), got.status, strings.TrimSuffix(got.body, "\n"), err)
 	}
 	pending := map[string]*adPending{}
 	for _, s := range sec.steps {
@@ -812,7 +502,7 @@ func adRunSection(t *testing.T, sec adSection) {
 	for term, p := range pending {
 		t.Errorf("api.md:%d: the waiting command of terminal %s (%s) is never shown answered", p.step.line, term, p.step.command)
 	}
-	t.Logf("%d steps answered as documented (index offset %d)", len(sec.steps), x.off)
+	t.Logf("%d steps answered as documented (index offset %d)", len(sec.steps), x.Off)
 }
 
 // TestAPIDocExamples runs the examples of docs/api.md §14 onwards against
@@ -854,12 +544,12 @@ func TestAPIDocHarness(t *testing.T) {
 	s := secs[0].steps
 	if s[0].answer == nil || s[0].answer.status != "HTTP/1.1 201 Created" || s[0].answer.body != `{"token":1}` || !s[0].req.headers ||
 		s[1].answer != nil || s[1].terminal != "2" || s[2].kind != "sleep" || s[2].pause != 0.5 ||
-		s[3].req.method != "DELETE" || s[3].terminal != "1" || s[4].kind != "shows" || s[4].terminal != "2" {
+		s[3].req.Method != "DELETE" || s[3].terminal != "1" || s[4].kind != "shows" || s[4].terminal != "2" {
 		t.Fatalf("steps %+v", s)
 	}
-	x := &adIdx{known: true, off: 3}
-	target, data, err := adTranslate(adCurl{method: "DELETE", target: "/v2/queues/q/reservations/2-7?token=4&ttl=30",
-		data: []string{"prevToken=4", "value=00000000000000000004"}}, x)
+	x := &adIdx{doctest.Offset{Known: true, Off: 3}}
+	target, data, err := adTranslate(adCurl{Curl: doctest.Curl{Method: "DELETE", Target: "/v2/queues/q/reservations/2-7?token=4&ttl=30",
+		Data: []string{"prevToken=4", "value=00000000000000000004"}}}, x)
 	if err != nil || target != "/v2/queues/q/reservations/5-10?token=7&ttl=30" || data != "prevToken=7&value=00000000000000000007" {
 		t.Fatalf("translated %q %q %v", target, data, err)
 	}
