@@ -217,6 +217,9 @@ type Member struct {
 	// seedPeers are the peers a joining member was told of, kept until it
 	// has applied its own addition (see syncPeers).
 	seedPeers map[uint64]string
+	// removedTicks counts ticks since this member applied its own removal
+	// (0: not removed).
+	removedTicks int
 
 	// Run-loop state.
 	applied      uint64
@@ -512,6 +515,7 @@ func (m *Member) run() {
 			m.node.Tick()
 			m.tickReads()
 			m.maybePromote()
+			m.tickRemoved()
 		case <-expiry.C:
 			m.maybeExpire()
 		case p := <-m.propc:

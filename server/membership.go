@@ -479,8 +479,10 @@ func (m *Member) applyConfChange(e consensus.Entry, cc consensus.ConfChange) {
 	m.syncPeers(g)
 	m.store.MarkApplied(e.Index)
 	m.trigger(reqID, res)
-	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID {
-		m.fail(ErrRemoved)
+	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil {
+		// Stop a few heartbeats from now, so that the messages telling
+		// the others that our removal is committed go out first.
+		m.removedTicks = 1
 	}
 }
 
@@ -647,3 +649,18 @@ func (m *Member) Conf() consensus.ConfState {
 	}
 	return consensus.ConfState{}
 }
+
+// tickRemoved stops a member a few ticks after it applied its own
+// removal.
+func (m *Member) tickRemoved() {
+	if m.removedTicks == 0 {
+		return
+	}
+	if m.removedTicks++; m.removedTicks > removedGraceTicks {
+		m.fail(ErrRemoved)
+	}
+}
+
+// removedGraceTicks is how long (in heartbeat intervals) a removed member
+// keeps its transport up before it stops.
+const removedGraceTicks = 3
