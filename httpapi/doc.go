@@ -1,8 +1,11 @@
 // Package httpapi is Cairn's client API over HTTP: the etcd v2 keys API at
 // /v2/keys, byte-compatible with etcd 3.4's answers (API.md in the shared
 // design documents is the contract; docs/compat.md lists the deliberate
-// differences), and /version, /health, /v2/stats/self, /v2/stats/store,
-// /metrics and /snapshot (a backup stream) when the Backend offers them.
+// differences); Cairn's server-side locks and queues at /v2/locks and
+// /v2/queues (through the locks and queue packages), and the fence
+// parameters prevLock/prevToken on any keys write; and /version, /health,
+// /v2/members, /v2/machines, /v2/stats/self|leader|store, /metrics and
+// /snapshot (a backup stream) when the Backend offers them.
 //
 // Handlers parse and validate a request (errors 200-212, index 0, in
 // etcd's order) into a store.Request or a read or a watch, and reach the

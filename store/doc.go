@@ -29,6 +29,10 @@
 // member's Raft snapshot and its backup format (WriteSnapshot, Restore,
 // StatusOf).
 //
+// The operations behind server-side locks and queues (OpAcquire,
+// OpEnqueue, OpDequeue) and fenced writes are applied the same way, each in
+// one apply (coord.go).
+//
 // Errors are *Error values carrying a v2 error code; mapping them to HTTP
 // statuses is httpapi's business. Nothing here knows about HTTP, JSON or
 // metrics.
