@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -28,14 +29,18 @@ import (
 // each acknowledged append is there once, in an order that agrees with
 // real time) and watchers follow the keys with waitIndex, reconnecting to
 // random members (chaoswatch_test.go: each saw exactly the committed
-// history). The clients learn the members from /v2/members.
+// history), lockers cycle on a lock with fenced writes and a queue is
+// fed, consumed and drained (chaoscoord_test.go: mutual exclusion,
+// fencing, every acknowledged item delivered once, FIFO). The clients
+// learn the members from /v2/members.
 //
 // Each run prints a summary line:
 //
-//	chaos seed=1 duration=25.3s ops=4946 unknown=49 faults={kill-leader:1 ... member-change:1} appends=1293 ok watchers=3 events=5016 ok violations=0
+//	chaos seed=1 duration=28.1s ops=16408 unknown=57 faults={kill-leader:1 ... member-change:1} appends=3255 ok watchers=3 events=17247 ok grants=583 ok items=3089/3089 ok violations=0
 //
-// where violations counts the keys porcupine rejects, the append
-// violations and the watch violations.
+// where violations counts the keys porcupine rejects and the violations
+// of the append, watch, lock and queue checks (items is delivered/
+// acknowledged).
 //
 //	go test -run 'TestChaos$' -v ./e2e                          # CI: a few fixed seeds
 //	go test -run 'TestChaos$' -v ./e2e -chaos.seed=7            # one seed (the fault schedule; timing varies)
@@ -54,6 +59,8 @@ var (
 	chClientsFlag  = flag.Int("chaos.clients", 12, "chaos: concurrent clients")
 	chAppendFlag   = flag.Int("chaos.appenders", 3, "chaos: clients doing in-order appends")
 	chWatchFlag    = flag.Int("chaos.watchers", 3, "chaos: watchers following the keys with waitIndex")
+	chLockersFlag  = flag.Int("chaos.lockers", 4, "chaos: clients cycling on a lock with fenced writes")
+	chQueueFlag    = flag.Int("chaos.producers", 2, "chaos: queue producers (as many blocking dequeuers, and a reserver)")
 	chKeepFlag     = flag.Bool("chaos.keep", false, "chaos: write the evidence of every run, not only of runs that failed")
 )
 
@@ -89,21 +96,23 @@ type chOptions struct {
 	mix      []chFault
 	readFrac float64
 	// appenders do in-order appends (POST) to chAppendDir; watchers
-	// follow /chaos with waitIndex.
-	appenders, watchers int
+	// follow /chaos with waitIndex; lockers cycle on a lock, producers
+	// feed a queue (chaoscoord_test.go).
+	appenders, watchers, lockers, producers int
 	// leaderBias is the probability that a partition or a one-way cut is
 	// aimed at the leader (cut off, or cut from B); targetFrac is the
 	// probability that a read goes to the member a fault isolates.
 	leaderBias, targetFrac float64
-	// expectViolation: a violation is the expected result (evidence is
-	// still written, and the test does not fail for it).
-	expectViolation bool
+	// expectKeys, expectLocks: keys that are not linearizable, or
+	// violations of mutual exclusion, are the expected result (evidence
+	// is still written, and the test does not fail for them).
+	expectKeys, expectLocks bool
 }
 
 func chDefaults(seed uint64, duration time.Duration) chOptions {
 	return chOptions{seed: seed, duration: duration, members: *chMembersFlag, clients: *chClientsFlag,
 		keys: 5, mix: chAllFaults, readFrac: 0.5, leaderBias: 0.5, targetFrac: 0,
-		appenders: *chAppendFlag, watchers: *chWatchFlag}
+		appenders: *chAppendFlag, watchers: *chWatchFlag, lockers: *chLockersFlag, producers: *chQueueFlag}
 }
 
 // chResult sums up a run.
@@ -112,6 +121,8 @@ type chResult struct {
 	keyViolations            int // keys porcupine found not linearizable
 	appendViolations         int
 	watchViolations          int
+	lockViolations           int // of mutual exclusion, fencing or the protocol
+	queueViolations          int
 	inconclusive             int // keys the checker could not decide in time
 	faults                   map[chFault]int
 	summary, evidence        string
@@ -164,11 +175,14 @@ func chRun(t *testing.T, o chOptions) chResult {
 	chInitKeys(t, c, load, keys)
 	appends := chNewAppends(o.appenders, eps.get, start, o.seed, time.Second)
 	watchers := chNewWatchers(o.watchers, "/chaos", eps.get, o.seed)
-	tl.add("keys created; workload starts (%d clients, %d appenders, %d watchers)", o.clients, o.appenders, o.watchers)
+	tl.add("keys created; workload starts (%d clients, %d appenders, %d watchers, %d lockers, %d producers)",
+		o.clients, o.appenders, o.watchers, o.lockers, o.producers)
 	eps.run(tl)
 	load.run()
 	appends.run()
 	watchers.run()
+	coord := chStartCoord(t, o.lockers, o.producers, eps.get)
+	t.Cleanup(coord.stop)
 	t.Cleanup(eps.stop)
 	t.Cleanup(load.stop)
 	t.Cleanup(appends.stop)
@@ -233,6 +247,16 @@ func chRun(t *testing.T, o chOptions) chResult {
 	load.stop()
 	appends.stop()
 	tl.add("workload stopped")
+	// The lockers finish their cycles, the queue is drained; both are
+	// checked against the cluster's history.
+	ccheck, cerrs := coord.finish(c, 60*time.Second)
+	for _, err := range cerrs {
+		t.Errorf("chaos seed=%d: %v", o.seed, err)
+	}
+	for _, v := range ccheck.coverage {
+		t.Errorf("chaos seed=%d: the lock run exercised too little: %s", o.seed, v)
+	}
+	tl.add("locks and queue checked")
 	if u := c.unexpectedExits(); len(u) > 0 {
 		t.Errorf("chaos seed=%d: members exited by themselves: %s", o.seed, strings.Join(u, "; "))
 	}
@@ -281,7 +305,9 @@ func chRun(t *testing.T, o chOptions) chResult {
 	}
 	r.appendViolations = len(acheck.violations)
 	r.watchViolations = len(wcheck.violations)
-	r.violations = r.keyViolations + r.appendViolations + r.watchViolations
+	r.lockViolations = ccheck.lockViolations
+	r.queueViolations = ccheck.queueViolations
+	r.violations = r.keyViolations + r.appendViolations + r.watchViolations + r.lockViolations + r.queueViolations
 	var fs []string
 	for _, f := range chAllFaults {
 		fs = append(fs, fmt.Sprintf("%s:%d", f, faults[f]))
@@ -295,10 +321,10 @@ func chRun(t *testing.T, o chOptions) chResult {
 		}
 		return "ok"
 	}
-	r.summary = fmt.Sprintf("chaos seed=%d duration=%s ops=%d unknown=%d faults={%s} appends=%d %s watchers=%d events=%d %s violations=%d",
+	r.summary = fmt.Sprintf("chaos seed=%d duration=%s ops=%d unknown=%d faults={%s} appends=%d %s watchers=%d events=%d %s %s violations=%d",
 		o.seed, faultTime.Round(100*time.Millisecond), r.ops, r.unknown, strings.Join(fs, " "),
 		acheck.acked, verdict(lerr == nil, r.appendViolations), len(watchers.ws), wcheck.events,
-		verdict(evErr == nil, r.watchViolations), r.violations)
+		verdict(evErr == nil, r.watchViolations), coord.summary(ccheck), r.violations)
 	t.Log(r.summary)
 	t.Logf("chaos seed=%d details: ok: %d reads, %d writes, %d cas (and %d cas compare failed); "+
 		"unknown outcomes: %d in the event history, %d not (left out), %d unresolved; "+
@@ -320,13 +346,39 @@ func chRun(t *testing.T, o chOptions) chResult {
 	for _, v := range wcheck.violations {
 		t.Logf("chaos seed=%d: watch violation: %s", o.seed, v)
 	}
+	for _, s := range append(ccheck.lock.summary, ccheck.queue.summary...) {
+		t.Logf("chaos seed=%d locks and queue: %s", o.seed, s)
+	}
+	for i, v := range ccheck.lock.violations {
+		if i == 20 {
+			t.Logf("chaos seed=%d: ... %d lock violations in all: %v", o.seed, len(ccheck.lock.violations), coCountViolations(ccheck.lock.violations))
+			break
+		}
+		t.Logf("chaos seed=%d: lock violation: %s", o.seed, v)
+	}
+	for i, v := range ccheck.queue.violations {
+		if i == 20 {
+			t.Logf("chaos seed=%d: ... %d queue violations in all", o.seed, len(ccheck.queue.violations))
+			break
+		}
+		t.Logf("chaos seed=%d: queue violation: %s", o.seed, v)
+	}
+	expected := 0
+	if o.expectKeys {
+		expected += r.keyViolations
+	}
+	if o.expectLocks {
+		expected += len(ccheck.lock.of(coExclusion))
+	}
+	unexpected := r.violations - expected
 	if r.violations > 0 || r.inconclusive > 0 || t.Failed() || *chKeepFlag {
-		scratch := o.expectViolation && r.inconclusive == 0 && !t.Failed() && r.appendViolations+r.watchViolations == 0
+		scratch := (o.expectKeys || o.expectLocks) && r.inconclusive == 0 && !t.Failed() && unexpected == 0
 		extra := map[string]any{
 			"appends.json":       map[string]any{"ops": aops, "listing": listing, "violations": acheck.violations},
 			"watchers.json":      map[string]any{"watchers": watchers.ws, "violations": wcheck.violations},
 			"event-history.json": map[string]any{"last": last, "events": history},
 		}
+		maps.Copy(extra, coord.evidence(ccheck))
 		dir, err := chEvidence(t, scratch, o.seed, raw, checked, tl.all(), checks, c, extra)
 		if scratch && *chOutFlag == "" {
 			dir += " (removed when the test ends; -chaos.out keeps it)"
@@ -341,20 +393,24 @@ func chRun(t *testing.T, o chOptions) chResult {
 				htmls = append(htmls, k.html)
 			}
 		}
-		msg := fmt.Sprintf("chaos seed=%d: %d keys not linearizable %v, %d undecided, %d append violations, %d watch violations; evidence in %s (%s)",
-			o.seed, r.keyViolations, bad, r.inconclusive, r.appendViolations, r.watchViolations, dir, strings.Join(htmls, " "))
+		msg := fmt.Sprintf("chaos seed=%d: %d keys not linearizable %v, %d undecided, %d append violations, %d watch violations, %d lock violations, %d queue violations; evidence in %s (%s)",
+			o.seed, r.keyViolations, bad, r.inconclusive, r.appendViolations, r.watchViolations, r.lockViolations, r.queueViolations, dir, strings.Join(htmls, " "))
 		for _, k := range bad {
 			if w := chStaleWitness(checked, k); w != "" {
 				msg += "\n  e.g. " + w
 			}
 		}
-		for _, v := range append(acheck.violations, wcheck.violations...)[:min(5, r.appendViolations+r.watchViolations)] {
+		others := append(append(slices.Clone(acheck.violations), wcheck.violations...), ccheck.queue.violations...)
+		for _, v := range ccheck.lock.violations {
+			others = append(others, v.String())
+		}
+		for _, v := range others[:min(8, len(others))] {
 			msg += "\n  " + v
 		}
 		switch {
 		case r.inconclusive > 0:
 			t.Errorf("%s: the checker ran out of time", msg)
-		case o.expectViolation && r.appendViolations+r.watchViolations == 0:
+		case (o.expectKeys || o.expectLocks) && unexpected == 0:
 			t.Log(msg)
 		case r.violations > 0:
 			t.Errorf("%s\nfault timeline:\n%s", msg, strings.Join(tl.all(), "\n"))
@@ -694,7 +750,8 @@ func TestChaosCatchesStaleReads(t *testing.T) {
 		o.mix = []chFault{chPartition, chPartition, chOneWay}
 		o.readFrac, o.leaderBias, o.targetFrac = 0.8, 1, 0.7
 		o.appenders, o.watchers = 0, 0 // the register checker is what is tested
-		o.expectViolation = true
+		o.lockers, o.producers = 0, 0
+		o.expectKeys = true
 		var r chResult
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			r = chRun(t, o)
@@ -705,4 +762,34 @@ func TestChaosCatchesStaleReads(t *testing.T) {
 		}
 	}
 	t.Fatalf("no violation found in %d runs with CAIRN_UNSAFE_LOCAL_READS=1: the checker does not catch stale reads", attempts)
+}
+
+// TestChaosCatchesUnsafeLockGrant proves that the lock checker can fail
+// inside the harness: with CAIRN_UNSAFE_LOCK_GRANT=1 every member tells a
+// waiting caller it holds the lock as soon as it is queued. Under the
+// fault mix, the run must report violations of mutual exclusion, and no
+// other kind (the store's fencing is not affected by the bug).
+func TestChaosCatchesUnsafeLockGrant(t *testing.T) {
+	dur := *chDurationFlag
+	if dur == 0 {
+		dur = 8 * time.Second
+	}
+	seed := uint64(200)
+	if *chSeedFlag != 0 {
+		seed = *chSeedFlag
+	}
+	o := chDefaults(seed, dur)
+	o.env = []string{"CAIRN_UNSAFE_LOCK_GRANT=1"}
+	o.mix = []chFault{chKillLeader, chPause, chPartition}
+	o.clients, o.appenders, o.watchers, o.producers = 2, 0, 0, 0 // the lock checker is what is tested
+	o.lockers = 8
+	o.expectLocks = true
+	var r chResult
+	t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+		r = chRun(t, o)
+	})
+	if r.lockViolations == 0 {
+		t.Fatalf("no lock violation found with CAIRN_UNSAFE_LOCK_GRANT=1: the checker does not catch unsafe grants")
+	}
+	t.Logf("unsafe grants caught: %d lock violations (seed %d); evidence in %s", r.lockViolations, seed, r.evidence)
 }

@@ -425,11 +425,12 @@ func coViolate(kind, check, format string, args ...any) coViolation {
 }
 
 type coLockRun struct {
-	t    *testing.T
-	urls []string
-	lock string
-	stop atomic.Bool
-	wg   sync.WaitGroup
+	t        *testing.T
+	urls     func() []string // the members' client URLs, as of now
+	lock     string
+	register string // the key the holders write, fenced
+	stop     atomic.Bool
+	wg       sync.WaitGroup
 
 	mu           sync.Mutex
 	grants       []*coGrant
@@ -482,13 +483,14 @@ func (r *coLockRun) client(ctx context.Context, id int) {
 	defer r.wg.Done()
 	hc := coClient(30 * time.Second)
 	defer hc.CloseIdleConnections()
-	m := id % len(r.urls)
+	m := id
 	owner := url.Values{"value": {fmt.Sprintf("c%d", id)}}
 	for seq := 0; !r.stop.Load() && ctx.Err() == nil; seq++ {
-		m = (m + 1) % len(r.urls) // spread the cycles over the members
+		urls := r.urls()
+		m = (m + 1) % len(urls) // spread the cycles over the members
 		var res coResult
 		for !r.stop.Load() && ctx.Err() == nil {
-			res = coDo(ctx, hc, http.MethodPost, r.urls[m]+"/v2/locks/"+r.lock+"?ttl=5&wait=true&timeout=20s", owner)
+			res = coDo(ctx, hc, http.MethodPost, urls[m]+"/v2/locks/"+r.lock+"?ttl=5&wait=true&timeout=20s", owner)
 			if res.code == http.StatusCreated || ctx.Err() != nil {
 				break
 			}
@@ -503,13 +505,14 @@ func (r *coLockRun) client(ctx context.Context, id int) {
 			case res.is(http.StatusRequestTimeout, 123):
 				r.acqTimeouts++
 			default:
-				r.violations = append(r.violations, coViolate(coProtocol, "acquire", "c%d: acquire through %s: %s", id, r.urls[m], res))
+				r.violations = append(r.violations, coViolate(coProtocol, "acquire", "c%d: acquire through %s: %s", id, urls[m], res))
 			}
 			r.mu.Unlock()
 			if !res.failed() && !res.is(http.StatusRequestTimeout, 123) {
 				return
 			}
-			m = (m + 1) % len(r.urls)
+			urls = r.urls()
+			m = (m + 1) % len(urls)
 			time.Sleep(50 * time.Millisecond)
 		}
 		if res.code != http.StatusCreated {
@@ -523,7 +526,7 @@ func (r *coLockRun) client(ctx context.Context, id int) {
 		// The fenced write, retried (same value) while no member answers.
 		g.value = fmt.Sprintf("c%d:%d:%d", id, g.token, seq)
 		fence := fmt.Sprintf("?prevLock=%s&prevToken=%d", r.lock, g.token)
-		w, unknown := coRetry(ctx, hc, r.urls, &m, http.MethodPut, "/v2/keys/register"+fence, url.Values{"value": {g.value}}, 6)
+		w, unknown := coRetry(ctx, hc, urls, &m, http.MethodPut, "/v2/keys"+r.register+fence, url.Values{"value": {g.value}}, 6)
 		g.writeUnknown = unknown
 		switch {
 		case ctx.Err() != nil:
@@ -543,7 +546,7 @@ func (r *coLockRun) client(ctx context.Context, id int) {
 		}
 
 		g.releasing = time.Now()
-		rel, unknown := coRetry(ctx, hc, r.urls, &m, http.MethodDelete, fmt.Sprintf("/v2/locks/%s?token=%d", r.lock, g.token), nil, 6)
+		rel, unknown := coRetry(ctx, hc, urls, &m, http.MethodDelete, fmt.Sprintf("/v2/locks/%s?token=%d", r.lock, g.token), nil, 6)
 		g.releaseUnknown = unknown
 		switch {
 		case ctx.Err() != nil:
@@ -565,7 +568,7 @@ func (r *coLockRun) client(ctx context.Context, id int) {
 		}
 		// A client that still has the released token: its write must be
 		// refused.
-		st, _ := coRetry(ctx, hc, r.urls, &m, http.MethodPut, "/v2/keys/register"+fence,
+		st, _ := coRetry(ctx, hc, urls, &m, http.MethodPut, "/v2/keys"+r.register+fence,
 			url.Values{"value": {fmt.Sprintf("stale:c%d:%d", id, g.token)}}, 6)
 		r.mu.Lock()
 		switch {
@@ -631,7 +634,7 @@ func coStartLockWorkload(t *testing.T, c *cluster, clients int) *coLockWorkload 
 	t.Cleanup(cancel)
 	start := coPut(t, c, c.procs[0], "/register", "start")
 	follow := coFollow(ctx, t, urls, "/register", false, start)
-	run := &coLockRun{t: t, urls: urls, lock: "mutex", acq5xx: map[string]int{}}
+	run := &coLockRun{t: t, urls: func() []string { return urls }, lock: "mutex", register: "/register", acq5xx: map[string]int{}}
 	t.Cleanup(func() { run.stop.Store(true); cancel(); run.wg.Wait() })
 	for id := range clients {
 		run.wg.Add(1)
@@ -1219,7 +1222,7 @@ type coDelivery struct {
 
 type coQueueRun struct {
 	t     *testing.T
-	urls  []string
+	urls  func() []string // the members' client URLs, as of now
 	queue string
 	stopP atomic.Bool // producers stop
 	stopC atomic.Bool // consumers stop
@@ -1239,6 +1242,12 @@ type coQueueRun struct {
 	refused        int      // dequeues and reservations never sent (member down)
 	dequeueFailed  []string // dequeues sent without an answer (or 5xx): each may lose an item
 	dequeueTimeout int
+	unexpected     []string // answers the API does not give
+}
+
+// unexpected records an answer the API does not give (r.mu held).
+func (r *coQueueRun) protocol(format string, args ...any) {
+	r.unexpected = append(r.unexpected, fmt.Sprintf(format, args...))
 }
 
 func (r *coQueueRun) counts() (acked, delivered int) {
@@ -1292,7 +1301,8 @@ func (r *coQueueRun) producer(ctx context.Context, p int) {
 			time.Sleep(20 * time.Millisecond) // let the consumers catch up
 		}
 		v := fmt.Sprintf("p%d-%d", p, seq)
-		u := r.urls[(p+seq)%len(r.urls)]
+		urls := r.urls()
+		u := urls[(p+seq)%len(urls)]
 		res := coDo(ctx, hc, http.MethodPost, u+"/v2/queues/"+r.queue, url.Values{"value": {v}})
 		if ctx.Err() != nil {
 			return
@@ -1306,7 +1316,7 @@ func (r *coQueueRun) producer(ctx context.Context, p int) {
 		case res.failed():
 			r.enqUnknown[v] = true // not retried: it may or may not be in the queue
 		default:
-			r.t.Errorf("enqueue %s through %s: %s", v, u, res)
+			r.protocol("enqueue %s through %s: %s", v, u, res)
 		}
 		r.mu.Unlock()
 		if res.failed() {
@@ -1321,7 +1331,8 @@ func (r *coQueueRun) dequeuer(ctx context.Context, id int) {
 	hc := coClient(30 * time.Second)
 	defer hc.CloseIdleConnections()
 	for i := 0; !r.stopC.Load() && ctx.Err() == nil; i++ {
-		u := r.urls[(id+i)%len(r.urls)]
+		urls := r.urls()
+		u := urls[(id+i)%len(urls)]
 		res := coDo(ctx, hc, http.MethodDelete, u+"/v2/queues/"+r.queue+"?wait=true&timeout=2s", nil)
 		if ctx.Err() != nil {
 			return
@@ -1337,7 +1348,7 @@ func (r *coQueueRun) dequeuer(ctx context.Context, id int) {
 		case res.failed():
 			r.dequeueFailed = append(r.dequeueFailed, fmt.Sprintf("d%d via %s: %s", id, u, res))
 		default:
-			r.t.Errorf("dequeue through %s: %s", u, res)
+			r.protocol("dequeue through %s: %s", u, res)
 		}
 		r.mu.Unlock()
 		if res.failed() {
@@ -1352,10 +1363,11 @@ func (r *coQueueRun) reserver(ctx context.Context, id int) {
 	defer r.wgC.Done()
 	hc := coClient(15 * time.Second)
 	defer hc.CloseIdleConnections()
-	m := id % len(r.urls)
+	m := id
 	for i := 0; !r.stopC.Load() && ctx.Err() == nil; i++ {
-		m = (m + 1) % len(r.urls)
-		res := coDo(ctx, hc, http.MethodPost, r.urls[m]+"/v2/queues/"+r.queue+"/reservations?ttl=2", nil)
+		urls := r.urls()
+		m = (m + 1) % len(urls)
+		res := coDo(ctx, hc, http.MethodPost, urls[m]+"/v2/queues/"+r.queue+"/reservations?ttl=2", nil)
 		if ctx.Err() != nil {
 			return
 		}
@@ -1375,8 +1387,11 @@ func (r *coQueueRun) reserver(ctx context.Context, id int) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		default:
-			r.t.Errorf("reserve through %s: %s", r.urls[m], res)
-			return
+			r.mu.Lock()
+			r.protocol("reserve through %s: %s", urls[m], res)
+			r.mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		v := res.r.Node.Value
 		if rand.IntN(10) < 4 {
@@ -1385,7 +1400,7 @@ func (r *coQueueRun) reserver(ctx context.Context, id int) {
 			r.mu.Unlock()
 			continue
 		}
-		ack, unknown := coRetry(ctx, hc, r.urls, &m, http.MethodDelete, "/v2/queues/"+r.queue+"/reservations/"+res.r.Receipt, nil, 6)
+		ack, unknown := coRetry(ctx, hc, urls, &m, http.MethodDelete, "/v2/queues/"+r.queue+"/reservations/"+res.r.Receipt, nil, 6)
 		if ctx.Err() != nil {
 			return
 		}
@@ -1401,7 +1416,7 @@ func (r *coQueueRun) reserver(ctx context.Context, id int) {
 		case ack.is(http.StatusPreconditionFailed, 101) || ack.is(http.StatusNotFound, 100):
 			r.late++ // the reservation ran out first: the item went back
 		default:
-			r.t.Errorf("acknowledge %s (%s): %s", v, res.r.Receipt, ack)
+			r.protocol("acknowledge %s (%s): %s", v, res.r.Receipt, ack)
 		}
 		r.mu.Unlock()
 	}
@@ -1454,7 +1469,7 @@ func TestQueueDeliveryUnderLeaderKill(t *testing.T) {
 	start := coPut(t, c, c.procs[0], "/coqstart", "x")
 	items := coFollow(ctx, t, urls, dir, true, start)
 	waiters := coFollow(ctx, t, urls, dir+"/_waiters", true, start)
-	run := &coQueueRun{t: t, urls: urls, queue: queue, acked: map[string]uint64{}, enqUnknown: map[string]bool{}, enqRefused: map[string]bool{}, ackUnknown: map[string]bool{}}
+	run := &coQueueRun{t: t, urls: func() []string { return urls }, queue: queue, acked: map[string]uint64{}, enqUnknown: map[string]bool{}, enqRefused: map[string]bool{}, ackUnknown: map[string]bool{}}
 	t.Cleanup(func() { run.stopP.Store(true); run.stopC.Store(true); cancel(); run.wgP.Wait(); run.wgC.Wait() })
 	const producers, dequeuers, reservers = 4, 4, 2
 	for p := range producers {
@@ -1485,21 +1500,51 @@ func TestQueueDeliveryUnderLeaderKill(t *testing.T) {
 	restarted := coPut(t, c, leader, "/corestarted", "x")
 	run.waitProgress(restarted, 100, 50, 20*time.Second, "after the restart")
 
+	end, err := coFinishQueue(ctx, run, 40*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items.waitPast(t, end, 15*time.Second)
+	waiters.waitPast(t, end, 15*time.Second)
+	ie, lost := items.snapshot()
+	if lost != "" {
+		t.Fatalf("queue history: %s", lost)
+	}
+	we, lost := waiters.snapshot()
+	if lost != "" {
+		t.Fatalf("waiters history: %s", lost)
+	}
+	rep := coCheckQueue(run, ie, we, end)
+	rep.logSummary(t)
+	for _, v := range rep.violations {
+		t.Error(v)
+	}
+}
+
+// coFinishQueue ends a queue run: the producers stop, the consumers empty
+// the queue and stop, what comes back (reservations that were dropped)
+// is drained, and the end of the queue's histories is marked: a key
+// written after the drain (its index is returned), then a blocking
+// dequeue that times out (a waiter registered and removed) and an item
+// "end" enqueued and dequeued. Every change to the queue and its waiters
+// up to the returned index belongs to the run, and each history has a
+// change after it.
+func coFinishQueue(ctx context.Context, run *coQueueRun, within time.Duration) (uint64, error) {
 	run.stopP.Store(true)
 	run.wgP.Wait()
 	hc := coClient(15 * time.Second)
-	t.Cleanup(hc.CloseIdleConnections)
+	defer hc.CloseIdleConnections()
+	queue := run.queue
 	// Let the consumers empty the queue, then stop them (a blocking
 	// dequeue returns within its 2 s timeout).
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(within / 2)
 	for {
-		res, _ := coRetry(ctx, hc, urls, new(int), http.MethodGet, "/v2/queues/"+queue, nil, 3)
+		res, _ := coRetry(ctx, hc, run.urls(), new(int), http.MethodGet, "/v2/queues/"+queue, nil, 3)
 		if res.code == http.StatusOK && res.r.Node != nil && len(res.r.Node.Nodes) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Logf("the consumers did not empty the queue in 20 s: %s", res)
-			break
+			break // the drain below takes the rest
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -1508,15 +1553,17 @@ func TestQueueDeliveryUnderLeaderKill(t *testing.T) {
 	go func() { run.wgC.Wait(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(40 * time.Second):
-		t.Fatalf("consumers did not stop within 40 s")
+	case <-time.After(within):
+		return 0, fmt.Errorf("queue consumers did not stop within %v", within)
 	}
 
 	// Drain what is left (items whose reservation was dropped come back
 	// when it runs out).
-	deadline = time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(within)
 	m := 0
 	for drained := false; !drained; {
+		urls := run.urls()
+		m %= len(urls)
 		res, _ := coRetry(ctx, hc, urls, &m, http.MethodDelete, "/v2/queues/"+queue, nil, 6)
 		switch {
 		case res.code == http.StatusOK && res.r.Node != nil:
@@ -1533,44 +1580,58 @@ func TestQueueDeliveryUnderLeaderKill(t *testing.T) {
 			run.dequeueFailed = append(run.dequeueFailed, "drain: "+res.String())
 			run.mu.Unlock()
 		default:
-			t.Fatalf("drain: %s", res)
+			return 0, fmt.Errorf("drain: %s", res)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("queue not drained within 20 s")
+			return 0, fmt.Errorf("queue not drained within %v", within)
 		}
 		if !drained {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
 
-	// Mark the end of both histories: a blocking dequeue that times out
-	// (a waiter registered, then removed) and an item in and out.
-	end := coPut(t, c, c.procs[0], "/coqend", "x")
-	if r := coDo(ctx, hc, http.MethodDelete, urls[0]+"/v2/queues/"+queue+"?wait=true&timeout=1s", nil); !r.is(http.StatusRequestTimeout, 123) {
-		t.Fatalf("blocking dequeue of the drained queue: %s", r)
+	// The end marks, each sent once its predecessor is acknowledged.
+	urls := run.urls()
+	m = 0
+	mark, _ := coRetry(ctx, hc, urls, &m, http.MethodPut, "/v2/keys/"+queue+"-end", url.Values{"value": {"x"}}, 6)
+	if (mark.code != http.StatusOK && mark.code != http.StatusCreated) || mark.r.Node == nil {
+		return 0, fmt.Errorf("writing the end mark: %s", mark)
 	}
-	if r := coDo(ctx, hc, http.MethodPost, urls[1]+"/v2/queues/"+queue, url.Values{"value": {"end"}}); r.code != http.StatusCreated {
-		t.Fatalf("enqueue end: %s", r)
+	end := mark.r.Node.ModifiedIndex
+	if r := coDo(ctx, hc, http.MethodDelete, urls[m]+"/v2/queues/"+queue+"?wait=true&timeout=1s", nil); !r.is(http.StatusRequestTimeout, 123) {
+		return 0, fmt.Errorf("blocking dequeue of the drained queue: %s", r)
 	}
-	if r := coDo(ctx, hc, http.MethodDelete, urls[2]+"/v2/queues/"+queue, nil); r.code != http.StatusOK || r.r.Node == nil || r.r.Node.Value != "end" {
-		t.Fatalf("dequeue end: %s", r)
+	if r := coDo(ctx, hc, http.MethodPost, urls[m]+"/v2/queues/"+queue, url.Values{"value": {"end"}}); r.code != http.StatusCreated {
+		return 0, fmt.Errorf("enqueue end: %s", r)
 	}
-	items.waitPast(t, end, 15*time.Second)
-	waiters.waitPast(t, end, 15*time.Second)
-
-	coCheckQueue(t, run, items, waiters, end)
+	if r := coDo(ctx, hc, http.MethodDelete, urls[m]+"/v2/queues/"+queue, nil); r.code != http.StatusOK || r.r.Node == nil || r.r.Node.Value != "end" {
+		return 0, fmt.Errorf("dequeue end: %s", r)
+	}
+	return end, nil
 }
 
-// coCheckQueue compares what the clients saw with the queue's history.
-func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end uint64) {
-	ie, lost := items.snapshot()
-	if lost != "" {
-		t.Fatalf("queue history: %s", lost)
+// coQueueReport is what coCheckQueue found: violations (none on a correct
+// product) and a summary of what the run did and what was checked.
+type coQueueReport struct {
+	violations []string
+	summary    []string
+}
+
+func (rep coQueueReport) logSummary(t *testing.T) {
+	t.Helper()
+	for _, s := range rep.summary {
+		t.Log(s)
 	}
-	we, lost := waiters.snapshot()
-	if lost != "" {
-		t.Fatalf("waiters history: %s", lost)
+}
+
+// coCheckQueue compares what the clients saw with the queue's history: the
+// events of the queue's directory (ie) and of its waiters (we), up to end.
+func coCheckQueue(run *coQueueRun, ie, we []coResp, end uint64) coQueueReport {
+	var rep coQueueReport
+	errorf := func(format string, args ...any) {
+		rep.violations = append(rep.violations, fmt.Sprintf(format, args...))
 	}
+	note := func(format string, args ...any) { rep.summary = append(rep.summary, fmt.Sprintf(format, args...)) }
 	type fate struct {
 		created  uint64 // index it was enqueued at
 		removed  uint64 // index it was taken at
@@ -1590,7 +1651,7 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 	taken := func(v, how string, idx uint64) {
 		f := get(v)
 		if f.removed != 0 {
-			t.Errorf("item %q taken twice: %s at %d, %s at %d", v, f.how, f.removed, how, idx)
+			errorf("item %q taken twice: %s at %d, %s at %d", v, f.how, f.removed, how, idx)
 			return
 		}
 		f.removed, f.how = idx, how
@@ -1604,12 +1665,12 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 		case "create":
 			f := get(e.Node.Value)
 			if f.created != 0 {
-				t.Errorf("item %q enqueued twice (%d and %d)", e.Node.Value, f.created, idx)
+				errorf("item %q enqueued twice (%d and %d)", e.Node.Value, f.created, idx)
 			}
 			f.created = idx
 		case "dequeue", "compareAndDelete":
 			if e.PrevNode == nil {
-				t.Errorf("queue history: %s at %d without prevNode", e.Action, idx)
+				errorf("queue history: %s at %d without prevNode", e.Action, idx)
 				continue
 			}
 			taken(e.PrevNode.Value, e.Action, idx)
@@ -1618,7 +1679,7 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 		case "requeue":
 			get(e.Node.Value).requeued++
 		default:
-			t.Errorf("queue history: unexpected %s of %s at %d", e.Action, e.Node.Key, idx)
+			errorf("queue history: unexpected %s of %s at %d", e.Action, e.Node.Key, idx)
 		}
 	}
 	for _, e := range we {
@@ -1633,7 +1694,7 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 				// item went from the queue straight to that dequeuer.
 				f.requeued++
 			case f.created != 0:
-				t.Errorf("item %q enqueued twice (%d and delivered at %d)", e.Node.Value, f.created, e.Node.ModifiedIndex)
+				errorf("item %q enqueued twice (%d and delivered at %d)", e.Node.Value, f.created, e.Node.ModifiedIndex)
 			default:
 				f.created = e.Node.ModifiedIndex
 			}
@@ -1643,21 +1704,24 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 
 	run.mu.Lock()
 	defer run.mu.Unlock()
+	for _, u := range run.unexpected {
+		errorf("unexpected answer: %s", u)
+	}
 	// What the consumers got: each item once, as the history says.
 	got := map[string]coDelivery{}
 	for _, d := range append(slices.Clone(run.dequeued), run.ackedRes...) {
 		if o, dup := got[d.value]; dup {
-			t.Errorf("item %q delivered twice: to %s (index %d) and to %s (index %d)", d.value, o.who, o.index, d.who, d.index)
+			errorf("item %q delivered twice: to %s (index %d) and to %s (index %d)", d.value, o.who, o.index, d.who, d.index)
 		}
 		got[d.value] = d
 		f := fates[d.value]
 		switch {
 		case f == nil || f.created == 0:
-			t.Errorf("%s got %q, which the history never had", d.who, d.value)
+			errorf("%s got %q, which the history never had", d.who, d.value)
 		case d.who[0] == 'r' && f.how != "compareAndDelete":
-			t.Errorf("reserver %s acknowledged %q, but the history has it taken by %s at %d", d.who, d.value, f.how, f.removed)
+			errorf("reserver %s acknowledged %q, but the history has it taken by %s at %d", d.who, d.value, f.how, f.removed)
 		case d.who[0] != 'r' && (f.removed != d.index || (f.how != "dequeue" && f.how != "deliver")):
-			t.Errorf("%s dequeued %q at %d, but the history has it taken by %s at %d", d.who, d.value, d.index, f.how, f.removed)
+			errorf("%s dequeued %q at %d, but the history has it taken by %s at %d", d.who, d.value, d.index, f.how, f.removed)
 		}
 	}
 	for v := range run.ackUnknown {
@@ -1678,9 +1742,9 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 		_, wasAcked := run.acked[v]
 		switch {
 		case run.enqRefused[v]:
-			t.Errorf("item %q, whose enqueue was refused (connection refused), is in the history", v)
+			errorf("item %q, whose enqueue was refused (connection refused), is in the history", v)
 		case !wasAcked && !run.enqUnknown[v]:
-			t.Errorf("item %q in the history was never enqueued", v)
+			errorf("item %q in the history was never enqueued", v)
 		case f.removed == 0:
 			missing = append(missing, fmt.Sprintf("%s (enqueued at %d, still in the queue)", v, f.created))
 		case f.how == "dequeue" || f.how == "deliver":
@@ -1697,10 +1761,10 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 	sort.Strings(lostItems)
 	sort.Strings(missing)
 	if len(missing) > 0 {
-		t.Errorf("%d acknowledged items not delivered: %s", len(missing), strings.Join(missing[:min(10, len(missing))], "; "))
+		errorf("%d acknowledged items not delivered: %s", len(missing), strings.Join(missing[:min(10, len(missing))], "; "))
 	}
 	if len(lostItems) > len(run.dequeueFailed) {
-		t.Errorf("%d items handed to dequeuers that got no answer, but only %d dequeues went unanswered: %v; %v",
+		errorf("%d items handed to dequeuers that got no answer, but only %d dequeues went unanswered: %v; %v",
 			len(lostItems), len(run.dequeueFailed), lostItems, run.dequeueFailed)
 	}
 
@@ -1726,7 +1790,7 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 			var pp, seq int
 			_, _ = fmt.Sscanf(d.value, "p%d-%d", &pp, &seq)
 			if seq < prev {
-				t.Errorf("producer p%d: %s dequeued at %d after p%d-%d", p, d.value, d.index, p, prev)
+				errorf("producer p%d: %s dequeued at %d after p%d-%d", p, d.value, d.index, p, prev)
 			}
 			prev = seq
 			fifo++
@@ -1745,7 +1809,7 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 	sort.Slice(spans, func(i, j int) bool { return spans[i].in < spans[j].in })
 	for i := 1; i < len(spans); i++ {
 		if spans[i].out < spans[i-1].out {
-			t.Errorf("queue order: %s (in %d) left at %d, before %s (in %d, out %d)",
+			errorf("queue order: %s (in %d) left at %d, before %s (in %d, out %d)",
 				spans[i].v, spans[i].in, spans[i].out, spans[i-1].v, spans[i-1].in, spans[i-1].out)
 		}
 	}
@@ -1763,11 +1827,12 @@ func coCheckQueue(t *testing.T, run *coQueueRun, items, waiters *coFollower, end
 			unknownIn++
 		}
 	}
-	t.Logf("enqueues: %d acknowledged, %d refused (member down), %d unanswered (%d of them applied); delivered: %d by blocking dequeues and the drain, %d acknowledged reservations, %d with an unanswered acknowledgement",
+	note("enqueues: %d acknowledged, %d refused (member down), %d unanswered (%d of them applied); delivered: %d by blocking dequeues and the drain, %d acknowledged reservations, %d with an unanswered acknowledgement",
 		len(run.acked), len(run.enqRefused), len(run.enqUnknown), unknownIn, len(run.dequeued), len(run.ackedRes), len(run.ackUnknown))
-	t.Logf("reservations: %d items reserved, %d dropped on purpose, %d acknowledged too late, %d unanswered, %d requeues in the history; dequeues: %d timed out, %d unanswered; %d requests refused (member down)",
+	note("reservations: %d items reserved, %d dropped on purpose, %d acknowledged too late, %d unanswered, %d requeues in the history; dequeues: %d timed out, %d unanswered; %d requests refused (member down)",
 		reservedItems, run.dropped, run.late, run.reserveFailed, requeues, run.dequeueTimeout, len(run.dequeueFailed), run.refused)
-	t.Logf("items handed to a dequeuer whose answer was lost: %d %v; unanswered dequeues: %d, e.g. %v",
+	note("items handed to a dequeuer whose answer was lost: %d %v; unanswered dequeues: %d, e.g. %v",
 		len(lostItems), lostItems, len(run.dequeueFailed), run.dequeueFailed[:min(3, len(run.dequeueFailed))])
-	t.Logf("FIFO checked on %d never-reserved items of %d producers; %d items in the history", fifo, len(perProducer), len(fates))
+	note("FIFO checked on %d never-reserved items of %d producers; %d items in the history", fifo, len(perProducer), len(fates))
+	return rep
 }
