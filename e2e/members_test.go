@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -184,4 +187,76 @@ func TestMembersAddAndRemoveAtRuntime(t *testing.T) {
 	// The removed member's data directory cannot rejoin: it stops again.
 	c.start(lead)
 	mbWaitExit(t, lead, 15*time.Second)
+}
+
+// mbMemberIDs maps each member's name to its ID, from /v2/members.
+func mbMemberIDs(t *testing.T, c *cluster, via *proc) map[string]string {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, body := c.do(via, "GET", "/v2/members", nil)
+		var list struct {
+			Members []struct{ ID, Name string }
+		}
+		ids := map[string]string{}
+		if err := json.Unmarshal([]byte(body), &list); err == nil {
+			for _, m := range list.Members {
+				if m.Name != "" {
+					ids[m.Name] = m.ID
+				}
+			}
+		}
+		if len(ids) == len(c.procs) {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members not all published: %s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// mbDelete sends DELETE /v2/members/id through p once.
+func mbDelete(t *testing.T, p *proc, id string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, p.client+"/v2/members/"+id, nil)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("DELETE /v2/members/%s through %s: %v", id, p.name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// With one of three members down, removing one of the two that are up
+// would leave a cluster of two with one up: it could not commit until the
+// dead member came back. The removal is refused (500, saying why; etcd's
+// strict reconfiguration check), nothing changes, and removing the dead
+// member is allowed, after which the two commit.
+func TestMembersRemovalRefusedWithoutQuorum(t *testing.T) {
+	c := startCluster(t, "a", "b", "c")
+	a, b, dead := c.procs[0], c.procs[1], c.procs[2]
+	ids := mbMemberIDs(t, c, a)
+	if code, body := c.do(a, "PUT", "/v2/keys/before", url.Values{"value": {"x"}}); code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	c.kill(dead, syscall.SIGKILL)
+	// The streams to the killed member break at once; give the members a
+	// moment to see it.
+	time.Sleep(time.Second)
+
+	code, body := mbDelete(t, a, ids["b"])
+	if code != http.StatusInternalServerError || !strings.Contains(body, "re-configuration refused") || !strings.Contains(body, "2 voters, 1 of them up, fewer than the 2 a quorum needs") {
+		t.Fatalf("removing b (up) with c down: %d %s", code, body)
+	}
+	t.Logf("refused: %d %s", code, strings.TrimSpace(body))
+	if n := len(mbMemberIDs(t, c, a)); n != 3 {
+		t.Fatalf("%d members listed after the refusal", n)
+	}
+	if code, body := mbDelete(t, b, ids["c"]); code != http.StatusNoContent {
+		t.Fatalf("removing c (down): %d %s", code, body)
+	}
+	if code, body := c.do(b, "PUT", "/v2/keys/after", url.Values{"value": {"x"}}); code != http.StatusCreated {
+		t.Fatalf("PUT after removing the dead member: %d %s", code, body)
+	}
 }

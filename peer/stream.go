@@ -222,13 +222,14 @@ func (t *Transport) dialStream(s *sender) (*stream, error) {
 		}
 		return nil, err
 	}
-	t.goPeer(s, func() { t.readLiveness(st, resp.Body) })
+	t.heard(s.id)
+	t.goPeer(s, func() { t.readLiveness(s, st, resp.Body) })
 	return st, nil
 }
 
 // readLiveness reads the receiver's answer body: liveness bytes. The
 // stream is closed when it ends or stays silent for the idle timeout.
-func (t *Transport) readLiveness(st *stream, body io.ReadCloser) {
+func (t *Transport) readLiveness(s *sender, st *stream, body io.ReadCloser) {
 	defer body.Close()
 	idle := time.AfterFunc(t.tm.idle, func() { st.close(errIdle) })
 	defer idle.Stop()
@@ -243,6 +244,7 @@ func (t *Transport) readLiveness(st *stream, body io.ReadCloser) {
 			return
 		}
 		idle.Reset(t.tm.idle)
+		s.heardAt.Store(time.Now().UnixNano())
 	}
 }
 
@@ -353,6 +355,7 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 		if in.isAborted() {
 			return
 		}
+		t.heard(from)
 		for _, m := range msgs {
 			t.cfg.Receive(m)
 		}

@@ -718,3 +718,48 @@ func TestPeersChangeConcurrently(t *testing.T) {
 func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
 
 func binaryUvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
+
+// ActiveWithin: a peer is up while the stream to it is connected and it
+// gave a sign of life within the window; one that goes silent (its stream
+// still open) is not, nor one whose stream broke.
+func TestActiveWithin(t *testing.T) {
+	b := startReceiver(t, Config{ID: 2, ClusterID: 7}, nil)
+	a := startSender(t, Config{ID: 1, ClusterID: 7, Peers: map[uint64]string{2: b.srv.URL}})
+	waitFor(t, "the stream to connect", func() bool { return a.Streaming(2) })
+	if !a.ActiveWithin(2, time.Minute) {
+		t.Fatal("a connected peer is not active")
+	}
+	if a.ActiveWithin(3, time.Minute) {
+		t.Fatal("a stranger is active")
+	}
+	b.srv.CloseClientConnections()
+	b.tr.Stop()
+	waitFor(t, "the stream to break", func() bool { return !a.Streaming(2) })
+	if a.ActiveWithin(2, time.Minute) {
+		t.Fatal("a peer whose stream broke is active")
+	}
+
+	// A peer that accepts the stream and then never answers.
+	silent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var one [1]byte
+		if _, err := io.ReadFull(r.Body, one[:]); err != nil {
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		w.Header().Set(HeaderStream, StreamVersion)
+		w.WriteHeader(http.StatusOK)
+		_ = rc.Flush()
+		_, _ = io.Copy(io.Discard, r.Body)
+	})
+	srv := httptest.NewServer(silent)
+	t.Cleanup(srv.Close)
+	c := startSender(t, Config{ID: 1, ClusterID: 7})
+	c.tm.keepalive = 20 * time.Millisecond
+	c.AddPeer(4, srv.URL)
+	waitFor(t, "the stream to the silent peer to connect", func() bool { return c.Streaming(4) })
+	waitFor(t, "the silent peer to count as down", func() bool { return !c.ActiveWithin(4, 200*time.Millisecond) })
+	if !c.Streaming(4) {
+		t.Fatal("the stream closed: the test shows nothing about silence")
+	}
+}

@@ -152,6 +152,7 @@ type sender struct {
 	stream *stream // connected, or nil
 
 	streamMsgs, postMsgs, failures, dropped, bytes atomic.Uint64
+	heardAt                                        atomic.Int64 // unix ns of the last sign of life from the peer
 }
 
 func (s *sender) peerURL() string {
@@ -306,6 +307,35 @@ func (t *Transport) Streaming(id uint64) bool {
 	t.mu.RUnlock()
 	return s != nil && s.current() != nil
 }
+
+// heard notes a sign of life from member id: messages it sent, or a
+// liveness byte on the stream to it.
+func (t *Transport) heard(id uint64) {
+	t.mu.RLock()
+	s := t.peers[id]
+	t.mu.RUnlock()
+	if s != nil {
+		s.heardAt.Store(time.Now().UnixNano())
+	}
+}
+
+// ActiveWithin tells whether member id looks up: the stream to it is
+// connected and it gave a sign of life (a message, a stream frame, a
+// liveness byte) within d. A member that is alive and reachable does at
+// least every keepalive period (KeepAlive).
+func (t *Transport) ActiveWithin(id uint64, d time.Duration) bool {
+	t.mu.RLock()
+	s := t.peers[id]
+	t.mu.RUnlock()
+	if s == nil || s.current() == nil {
+		return false
+	}
+	return time.Since(time.Unix(0, s.heardAt.Load())) <= d
+}
+
+// KeepAlive is how long a connected stream stays silent at most: then
+// the sender writes an empty frame, which the receiver answers.
+func (t *Transport) KeepAlive() time.Duration { return t.tm.keepalive }
 
 // Stats returns what was sent to each current peer.
 func (t *Transport) Stats() map[uint64]PeerStats {
@@ -678,6 +708,7 @@ func (t *Transport) Handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		t.heard(from)
 		for _, m := range msgs {
 			t.cfg.Receive(m)
 		}

@@ -27,6 +27,10 @@ var (
 	ErrIDExists = errors.New("membership: ID exists")
 	// ErrRemoved: this member was removed from the cluster and stopped.
 	ErrRemoved = errors.New("this member was removed from the cluster")
+	// ErrUnsafeRemoval: removing the member would leave fewer voters
+	// that are up than the new configuration's quorum (500, as etcd's
+	// strict reconfiguration check).
+	ErrUnsafeRemoval = errors.New("re-configuration refused: not enough members up")
 )
 
 // MemberInfo is one member as /v2/members shows it. A member that was
@@ -401,10 +405,47 @@ func (m *Member) RemoveMember(ctx context.Context, id uint64) error {
 	if !ok {
 		return ErrMemberNotFound
 	}
+	if err := m.mayRemove(id); err != nil {
+		return err
+	}
 	reqID := m.nextID.Add(1)
 	cc := consensus.ConfChange{Type: consensus.RemoveNode, NodeID: id, Context: encodeCCContext(reqID, mi)}
 	_, err := m.await(ctx, proposal{id: reqID, cc: &cc})
 	return err
+}
+
+// mayRemove refuses to remove a voter that is up when, of the voters
+// left, fewer than a quorum of the new configuration are up, as seen from
+// this member: the cluster would stop committing until a member comes
+// back (etcd's strict reconfiguration check). A learner, or a voter that
+// is down, may always be removed: that changes nothing about who can
+// form a quorum. "Up" is what the transport saw within three keepalive
+// periods: a connected stream and a sign of life.
+func (m *Member) mayRemove(id uint64) error {
+	cs := m.Conf()
+	if m.transport == nil || !slices.Contains(cs.Voters, id) {
+		return nil
+	}
+	within := 3 * m.transport.KeepAlive()
+	up := func(v uint64) bool { return v == m.cfg.ID || m.transport.ActiveWithin(v, within) }
+	if !up(id) {
+		return nil
+	}
+	left, upLeft := 0, 0
+	for _, v := range cs.Voters {
+		if v == id {
+			continue
+		}
+		left++
+		if up(v) {
+			upLeft++
+		}
+	}
+	if quorum := left/2 + 1; upLeft < quorum {
+		return fmt.Errorf("%w: removing %s would leave %d voters, %d of them up, fewer than the %d a quorum needs; bring members back, or remove one that is down, first",
+			ErrUnsafeRemoval, hex(id), left, upLeft, quorum)
+	}
+	return nil
 }
 
 // UpdateMember replaces member id's peer URLs.
