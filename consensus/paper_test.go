@@ -1623,7 +1623,9 @@ func TestPaperLearnersDoNotVoteOrCountForCommit(t *testing.T) {
 }
 
 // Thesis §4.2.2: a leader removed from the configuration steps down, and
-// the remaining servers elect a leader among themselves.
+// the remaining servers elect a leader among themselves; it tells the most
+// caught-up of them to campaign at once (as a leadership transfer does),
+// so they need not wait out an election timeout.
 func TestPaperRemovedLeaderStepsDown(t *testing.T) {
 	nw := newNetwork(t, []uint64{1, 2, 3}, nil, nil)
 	nw.elect(1)
@@ -1638,17 +1640,14 @@ func TestPaperRemovedLeaderStepsDown(t *testing.T) {
 	if err := nw.node(1).Propose([]byte("x")); err == nil {
 		t.Fatal("removed leader accepted a proposal")
 	}
-	for range 50 {
-		nw.tickAll(1)
-		if l := leaderOf(nw); l != 0 {
-			break
-		}
+	// It handed over as it stepped down: the most caught-up voter (the
+	// lower ID among equals) campaigned at once, without an election
+	// timeout.
+	if l := leaderOf(nw); l != 2 || nw.raft(2).term != 2 {
+		t.Fatalf("leader right after the removal: %d (term %d); want 2, elected on the hand-over", l, nw.raft(2).term)
 	}
 	l := leaderOf(nw)
-	if l != 2 && l != 3 {
-		t.Fatalf("leader after removal: %d", l)
-	}
-	if r1.state != StateFollower || r1.term != 1 {
+	if r1.state != StateFollower || r1.term > 2 || r1.lead == 1 {
 		t.Fatalf("removed member campaigned: %v term %d", r1.state, r1.term)
 	}
 	nw.propose(l, "y")
@@ -1656,6 +1655,65 @@ func TestPaperRemovedLeaderStepsDown(t *testing.T) {
 		if got := nw.appliedData(id); !slices.Equal(got, []string{"y"}) {
 			t.Fatalf("node %d applied %v", id, got)
 		}
+	}
+}
+
+// A leader whose log holds its own removal serves no lease read: once the
+// others apply the removal they forget it and elect a successor at once
+// (they do not wait out its lease), while it may not have applied the
+// change yet. Reads go through a heartbeat round instead, which a
+// deposed leader cannot complete. A leader elected with its own removal
+// in its unapplied tail has no lease either.
+func TestRemovalEndsTheLease(t *testing.T) {
+	lease := func(c *Config) { c.CheckQuorum, c.ReadOnlyOption = true, ReadOnlyLeaseBased }
+	nw := newNetwork(t, []uint64{1, 2, 3}, nil, lease)
+	nw.elect(1)
+	nw.propose(1, "x")
+	nw.tickAll(1) // a heartbeat round, acknowledged
+	r1 := nw.raft(1)
+	if !r1.leaseValid() {
+		t.Fatal("setup: no lease after an acknowledged heartbeat round")
+	}
+	nw.isolate(1) // the removal is appended but goes nowhere
+	if err := nw.node(1).ProposeConfChange(ConfChange{Type: RemoveNode, NodeID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r1.leaseValid() {
+		t.Fatal("lease still valid with the leader's own removal in its log")
+	}
+	nw.drain()
+	_ = nw.node(1).ReadIndex([]byte("r"))
+	nw.process(1)
+	if len(nw.reads[1]) != 0 {
+		t.Fatalf("read answered from the lease: %v", nw.reads[1])
+	}
+
+	// Inherited: node 2 becomes leader with its own removal in its
+	// unapplied log (appended by node 1, not yet committed).
+	nw2 := newNetwork(t, []uint64{1, 2, 3}, nil, lease)
+	nw2.elect(1)
+	if nw2.raft(1).leaseEnded {
+		t.Fatal("a fresh leader starts without a lease")
+	}
+	nw2.isolate(3)
+	if err := nw2.node(1).ProposeConfChange(ConfChange{Type: RemoveNode, NodeID: 2}); err != nil {
+		t.Fatal(err)
+	}
+	nw2.process(1)
+	for _, m := range nw2.take(ofType(MsgApp)) {
+		if m.To == 2 {
+			_ = nw2.node(2).Step(m)
+		}
+	}
+	nw2.drain()
+	r2 := nw2.raft(2)
+	if r2.log.applied >= r2.log.lastIndex() {
+		t.Fatalf("setup: node 2 applied %d of %d", r2.log.applied, r2.log.lastIndex())
+	}
+	r2.becomeCandidate()
+	r2.becomeLeader()
+	if !r2.leaseEnded || r2.leaseValid() {
+		t.Fatalf("node 2 leads with its own removal in its log: leaseEnded %v, lease valid %v", r2.leaseEnded, r2.leaseValid())
 	}
 }
 

@@ -157,8 +157,15 @@ type raft struct {
 	lead      uint64
 	// leadTransferee is the member we are handing leadership to, if any.
 	leadTransferee uint64
+	// handover: our leader was removed and we are the voter left that
+	// campaigns at once, once the change is applied (advance).
+	handover bool
 	// timeoutNowSent: we sent MsgTimeoutNow in this term.
 	timeoutNowSent bool
+	// leaseEnded: our log holds our own removal, not yet applied; once
+	// the others apply it they may elect a leader without waiting out
+	// our lease, so we serve no lease read for the rest of the term.
+	leaseEnded bool
 	// transferElapsed counts ticks since the transfer began.
 	transferElapsed int
 	// pendingConfIndex: a conf change may not be proposed until the log is
@@ -308,6 +315,7 @@ func (r *raft) reset(term uint64) {
 	}
 	r.lead = None
 	r.timeoutNowSent = false
+	r.leaseEnded = false
 	r.electionElapsed = 0
 	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
@@ -370,6 +378,7 @@ func (r *raft) becomeLeader() {
 	// until our own first entry commits: the fix for single-server
 	// membership changes across leader changes).
 	r.pendingConfIndex = r.log.lastIndex()
+	r.leaseEnded = r.removalPending()
 	// An empty entry of our term lets us commit everything before it
 	// (Raft §5.4.2) and serve reads (§6.4).
 	r.appendEntry(Entry{})
@@ -514,6 +523,22 @@ func (r *raft) hup(t campaignType) {
 		return
 	}
 	r.campaign(t)
+}
+
+// removalPending reports an entry after the applied index that removes
+// us.
+func (r *raft) removalPending() bool {
+	ents, err := r.log.slice(r.log.applied+1, r.log.lastIndex()+1, noLimit)
+	if err != nil {
+		return true // cannot tell: assume so (it only costs the lease)
+	}
+	for _, e := range ents {
+		var cc ConfChange
+		if e.Type == EntryConfChange && cc.Unmarshal(e.Data) == nil && cc.Type == RemoveNode && cc.NodeID == r.id {
+			return true
+		}
+	}
+	return false
 }
 
 // hasUnappliedConfChanges reports a committed but unapplied conf change.
@@ -847,6 +872,9 @@ func (r *raft) propose(m Message) error {
 			return err
 		}
 		r.pendingConfIndex = r.log.lastIndex() + uint64(i) + 1
+		if cc.Type == RemoveNode && cc.NodeID == r.id {
+			r.leaseEnded = true
+		}
 	}
 	es := make([]Entry, len(m.Entries))
 	copy(es, m.Entries)
@@ -912,7 +940,7 @@ func (r *raft) readIndex(m Message) {
 // member's ticks run more than twice as fast as ours. A transfer in
 // progress ends the lease: the transferee campaigns at once.
 func (r *raft) leaseValid() bool {
-	if r.leadTransferee != None || r.timeoutNowSent {
+	if r.leadTransferee != None || r.timeoutNowSent || r.leaseEnded {
 		return false
 	}
 	now := r.ticks + 1
@@ -1116,6 +1144,21 @@ func (r *raft) applyConfChange(cc ConfChange) ConfState {
 		r.prs.Remove(cc.NodeID)
 	}
 	r.isLearner = r.prs.IsLearner(r.id)
+	if r.state != StateLeader && cc.Type == RemoveNode && cc.NodeID == r.lead && r.lead != None {
+		// Our leader was removed: it steps down when it applies the
+		// change, and drops what it is sent. Forget it, so proposals wait
+		// for the next leader instead of being forwarded to it, and let
+		// the lowest-ID voter left campaign as soon as the change is
+		// applied, as a leadership transfer would, instead of everyone
+		// waiting out an election timeout. (The removed leader cannot
+		// hand over itself: the others refuse its messages once they
+		// have applied its removal.) If that voter lacks entries the
+		// others have, they refuse it and an ordinary election follows.
+		// The removed leader's lease is not counted on: it ended when the
+		// removal entered its log (leaseEnded).
+		r.lead = None
+		r.handover = len(r.prs.Voters) > 0 && r.prs.Voters[0] == r.id
+	}
 	if r.state == StateLeader {
 		if !r.prs.IsVoter(r.id) {
 			// We were removed (or are no longer a voter): step down; the
@@ -1155,6 +1198,12 @@ func (r *raft) advance(stableIndex, stableTerm, snapIndex, applied uint64) {
 	}
 	if applied > 0 {
 		r.log.appliedTo(applied)
+	}
+	if r.handover && !r.hasUnappliedConfChanges() {
+		r.handover = false
+		if r.state == StateFollower && r.lead == None {
+			r.hup(campaignTransfer)
+		}
 	}
 	if r.state == StateLeader {
 		// Our own log counts towards commit only once it is on disk.
