@@ -104,7 +104,12 @@ func (h *coordHandler) fail(w http.ResponseWriter, err error) {
 		return
 	}
 	if errors.Is(err, context.Canceled) {
-		return // the client went away
+		// The client went away (then nobody reads this), or the member is
+		// shutting down and ended every request's context: the client is
+		// still there and must get an error. Writing nothing would send
+		// an empty 200, which reads as a grant or an item.
+		writeError(w, store.NewError(store.EcodeRaftInternal, "member stopping: request abandoned; outcome unknown", 0))
+		return
 	}
 	writeError(w, err)
 }

@@ -1240,3 +1240,47 @@ func TestCoordShortTimeoutLeavesNothingBehind(t *testing.T) {
 		})
 	})
 }
+
+// A waiting acquire or dequeue whose request context ends while the
+// client is still connected (the member is shutting down: its server
+// ends every request's context) answers an error, never the empty 200
+// net/http sends for a handler that wrote nothing, which a client would
+// take for a grant or an item.
+func TestCoordAnswersWhenTheRequestContextEnds(t *testing.T) {
+	h := httpapi.NewHandler(httpapi.Config{Backend: server.NewLocal(store.New(100), 1, nil)})
+	serve := func(ctx context.Context, method, target, form string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, target, strings.NewReader(form)).WithContext(ctx)
+		if form != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := serve(context.Background(), http.MethodPost, "/v2/locks/l?ttl=30", "value=holder"); rec.Code != http.StatusCreated {
+		t.Fatalf("first acquire: %d %s", rec.Code, rec.Body)
+	}
+	for _, c := range []struct{ method, target, form string }{
+		{http.MethodPost, "/v2/locks/l?ttl=30&wait=true", "value=waiter"},
+		{http.MethodDelete, "/v2/queues/q?wait=true", ""},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- serve(ctx, c.method, c.target, c.form) }()
+		time.Sleep(200 * time.Millisecond) // let it start waiting
+		cancel()
+		var rec *httptest.ResponseRecorder
+		select {
+		case rec = <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s %s: no answer after its context ended", c.method, c.target)
+		}
+		var e struct {
+			ErrorCode int    `json:"errorCode"`
+			Cause     string `json:"cause"`
+		}
+		if rec.Code < 500 || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.ErrorCode != 300 || !strings.Contains(e.Cause, "outcome unknown") {
+			t.Fatalf("%s %s after its context ended: %d %q; want 500, errorCode 300, outcome unknown", c.method, c.target, rec.Code, rec.Body)
+		}
+	}
+}
