@@ -169,22 +169,32 @@ func (a *chAppends) note(s string) {
 func chReadDir(c *chCluster, dir string, within time.Duration) ([]chNode, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
+	return chFromAny(c, within, func(m *chMember, _ time.Time) ([]chNode, error) {
+		n, err := chGetTree(hc, m, dir)
+		return n.Nodes, err
+	})
+}
+
+// chFromAny asks the running members in turn, until one answers without
+// an error or within passes (then the last error is returned).
+func chFromAny[T any](c *chCluster, within time.Duration, ask func(m *chMember, deadline time.Time) (T, error)) (T, error) {
 	deadline := time.Now().Add(within)
+	var zero T
 	var lastErr error
 	for time.Now().Before(deadline) {
 		for _, m := range c.current() {
 			if !m.running() {
 				continue
 			}
-			n, err := chGetTree(hc, m, dir)
+			v, err := ask(m, deadline)
 			if err == nil {
-				return n.Nodes, nil
+				return v, nil
 			}
 			lastErr = fmt.Errorf("%s: %w", m.name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, lastErr
+	return zero, lastErr
 }
 
 // chAppendCheck is the verdict on the appends.

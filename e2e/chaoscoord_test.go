@@ -192,22 +192,9 @@ func chMark(ctx context.Context, hc *http.Client, urls []string, key, value stri
 // that answers, from index 1 to the first change at or after until,
 // which must come.
 func chHistoryUntil(c *chCluster, dir string, until uint64, within time.Duration) ([]coResp, error) {
-	deadline := time.Now().Add(within)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		for _, m := range c.current() {
-			if !m.running() {
-				continue
-			}
-			ev, err := chHistoryFrom(m, dir, until, deadline)
-			if err == nil {
-				return ev, nil
-			}
-			lastErr = fmt.Errorf("%s: %w", m.name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil, lastErr
+	return chFromAny(c, within, func(m *chMember, deadline time.Time) ([]coResp, error) {
+		return chHistoryFrom(m, dir, until, deadline)
+	})
 }
 
 func chHistoryFrom(m *chMember, dir string, until uint64, deadline time.Time) ([]coResp, error) {

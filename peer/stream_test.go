@@ -116,6 +116,23 @@ func openStream(t *testing.T, url string, hdr map[string]string) (*http.Response
 	return resp, pw, err
 }
 
+// acceptStream is a fake receiver's side of a stream request: it waits
+// for the first byte of the body, then answers 200 with the stream
+// headers, reading and writing both ways from then on. False: the body
+// ended first.
+func acceptStream(w http.ResponseWriter, r *http.Request) bool {
+	var one [1]byte
+	if _, err := io.ReadFull(r.Body, one[:]); err != nil {
+		return false
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	w.Header().Set(HeaderStream, StreamVersion)
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	return true
+}
+
 func streamHeaders(cluster, from, to string) map[string]string {
 	return map[string]string{HeaderCluster: cluster, HeaderFrom: from, HeaderTo: to, HeaderStream: StreamVersion}
 }
@@ -501,15 +518,9 @@ func TestStreamSenderDropsSilentPeer(t *testing.T) {
 	var conns atomic.Int32
 	silent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conns.Add(1)
-		var one [1]byte
-		if _, err := io.ReadFull(r.Body, one[:]); err != nil {
+		if !acceptStream(w, r) {
 			return
 		}
-		rc := http.NewResponseController(w)
-		_ = rc.EnableFullDuplex()
-		w.Header().Set(HeaderStream, StreamVersion)
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		_, _ = io.Copy(io.Discard, r.Body) // never a liveness byte
 	})
 	srv := httptest.NewServer(silent)
@@ -527,15 +538,9 @@ func TestStreamSenderDropsSilentPeer(t *testing.T) {
 func TestStreamWriteFailureReported(t *testing.T) {
 	release := make(chan struct{})
 	stuck := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var one [1]byte
-		if _, err := io.ReadFull(r.Body, one[:]); err != nil {
+		if !acceptStream(w, r) {
 			return
 		}
-		rc := http.NewResponseController(w)
-		_ = rc.EnableFullDuplex()
-		w.Header().Set(HeaderStream, StreamVersion)
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		select { // accepted, and never reads again
 		case <-r.Context().Done():
 		case <-release:
@@ -741,15 +746,9 @@ func TestActiveWithin(t *testing.T) {
 
 	// A peer that accepts the stream and then never answers.
 	silent := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var one [1]byte
-		if _, err := io.ReadFull(r.Body, one[:]); err != nil {
+		if !acceptStream(w, r) {
 			return
 		}
-		rc := http.NewResponseController(w)
-		_ = rc.EnableFullDuplex()
-		w.Header().Set(HeaderStream, StreamVersion)
-		w.WriteHeader(http.StatusOK)
-		_ = rc.Flush()
 		_, _ = io.Copy(io.Discard, r.Body)
 	})
 	srv := httptest.NewServer(silent)
