@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -1282,5 +1283,85 @@ func TestCoordAnswersWhenTheRequestContextEnds(t *testing.T) {
 		if rec.Code < 500 || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.ErrorCode != 300 || !strings.Contains(e.Cause, "outcome unknown") {
 			t.Fatalf("%s %s after its context ended: %d %q; want 500, errorCode 300, outcome unknown", c.method, c.target, rec.Code, rec.Body)
 		}
+	}
+}
+
+// coNoRefresh fails every TTL refresh while drop is set, as a member cut
+// off from its leader would.
+type coNoRefresh struct {
+	*server.Local
+	drop atomic.Bool
+}
+
+func (c *coNoRefresh) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
+	if r.Refresh && c.drop.Load() {
+		return nil, errors.New("no leader (test)")
+	}
+	return c.Local.Do(ctx, r)
+}
+
+// A waiter whose key expires while it waits (its member could not refresh
+// it) is not answered 100: it joins the line again, at its end, and is
+// granted in its turn with its new key. A waiter whose key is deleted
+// (it was told to leave the line) is answered 100.
+func TestLockWaiterWhoseKeyExpiresJoinsAgain(t *testing.T) {
+	var nr *coNoRefresh
+	e := coLocalWith(t, func(l *server.Local) httpapi.Backend {
+		nr = &coNoRefresh{Local: l}
+		return nr
+	})
+	alice := e.mustCode(t, 201, "POST", "/v2/locks/job?ttl=30", "value=alice")
+	nr.drop.Store(true)
+	bob := e.start(t, "POST", "/v2/locks/job?ttl=1&wait=true", "value=bob")
+	var first string
+	var created uint64
+	coEventually(t, "bob in line", func() (bool, string) {
+		st := e.lock(t, "job")
+		if len(st.Waiters) == 1 {
+			first, created = st.Waiters[0].Key, st.Waiters[0].CreatedIndex
+		}
+		return first != "", fmt.Sprintf("%+v", st.Waiters)
+	})
+	coEventually(t, "bob's key to expire", func() (bool, string) {
+		st := e.lock(t, "job")
+		return len(st.Waiters) == 0, fmt.Sprintf("%+v", st.Waiters)
+	})
+	// The member reaches the leader again: its next refresh finds the key
+	// gone.
+	nr.drop.Store(false)
+	var again string
+	coEventually(t, "bob to join again", func() (bool, string) {
+		st := e.lock(t, "job")
+		if len(st.Waiters) == 1 && st.Waiters[0].Key != first {
+			again = st.Waiters[0].Key
+		}
+		return again != "" || bob.answered(), fmt.Sprintf("%+v", st.Waiters)
+	})
+	if bob.answered() {
+		t.Fatalf("bob was answered when his key expired: %d %s", bob.answer(t).code, bob.answer(t).body)
+	}
+	ev := e.mustCode(t, 200, "GET", fmt.Sprintf("/v2/keys%s?wait=true&waitIndex=%d", first, created+1), "")
+	if ev.Action != "expire" {
+		t.Fatalf("bob's first key ended with %q, want expire", ev.Action)
+	}
+	e.mustCode(t, 200, "DELETE", fmt.Sprintf("/v2/locks/job?token=%d", alice.Token), "")
+	got := coDecode(t, "bob", bob.answer(t))
+	if got.Action != "acquire" || got.Node == nil || got.Node.Key != again || got.Node.value() != "bob" {
+		t.Fatalf("bob's grant: %+v, want his second key %s", got, again)
+	}
+
+	// Deleted, not expired: carol is told she left the line.
+	carol := e.start(t, "POST", "/v2/locks/job?ttl=30&wait=true", "value=carol")
+	var key string
+	coEventually(t, "carol in line", func() (bool, string) {
+		st := e.lock(t, "job")
+		if len(st.Waiters) == 1 {
+			key = st.Waiters[0].Key
+		}
+		return key != "", fmt.Sprintf("%+v", st.Waiters)
+	})
+	e.mustCode(t, 200, "DELETE", "/v2/keys"+key, "")
+	if r := carol.answer(t); r.code != 404 || !strings.Contains(r.body, `"errorCode":100`) {
+		t.Fatalf("carol after her key was deleted: %d %s", r.code, r.body)
 	}
 }

@@ -80,39 +80,73 @@ func WaitTimeout(index uint64) error {
 // wait, a held lock answers store.EcodeLockHeld at once. With wait, the
 // caller queues and Acquire returns once it holds the lock, or fails when
 // ctx ends or timeout (if not 0) passes; its waiter key is then deleted:
-// it is never granted. The timeout bounds only the wait, not the
-// proposal that queues the caller.
+// it is never granted. A waiter whose key expires while it waits (this
+// member could not refresh it in time) joins the line again, at its end;
+// one whose key is deleted fails with store.EcodeKeyNotFound. The timeout
+// bounds only the wait, not the proposal that first queues the caller.
 func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wait bool, timeout time.Duration) (*Grant, error) {
 	dir := Dir(name)
-	e, err := l.be.Do(ctx, &store.Request{Op: store.OpAcquire, Path: dir, Value: owner, HasTTL: true, TTL: ttl, Wait: wait, Time: l.now().UnixNano()})
-	if err != nil {
-		return nil, err
-	}
-	g := &Grant{Event: e, Token: e.Node.CreatedIndex}
-	if !wait || l.UnsafeGrant {
-		return g, nil
-	}
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if timeout > 0 {
-		wctx, cancel = context.WithTimeout(ctx, timeout)
-	}
-	defer cancel()
-	now, err := l.waitHead(wctx, dir, e, ttl)
-	if err != nil {
-		// Leave the queue, so we are never granted. A fresh context: ctx
+	var wctx context.Context // the wait, from the first time in line
+	for {
+		e, err := l.be.Do(ctx, &store.Request{Op: store.OpAcquire, Path: dir, Value: owner, HasTTL: true, TTL: ttl, Wait: wait, Time: l.now().UnixNano()})
+		if err != nil {
+			return nil, err
+		}
+		g := &Grant{Event: e, Token: e.Node.CreatedIndex}
+		if !wait || l.UnsafeGrant {
+			return g, nil
+		}
+		if wctx == nil {
+			wctx = ctx
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				wctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+		}
+		now, err := l.waitHead(wctx, dir, e, ttl)
+		if err == nil {
+			// Answer the key as it is now (refreshed while waiting), not
+			// as it was created.
+			g.Event = &store.Event{Action: e.Action, Node: now.Node, Index: now.Index, Time: e.Time}
+			return g, nil
+		}
+		var se *store.Error
+		if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound && wctx.Err() == nil && l.expired(e.Node.Key, e.Node.CreatedIndex) {
+			// Our key expired while we waited: this member could not
+			// refresh it in time (cut off from the leader for a TTL). The
+			// caller is still waiting: join the line again, at its end.
+			continue
+		}
+		// Leave the line, so we are never granted. A fresh context: ctx
 		// may be why we stopped.
-		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = l.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: e.Node.Key, Time: l.now().UnixNano()})
-		cancel()
+		dcancel()
 		if ctx.Err() == nil && wctx.Err() != nil {
 			return nil, WaitTimeout(e.Index)
 		}
 		return nil, err
 	}
-	// Answer the key as it is now (refreshed while waiting), not as it
-	// was created.
-	g.Event = &store.Event{Action: e.Action, Node: now.Node, Index: now.Index, Time: e.Time}
-	return g, nil
+}
+
+// expired tells whether waiter key me, created at index created and now
+// gone, expired (rather than being deleted), from this member's event
+// history.
+func (l *Locks) expired(me string, created uint64) bool {
+	w, err := l.be.Watch(me, false, false, created+1)
+	if err != nil {
+		return false
+	}
+	defer w.Remove()
+	select {
+	case ev, ok := <-w.C:
+		// TTL refreshes do not notify watchers: the first event is the
+		// key's end.
+		return ok && ev.Action == store.ActionExpire
+	case <-time.After(time.Second):
+		return false
+	}
 }
 
 // waitHead waits until the waiter e is the first in dir, watching only
