@@ -1561,10 +1561,12 @@ func coFinishQueue(ctx context.Context, run *coQueueRun, within time.Duration) (
 	// when it runs out).
 	deadline = time.Now().Add(within)
 	m := 0
+	var last, listing coResult // for the report if the drain never ends
 	for drained := false; !drained; {
 		urls := run.urls()
 		m %= len(urls)
 		res, _ := coRetry(ctx, hc, urls, &m, http.MethodDelete, "/v2/queues/"+queue, nil, 6)
+		last = res
 		switch {
 		case res.code == http.StatusOK && res.r.Node != nil:
 			run.mu.Lock()
@@ -1573,6 +1575,7 @@ func coFinishQueue(ctx context.Context, run *coQueueRun, within time.Duration) (
 			continue
 		case res.is(http.StatusNotFound, 122):
 			l, _ := coRetry(ctx, hc, urls, &m, http.MethodGet, "/v2/queues/"+queue, nil, 6)
+			listing = l
 			drained = l.code == http.StatusOK && l.r.Node != nil && len(l.r.Node.Nodes) == 0
 		case res.failed():
 			// coRetry went round every member: some were reached.
@@ -1583,7 +1586,7 @@ func coFinishQueue(ctx context.Context, run *coQueueRun, within time.Duration) (
 			return 0, fmt.Errorf("drain: %s", res)
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("queue not drained within %v", within)
+			return 0, fmt.Errorf("queue not drained within %v: last dequeue %s; last listing %s", within, last, listing)
 		}
 		if !drained {
 			time.Sleep(100 * time.Millisecond)

@@ -663,6 +663,10 @@ func (m *Member) drain() bool {
 			}
 			if leader != m.isLeader {
 				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
+				// An expiry proposed in an earlier term may never be
+				// applied (a new leader can drop it): waiting for it
+				// would stop every TTL while we lead.
+				m.expiryID = 0
 			}
 			if rd.SoftState.Lead != 0 && rd.SoftState.Lead != prevLead {
 				m.metrics.leaderChanges.Inc()
