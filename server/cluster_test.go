@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/peer"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -21,6 +25,22 @@ type testCluster struct {
 	servers map[uint64]*http.Server
 	lns     map[uint64]net.Listener
 	urls    map[uint64]string // peer URLs
+	// cut, when not 0, is a member cut off from the others: its peer
+	// requests, and the others' requests to it, are refused.
+	cut   atomic.Uint64
+	mu    sync.Mutex
+	conns map[net.Conn]bool // open peer connections, of every member
+}
+
+// isolate cuts member id off from the others (0: heals), breaking the
+// connections open now: streams reconnect through the cut.
+func (c *testCluster) isolate(id uint64) {
+	c.cut.Store(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn := range c.conns {
+		_ = conn.Close()
+	}
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
@@ -74,7 +94,25 @@ func (c *testCluster) start(id uint64) {
 			c.t.Fatal(err)
 		}
 	}
-	srv := &http.Server{Handler: m.PeerHandler()}
+	h := m.PeerHandler()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cut := c.cut.Load(); cut != 0 && (cut == id || r.Header.Get(peer.HeaderFrom) == strconv.FormatUint(cut, 16)) {
+			http.Error(w, "cut off (test)", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), ConnState: func(conn net.Conn, st http.ConnState) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.conns == nil {
+			c.conns = map[net.Conn]bool{}
+		}
+		if st == http.StateClosed || st == http.StateHijacked {
+			delete(c.conns, conn)
+		} else {
+			c.conns[conn] = true
+		}
+	}}
 	go srv.Serve(ln)
 	c.members[id], c.servers[id], c.lns[id] = m, srv, nil
 }
@@ -263,4 +301,54 @@ func TestSelfStats(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// Keys keep expiring whoever leads. A leader cut off from the others
+// proposes expiries it cannot commit (a TTL passes while it still thinks
+// it leads); the next leader drops them. When that member leads again it
+// must not wait for them: here the leader is cut off again and again,
+// short-lived keys are written all along, and after every change of
+// leader a fresh key must expire.
+func TestExpiryGoesOnAcrossLeaderChanges(t *testing.T) {
+	// An election timeout of 1 s: a cut-off leader steps down 1 to 2 s
+	// after the cut.
+	c := newTestClusterWith(t, 3, func(cfg *MemberConfig) { cfg.ElectionTicks = 100 })
+	ctx := context.Background()
+	ttlSet := func(id uint64, p string) error {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := c.members[id].Do(cctx, &store.Request{Op: store.OpSet, Path: p, Value: "x", HasTTL: true, TTL: 1, Time: time.Now().UnixNano()})
+		return err
+	}
+	led := map[uint64]int{}
+	for round := range 4 {
+		l := c.leader()
+		led[l]++
+		// Keys whose TTL (1 s) passes while the leader is cut off: its
+		// next expiry check (every SyncInterval) comes before it steps
+		// down.
+		for i := range 5 {
+			_ = ttlSet(l, fmt.Sprintf("/pre/%d/%d", round, i))
+		}
+		time.Sleep(900 * time.Millisecond)
+		c.isolate(l)
+		deadline := time.Now().Add(15 * time.Second)
+		for c.members[l].lead.Load() == l && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		c.isolate(0)
+		next := c.leader()
+		key := fmt.Sprintf("/probe/%d", round)
+		for err := ttlSet(next, key); err != nil; err = ttlSet(c.leader(), key) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: writing %s: %v", round, key, err)
+			}
+		}
+		waitFor(t, fmt.Sprintf("round %d: %s to expire (leader %d; leaders so far %v)", round, key, c.leader(), led), func() bool {
+			_, err := c.members[c.leader()].Get(ctx, key, false, true)
+			var se *store.Error
+			return errors.As(err, &se) && se.Code == store.EcodeKeyNotFound
+		})
+	}
+	t.Logf("leaders by round: %v", led)
 }
