@@ -149,13 +149,18 @@ type chResolution struct {
 
 // chResolve settles unknown writes with the cluster's own event history
 // (every change, read back with waitIndex once the faults are over): an
-// unknown write or cas whose unique value appears there took effect (it
-// stays unknown in time: it returns "never", but its output is ok); one
+// unknown write or cas whose unique value appears there took effect; one
 // whose value never appears did not, and is left out. Leaving out an
 // operation that had no effect is sound; if the history lied about it,
 // whatever observed its value has no write to explain it any more, which
-// is a violation. Without an event history (events, nil) nothing changes.
-func chResolve(ops []chOp, events map[string]bool) ([]chOp, chResolution) {
+// is a violation. An unknown write that took effect at index i returns,
+// for the checker, when the first acknowledged write or cas applied after
+// i (on any key: the log is one) returned: it was applied before that
+// one, which was applied before its answer. Without that bound it would
+// return "never", overlapping everything after it, and the checker's
+// search grows with every such operation. Without an event history
+// (events nil) nothing changes.
+func chResolve(ops []chOp, events map[string]uint64) ([]chOp, chResolution) {
 	var r chResolution
 	if events == nil {
 		for _, op := range ops {
@@ -165,15 +170,38 @@ func chResolve(ops []chOp, events map[string]bool) ([]chOp, chResolution) {
 		}
 		return ops, r
 	}
+	// The acknowledged writes by index, and the earliest answer among
+	// those applied at or after each of them.
+	type acked struct {
+		index uint64
+		ret   int64
+	}
+	var ws []acked
+	for _, op := range ops {
+		if op.Input.Op != "read" && op.Output.Outcome == chOK && op.Return >= 0 {
+			if idx, ok := events[op.Input.Key+"\x00"+op.Input.Value]; ok {
+				ws = append(ws, acked{idx, op.Return})
+			}
+		}
+	}
+	slices.SortFunc(ws, func(a, b acked) int { return cmp.Compare(a.index, b.index) })
+	for k := len(ws) - 2; k >= 0; k-- {
+		ws[k].ret = min(ws[k].ret, ws[k+1].ret)
+	}
 	out := make([]chOp, 0, len(ops))
 	for _, op := range ops {
 		if op.Output.Outcome == chUnknown && op.Input.Op != "read" {
-			if !events[op.Input.Key+"\x00"+op.Input.Value] {
+			idx, ok := events[op.Input.Key+"\x00"+op.Input.Value]
+			if !ok {
 				r.dropped++
 				continue
 			}
 			r.applied++
 			op.Output = chOutput{Outcome: chOK, Detail: "outcome was unknown; in the event history"}
+			if k, _ := slices.BinarySearchFunc(ws, idx+1, func(a acked, t uint64) int { return cmp.Compare(a.index, t) }); k < len(ws) {
+				op.Return = ws[k].ret
+				op.Output.Detail += fmt.Sprintf(" at %d; returns when a later write's answer came", idx)
+			}
 		}
 		out = append(out, op)
 	}
@@ -189,15 +217,15 @@ type chHistEvent struct {
 	Value  string `json:"value,omitempty"`
 }
 
-// chEventSet maps key and value (joined by NUL) to true for every event
+// chEventSet maps key and value (joined by NUL) to the index of its event
 // (nil if the history could not be read: nothing is settled).
-func chEventSet(events []chHistEvent, err error) map[string]bool {
+func chEventSet(events []chHistEvent, err error) map[string]uint64 {
 	if err != nil {
 		return nil
 	}
-	set := map[string]bool{}
+	set := map[string]uint64{}
 	for _, ev := range events {
-		set[ev.Key+"\x00"+ev.Value] = true
+		set[ev.Key+"\x00"+ev.Value] = ev.Index
 	}
 	return set
 }

@@ -256,12 +256,36 @@ func TestChaosModel(t *testing.T) {
 
 	// Resolving unknown outcomes with the event history.
 	ops := []chOp{op(0, 1, w("a"), ok), op(2, never, w("b"), unknown), op(3, never, w("c"), unknown), op(4, 5, r, read("a"))}
-	got, res := chResolve(ops, map[string]bool{"/k\x00a": true, "/k\x00b": true})
+	got, res := chResolve(ops, map[string]uint64{"/k\x00a": 1, "/k\x00b": 2})
 	if res.applied != 1 || res.dropped != 1 || len(got) != 3 || got[1].Output.Outcome != chOK || got[1].Return != never {
 		t.Fatalf("resolve: %+v %+v", res, got)
 	}
 	if !porcupine.CheckOperations(chModel, chOperations(got)) {
 		t.Fatal("resolved history not linearizable")
+	}
+	// An unknown write applied before an acknowledged one returns, for the
+	// checker, when that one's answer came. Here b (unknown) was applied
+	// at 2, c at 3 (answered at 6), d at 4 (called at 7): a read after d
+	// that returns b is stale, which only the bound shows (returning
+	// "never", b could have taken effect after d).
+	ops = []chOp{op(0, 1, w("a"), ok), op(2, never, w("b"), unknown), op(3, 6, w("c"), ok), op(7, 8, w("d"), ok), op(9, 10, r, read("b"))}
+	events := map[string]uint64{"/k\x00a": 1, "/k\x00b": 2, "/k\x00c": 3, "/k\x00d": 4}
+	got, _ = chResolve(ops, events)
+	if got[1].Return != 6 {
+		t.Fatalf("unknown write applied at 2, before the write applied at 3 and answered at 6: returns at %d", got[1].Return)
+	}
+	if porcupine.CheckOperations(chModel, chOperations(got)) {
+		t.Fatal("a read of b after d took effect was accepted")
+	}
+	unbounded := slices.Clone(got)
+	unbounded[1].Return = never
+	if !porcupine.CheckOperations(chModel, chOperations(unbounded)) {
+		t.Fatal("setup: without the bound the stale read should pass unseen")
+	}
+	ops = []chOp{op(0, 1, w("a"), ok), op(2, never, w("b"), unknown), op(3, 6, w("c"), ok), op(7, 8, r, read("b"))}
+	got, _ = chResolve(ops, map[string]uint64{"/k\x00a": 1, "/k\x00c": 2, "/k\x00b": 3})
+	if got[1].Return != never || !porcupine.CheckOperations(chModel, chOperations(got)) {
+		t.Fatalf("unknown write applied last: returns at %d; its value read last must be accepted", got[1].Return)
 	}
 }
 
