@@ -3,9 +3,7 @@ package e2e
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -118,41 +116,29 @@ func (a *chAppends) client(ctx context.Context, id int) {
 
 // do POSTs the append and sets its outcome.
 func (a *chAppends) do(ctx context.Context, hc *http.Client, m *chMember, op *chAppendOp) {
-	form := url.Values{"value": {op.Value}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.client+"/v2/keys"+chAppendDir, strings.NewReader(form.Encode()))
-	if err != nil {
-		panic(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := hc.Do(req)
-	var body []byte
-	if err == nil {
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	if err != nil {
-		op.Outcome, op.Detail = chUnknown, err.Error()
-		if chRefusedBeforeSending(err) {
+	res := coDo(ctx, hc, http.MethodPost, m.client+"/v2/keys"+chAppendDir, url.Values{"value": {op.Value}})
+	if res.err != nil {
+		op.Outcome, op.Detail = chUnknown, res.err.Error()
+		if res.notSent() {
 			op.Outcome = chNotApplied
 		}
 		return
 	}
-	var ev chEvent
-	jerr := json.Unmarshal(body, &ev)
+	ev, short := res.r, fmt.Sprintf("%d %.200s", res.code, res.body)
 	switch {
-	case resp.StatusCode == http.StatusCreated && jerr == nil:
+	case res.code == http.StatusCreated && ev.Node != nil:
 		op.Outcome, op.Key, op.Index = chOK, ev.Node.Key, ev.Node.CreatedIndex
 		if ev.Action != "create" || ev.Node.Value != op.Value || !strings.HasPrefix(ev.Node.Key, chAppendDir+"/") ||
 			ev.Node.CreatedIndex == 0 || ev.Node.ModifiedIndex != ev.Node.CreatedIndex {
-			a.note(fmt.Sprintf("append %q at %s acknowledged with another node: %d %.200s", op.Value, m.name, resp.StatusCode, body))
+			a.note(fmt.Sprintf("append %q at %s acknowledged with another node: %s", op.Value, m.name, short))
 		}
-	case resp.StatusCode == http.StatusInternalServerError && strings.Contains(string(body), "not applied"):
+	case res.code == http.StatusInternalServerError && strings.Contains(res.body, "not applied"):
 		op.Outcome, op.Detail = chNotApplied, ev.Cause
-	case resp.StatusCode == http.StatusInternalServerError:
+	case res.code == http.StatusInternalServerError:
 		op.Outcome, op.Detail = chUnknown, ev.Cause
 	default:
-		op.Outcome, op.Detail = chUnknown, fmt.Sprintf("%d %.200s", resp.StatusCode, body)
-		a.note(fmt.Sprintf("append %q at %s: %d %.200s", op.Value, m.name, resp.StatusCode, body))
+		op.Outcome, op.Detail = chUnknown, short
+		a.note(fmt.Sprintf("append %q at %s: %s", op.Value, m.name, short))
 	}
 }
 

@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -265,48 +260,29 @@ type chEvent struct {
 	Cause     string `json:"cause"`
 }
 
-// chRefusedBeforeSending: the request certainly did not reach the member.
-func chRefusedBeforeSending(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 // do performs one operation; keep is false for an operation to leave out
 // of the history (a read that failed).
 func (l *chLoad) do(ctx context.Context, hc *http.Client, m *chMember, in chInput) (out chOutput, keep bool) {
-	var req *http.Request
-	var err error
 	u := m.client + "/v2/keys" + in.Key
+	var res coResult
 	switch in.Op {
 	case "read":
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		res = coDo(ctx, hc, http.MethodGet, u, nil)
 	default:
 		form := url.Values{"value": {in.Value}}
 		if in.Op == "cas" {
 			form.Set("prevValue", in.Prev)
 		}
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, u, strings.NewReader(form.Encode()))
-		if req != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
+		res = coDo(ctx, hc, http.MethodPut, u, form)
 	}
-	if err != nil {
-		panic(err)
-	}
-	resp, err := hc.Do(req)
-	var body []byte
-	if err == nil {
-		body, err = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	if err != nil {
+	if err := res.err; err != nil {
 		if in.Op == "read" {
 			l.mu.Lock()
 			l.readErrs++
 			l.mu.Unlock()
 			return chOutput{}, false
 		}
-		if chRefusedBeforeSending(err) {
+		if res.notSent() {
 			l.mu.Lock()
 			l.refused++
 			l.mu.Unlock()
@@ -314,34 +290,32 @@ func (l *chLoad) do(ctx context.Context, hc *http.Client, m *chMember, in chInpu
 		}
 		return chOutput{Outcome: chUnknown, Detail: err.Error()}, true
 	}
-	var ev chEvent
-	jerr := json.Unmarshal(body, &ev)
-	short := fmt.Sprintf("%d %.200s", resp.StatusCode, body)
+	ev, short := res.r, fmt.Sprintf("%d %.200s", res.code, res.body)
 	switch {
-	case in.Op == "read" && resp.StatusCode == http.StatusOK && jerr == nil:
+	case in.Op == "read" && res.code == http.StatusOK && ev.Node != nil:
 		return chOutput{Outcome: chOK, Value: ev.Node.Value}, true
-	case in.Op == "read" && resp.StatusCode == http.StatusNotFound && ev.ErrorCode == 100:
+	case in.Op == "read" && res.code == http.StatusNotFound && ev.ErrorCode == 100:
 		return chOutput{Outcome: chOK, Missing: true}, true
 	case in.Op == "read":
-		if resp.StatusCode != http.StatusInternalServerError {
+		if res.code != http.StatusInternalServerError {
 			l.noteUnexpected(in, m, short)
 		}
 		l.mu.Lock()
 		l.readErrs++
 		l.mu.Unlock()
 		return chOutput{}, false
-	case (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated) && jerr == nil:
+	case (res.code == http.StatusOK || res.code == http.StatusCreated) && ev.Node != nil:
 		if ev.Node.Value != in.Value || ev.Node.Key != in.Key {
 			l.noteUnexpected(in, m, "acknowledged with another node: "+short)
 		}
 		return chOutput{Outcome: chOK}, true
-	case in.Op == "cas" && resp.StatusCode == http.StatusPreconditionFailed && ev.ErrorCode == 101:
+	case in.Op == "cas" && res.code == http.StatusPreconditionFailed && ev.ErrorCode == 101:
 		return chOutput{Outcome: chCompareFailed, Detail: ev.Cause}, true
-	case in.Op == "cas" && resp.StatusCode == http.StatusNotFound && ev.ErrorCode == 100:
+	case in.Op == "cas" && res.code == http.StatusNotFound && ev.ErrorCode == 100:
 		return chOutput{Outcome: chCompareFailed, Missing: true, Detail: "key not found"}, true
-	case resp.StatusCode == http.StatusInternalServerError && bytes.Contains(body, []byte("not applied")):
+	case res.code == http.StatusInternalServerError && strings.Contains(res.body, "not applied"):
 		return chOutput{Outcome: chNotApplied, Detail: ev.Cause}, true
-	case resp.StatusCode == http.StatusInternalServerError:
+	case res.code == http.StatusInternalServerError:
 		// "outcome unknown", or a member stopping: it may apply.
 		return chOutput{Outcome: chUnknown, Detail: ev.Cause}, true
 	}
