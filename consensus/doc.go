@@ -31,7 +31,9 @@
 // while another is not yet applied, and until it has applied everything
 // before its own term's first entry — the fix for the single-server change
 // bug found after the thesis. A leader removed from the membership steps
-// down when it applies its removal.
+// down when it applies its removal, and serves no lease read once the
+// removal is in its log; the others forget it when they apply the change,
+// and the lowest-ID voter left campaigns at once (transfer-style).
 //
 // The sub-packages quorum (majority arithmetic) and tracker (per-follower
 // progress) are pure and tested alone. The simulator in this package's

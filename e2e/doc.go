@@ -5,6 +5,7 @@
 // clients, locks and queues, backups, the compose cluster, the README's
 // quick start, the recipes page), chaos*_test.go is a fault-injection
 // harness: peer proxies for partitions, kills, pauses, slow disks and
-// membership changes on a seeded schedule, with histories checked by
-// porcupine (-chaos.soak for long runs).
+// membership changes on a seeded schedule, with register histories
+// checked by porcupine and appends, watches, locks and queues checked
+// against the cluster's own event history (-chaos.soak for long runs).
 package e2e

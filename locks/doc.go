@@ -10,6 +10,7 @@
 // release wakes exactly one waiter. While it waits, the member serving it
 // keeps its waiter key alive; when the caller goes away or its timeout
 // passes, the waiter key is deleted, and a waiter whose member stops
-// serving it expires; either way it is never granted. A holder that stops
+// serving it expires; either way it is never granted. A waiter whose key
+// expires while its caller still waits joins the line again, at its end. A holder that stops
 // refreshing expires and the next waiter holds the lock.
 package locks

@@ -17,7 +17,8 @@
 //
 // Peers can be added, moved to another URL and removed while the
 // transport runs (AddPeer, UpdatePeer, RemovePeer); Streaming and Stats
-// tell how each peer is being reached.
+// tell how each peer is being reached, and ActiveWithin whether a peer
+// gave a sign of life (a message, a frame, a liveness byte) lately.
 //
 // Every request carries the cluster ID and the sender's and receiver's
 // member IDs; requests from another cluster or for another member are

@@ -30,8 +30,9 @@
 // membership entries publish a member's attributes or move its peer URLs.
 // It is saved with the applied state's Raft metadata, so snapshots carry
 // it. AddMember adds a learner, which the leader promotes once it has
-// caught up; RemoveMember's target stops when it applies its removal; the
-// transport follows the registry. A new member joins with Join and the
+// caught up; RemoveMember refuses to remove a voter that is up when the
+// voters left that are up would not be a quorum, and its target stops
+// when it applies its removal; the transport follows the registry. A new member joins with Join and the
 // list read from a running member's peer endpoint /members.
 //
 // Local is a non-durable, single-process Backend for tests of the HTTP
