@@ -295,6 +295,10 @@ func errorStatus(code int) int {
 		return http.StatusNotFound
 	case store.EcodeWaitTimeout:
 		return http.StatusRequestTimeout
+	case store.EcodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case store.EcodeQuotaExceeded:
+		return http.StatusInsufficientStorage
 	case store.EcodeRaftInternal, store.EcodeLeaderElect:
 		return http.StatusInternalServerError
 	}

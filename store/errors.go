@@ -59,6 +59,8 @@ var messages = map[int]string{
 	121: "Lock token is not the holder's",
 	122: "Queue is empty",
 	123: "Timed out waiting",
+	124: "Request too large",
+	125: "Data quota exceeded",
 	300: "Raft Internal Error",
 	301: "During Leader Election",
 	400: "watcher is cleared due to etcd recovery",

@@ -110,6 +110,11 @@ func (s *Store) Apply(raftIndex uint64, req *Request) (*Event, error) {
 			s.dirty.n++
 		}
 	}
+	if lerr := CheckLimits(req); lerr != nil {
+		lerr.Index = s.cur.Load().index
+		s.stats.count(req.Op, false)
+		return nil, lerr
+	}
 	v := s.cur.Load()
 	a := applier{s: s, root: v.root, index: v.index, req: req}
 	e, removed, err := a.apply()
