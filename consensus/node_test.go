@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestConfigValidate(t *testing.T) {
 			tt.tweak(&c)
 			before := c
 			err := c.Validate()
-			if c != before {
+			if !reflect.DeepEqual(c, before) {
 				t.Fatal("Validate changed the config")
 			}
 			if tt.want == "" {

@@ -20,6 +20,9 @@ var (
 	// conf change while another is pending, a learner not yet caught up, a
 	// forwarding member that forwards nothing).
 	ErrProposalDropped = errors.New("consensus: proposal dropped")
+	// ErrProposalRefused: Config.CheckProposal refused an entry of the
+	// proposal; nothing of it was appended.
+	ErrProposalRefused = errors.New("consensus: proposal refused")
 	// ErrStepLocalMsg: a local message type arrived from outside.
 	ErrStepLocalMsg = errors.New("consensus: cannot step a local message")
 	// ErrStepPeerNotFound: a response arrived from a member we do not track.
@@ -82,6 +85,15 @@ type Config struct {
 	// Seed feeds the randomised election timeouts; the core has no other
 	// source of randomness. Members should use different seeds.
 	Seed uint64
+	// CheckProposal, when set, is asked about every entry of a proposal
+	// before a leader appends it (proposals made here and those forwarded
+	// by followers alike); an error refuses the whole proposal with
+	// ErrProposalRefused. It is how an application keeps out of the log
+	// what its apply could not take. It must be a pure function of the
+	// entry (no clock, no state that differs between members) and must
+	// not block. Entries the core writes itself (a new leader's empty
+	// entry) are not asked about.
+	CheckProposal func(Entry) error
 
 	// bugs injects known faults for the simulator's self-tests.
 	bugs bugs
@@ -93,6 +105,7 @@ type bugs struct {
 	commitPriorTerm       bool // count replicas of previous-term entries for commit
 	voteBeforePersist     bool // reply to a vote before persisting it
 	leaseWithoutCheckQuor bool // serve lease reads without CheckQuorum
+	skipProposalCheck     bool // append proposals without Config.CheckProposal
 }
 
 func (c *Config) withDefaults() Config {
@@ -197,6 +210,7 @@ type raft struct {
 	disableForwarding bool
 	maxMsgSize        uint64
 	learnerMaxLag     uint64
+	checkProposal     func(Entry) error
 	rand              *rand.Rand
 	bugs              bugs
 
@@ -228,6 +242,7 @@ func newRaft(c *Config) (*raft, error) {
 		readOnly:          newReadOnly(cfg.ReadOnlyOption),
 		rand:              rand.New(rand.NewPCG(cfg.Seed, cfg.ID)),
 		bugs:              cfg.bugs,
+		checkProposal:     cfg.CheckProposal,
 	}
 	last := r.log.lastIndex()
 	for _, id := range cs.Voters {
@@ -859,6 +874,13 @@ func (r *raft) propose(m Message) error {
 	}
 	if r.leadTransferee != None {
 		return ErrTransferring
+	}
+	if r.checkProposal != nil && !r.bugs.skipProposalCheck {
+		for i, e := range m.Entries {
+			if err := r.checkProposal(e); err != nil {
+				return fmt.Errorf("%w: entry %d of %d: %v", ErrProposalRefused, i+1, len(m.Entries), err)
+			}
+		}
 	}
 	for i, e := range m.Entries {
 		if e.Type != EntryConfChange {

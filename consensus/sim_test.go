@@ -278,7 +278,20 @@ func (w *world) config(sn *simNode, applied uint64) *Config {
 		ID: sn.id, ElectionTick: w.p.electionTick, HeartbeatTick: 1, Storage: sn.storage, Applied: applied,
 		MaxSizePerMsg: w.p.maxSizePerMsg, MaxInflightMsgs: 8, CheckQuorum: w.p.checkQuorum, PreVote: w.p.preVote,
 		ReadOnlyOption: w.p.readOnly, Seed: w.seed, LearnerMaxLag: 50, bugs: w.p.bugs,
+		CheckProposal: refusePoison,
 	}
+}
+
+// poison marks proposals the simulated application could not apply: the
+// leader's CheckProposal must keep every one of them out of the log, on
+// whichever member it was proposed (so forwarded ones too).
+const poison = "poison"
+
+func refusePoison(e Entry) error {
+	if e.Type == EntryNormal && strings.HasPrefix(string(e.Data), poison) {
+		return fmt.Errorf("poisoned entry %q", e.Data)
+	}
+	return nil
 }
 
 // start boots (or reboots) a node from its durable storage.
@@ -417,6 +430,9 @@ func (w *world) apply(sn *simNode, e Entry) {
 	h.Write(b[:])
 	h.Write(e.Data)
 	sn.chain, sn.applied = h.Sum64(), e.Index
+	if refusePoison(e) != nil {
+		w.fail("node %d applied a refused proposal at %d: %q", sn.id, e.Index, e.Data)
+	}
 	if c, ok := w.chains[e.Index]; ok && c != sn.chain {
 		w.fail("node %d applied a different entry at %d (term %d)", sn.id, e.Index, e.Term)
 	} else {
@@ -654,7 +670,14 @@ func (w *world) handle(ev *event) {
 		}
 		if v := w.pick(); v != nil {
 			w.proposals++
-			_ = v.node.Propose([]byte(fmt.Sprintf("p%d", w.proposals)))
+			data := fmt.Sprintf("p%d", w.proposals)
+			// One world in four proposes poison, every eighth proposal,
+			// without drawing from the world's random stream: the other
+			// worlds run exactly as they did before poison existed.
+			if w.seed%4 == 0 && w.proposals%8 == 0 {
+				data = poison + data
+			}
+			_ = v.node.Propose([]byte(data))
 			w.pump(v)
 		}
 		w.scheduleNext(evPropose, w.p.proposeEvery)

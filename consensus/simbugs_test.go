@@ -36,3 +36,9 @@ func TestSimulatorCatchesVoteBeforePersist(t *testing.T) {
 func TestSimulatorCatchesLeaseReadWithoutCheckQuorum(t *testing.T) {
 	requireCaught(t, "lease read without CheckQuorum", bugs{leaseWithoutCheckQuor: true})
 }
+
+// A leader that appends what the application's CheckProposal refuses puts
+// into the log an entry that apply cannot take.
+func TestSimulatorCatchesUncheckedProposal(t *testing.T) {
+	requireCaught(t, "proposal appended without CheckProposal", bugs{skipProposalCheck: true})
+}
