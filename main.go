@@ -359,6 +359,10 @@ func run(args []string) error {
 		walFS = wal.SlowSyncFromFile(wal.OS, f)
 		log.Warn().Str("file", f).Msg("CAIRN_FAILPOINT_WAL_FSYNC_DELAY_FILE: WAL fsyncs are delayed by the duration in this file (a test failpoint)")
 	}
+	skipCheck := os.Getenv("CAIRN_UNSAFE_SKIP_PROPOSAL_CHECK") == "1"
+	if skipCheck {
+		log.Warn().Msg("CAIRN_UNSAFE_SKIP_PROPOSAL_CHECK=1: the leader appends proposals apply cannot take (a test-only bug)")
+	}
 	if unsafeGrant {
 		log.Warn().Msg("CAIRN_UNSAFE_LOCK_GRANT=1: lock waiters are granted without waiting for the head (a test-only bug)")
 	}
@@ -369,7 +373,7 @@ func run(args []string) error {
 		Metrics: reg, Name: cfg.Name,
 		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: []string{cfg.AdvertiseClientURLs},
 		ID: id, ClusterID: cid, InitialMembers: initial, Join: join, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
-		UnsafeLocalReads: unsafeReads, WALFS: walFS,
+		UnsafeLocalReads: unsafeReads, UnsafeSkipProposalCheck: skipCheck, WALFS: walFS,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
 		ElectionTicks:     cfg.ElectionTimeout / cfg.HeartbeatInterval,
 		SnapshotCount:     cfg.SnapshotCount, MaxWALs: &maxWALs, EventHistory: cfg.EventHistory, Logger: log,

@@ -35,6 +35,12 @@
 // removal is in its log; the others forget it when they apply the change,
 // and the lowest-ID voter left campaigns at once (transfer-style).
 //
+// The application keeps out of the log what it could not apply with
+// Config.CheckProposal: a leader asks it about every entry of a proposal,
+// made locally or forwarded, and refuses the whole proposal
+// (ErrProposalRefused) if it objects. The simulator proposes such poison
+// and checks that none is ever applied.
+//
 // The sub-packages quorum (majority arithmetic) and tracker (per-follower
 // progress) are pure and tested alone. The simulator in this package's
 // tests runs whole clusters in virtual time under faults.

@@ -176,6 +176,18 @@ func appendFrame(b []byte, m *consensus.Message) []byte {
 	return append(b, body...)
 }
 
+// MarshalMessages is the body of a POST to RaftPath that carries msgs
+// (with the headers HeaderCluster, HeaderFrom and HeaderTo set). Members
+// write it themselves; it is exported for tools and tests that speak the
+// peer protocol from outside.
+func MarshalMessages(msgs ...consensus.Message) []byte {
+	var b []byte
+	for i := range msgs {
+		b = appendFrame(b, &msgs[i])
+	}
+	return b
+}
+
 // decodeFrames decodes a sequence of frames.
 func decodeFrames(b []byte) ([]consensus.Message, error) {
 	var out []consensus.Message

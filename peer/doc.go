@@ -22,12 +22,14 @@
 //
 // Every request carries the cluster ID and the sender's and receiver's
 // member IDs; requests from another cluster or for another member are
-// refused. A sender the receiver does not know yet is accepted (it may
-// have been added by an entry not applied here yet), but one the receiver
-// knows was removed is answered 410 Gone, and a sender that gets 410
-// calls Config.Removed: that is how a member removed while cut off learns
-// it. Messages use a versioned binary codec (codec.go), fuzzed, as do
-// stream frames.
+// refused. A sender the receiver knows was removed is answered 410 Gone,
+// and a sender that gets 410 calls Config.Removed: that is how a member
+// removed while cut off learns it. A sender that is not a member as the
+// receiver knows it (Config.IsMember) is answered 404 and retries: a
+// member just added is refused by those that have not applied its
+// addition yet. Every refusal is reported to Config.Refused by reason,
+// for counting. Messages use a versioned binary codec (codec.go), fuzzed,
+// as do stream frames; MarshalMessages builds a POST body for tools.
 //
 // A MsgSnap goes, with the sender's applied state streamed after it, as
 // one POST to /raft/snapshot; the receiver takes the stream (it installs

@@ -335,6 +335,9 @@ func (t *Transport) serveStream(w http.ResponseWriter, r *http.Request) {
 			err = t.checkMessages(msgs, from)
 		}
 		if err != nil {
+			if t.cfg.Refused != nil {
+				t.cfg.Refused("message")
+			}
 			if !accepted {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 			}

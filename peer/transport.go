@@ -93,6 +93,14 @@ type Config struct {
 	// IsRemoved tells whether id was removed from the cluster; requests
 	// from removed members are answered 410 Gone. Nil: nobody is.
 	IsRemoved func(id uint64) bool
+	// IsMember tells whether id is a member of the cluster as this member
+	// knows it; requests from anyone else are answered 404 (etcd's answer
+	// to a sender it cannot find). Nil: every sender is accepted.
+	IsMember func(id uint64) bool
+	// Refused, if set, is told each time a request on the peer port is
+	// refused, with a short fixed reason ("cluster", "recipient",
+	// "sender", "removed", "stranger", "message"), for counting.
+	Refused func(reason string)
 	// Removed is called, once and on a goroutine of its own, when a peer
 	// answered 410 Gone: this member was removed from the cluster.
 	Removed func()
@@ -608,9 +616,10 @@ func (t *Transport) setHeaders(req *http.Request, to uint64) {
 }
 
 // check verifies a peer request's method and IDs; it answers and returns
-// false when they are wrong. A sender this member does not know is
-// accepted (it may have been added by an entry not applied here yet); a
-// removed one is answered 410 Gone.
+// false when they are wrong. A removed sender is answered 410 Gone; one
+// that is not a member as this member knows it, 404. A member added by an
+// entry not yet applied here is refused until it is applied; its sender
+// retries.
 func (t *Transport) check(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -618,23 +627,35 @@ func (t *Transport) check(w http.ResponseWriter, r *http.Request) (uint64, bool)
 		return 0, false
 	}
 	if r.Header.Get(HeaderCluster) != strconv.FormatUint(t.cfg.ClusterID, 16) {
-		http.Error(w, "cluster ID mismatch", http.StatusPreconditionFailed)
+		t.refuse(w, "cluster", "cluster ID mismatch", http.StatusPreconditionFailed)
 		return 0, false
 	}
 	if r.Header.Get(HeaderTo) != strconv.FormatUint(t.cfg.ID, 16) {
-		http.Error(w, "member ID mismatch", http.StatusPreconditionFailed)
+		t.refuse(w, "recipient", "member ID mismatch", http.StatusPreconditionFailed)
 		return 0, false
 	}
 	from, err := strconv.ParseUint(r.Header.Get(HeaderFrom), 16, 64)
 	if err != nil || from == 0 || from == t.cfg.ID {
-		http.Error(w, "bad sender member ID", http.StatusForbidden)
+		t.refuse(w, "sender", "bad sender member ID", http.StatusForbidden)
 		return 0, false
 	}
 	if t.cfg.IsRemoved != nil && t.cfg.IsRemoved(from) {
-		http.Error(w, "member "+strconv.FormatUint(from, 16)+" was removed from the cluster", http.StatusGone)
+		t.refuse(w, "removed", "member "+strconv.FormatUint(from, 16)+" was removed from the cluster", http.StatusGone)
+		return 0, false
+	}
+	if t.cfg.IsMember != nil && !t.cfg.IsMember(from) {
+		t.refuse(w, "stranger", "sender "+strconv.FormatUint(from, 16)+" is not a member of this cluster", http.StatusNotFound)
 		return 0, false
 	}
 	return from, true
+}
+
+// refuse answers a refused peer request and counts it.
+func (t *Transport) refuse(w http.ResponseWriter, reason, msg string, code int) {
+	if t.cfg.Refused != nil {
+		t.cfg.Refused(reason)
+	}
+	http.Error(w, msg, code)
 }
 
 // checkMessages verifies that what arrived from member from is meant for
@@ -665,17 +686,17 @@ func (t *Transport) Handler() http.Handler {
 		br := bufio.NewReader(r.Body)
 		n, err := binary.ReadUvarint(br)
 		if err != nil || n > maxBody {
-			http.Error(w, "bad snapshot frame", http.StatusBadRequest)
+			t.refuse(w, "message", "bad snapshot frame", http.StatusBadRequest)
 			return
 		}
 		head := make([]byte, n)
 		if _, err := io.ReadFull(br, head); err != nil {
-			http.Error(w, "bad snapshot frame", http.StatusBadRequest)
+			t.refuse(w, "message", "bad snapshot frame", http.StatusBadRequest)
 			return
 		}
 		m, err := decodeMessage(head)
 		if err != nil || m.Type != consensus.MsgSnap || m.From != from || m.To != t.cfg.ID || m.Snapshot == nil {
-			http.Error(w, "bad snapshot message", http.StatusBadRequest)
+			t.refuse(w, "message", "bad snapshot message", http.StatusBadRequest)
 			return
 		}
 		if t.cfg.ReceiveSnapshot == nil {
@@ -696,16 +717,16 @@ func (t *Transport) Handler() http.Handler {
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		if err != nil || len(body) > maxBody {
-			http.Error(w, "bad body", http.StatusBadRequest)
+			t.refuse(w, "message", "bad body", http.StatusBadRequest)
 			return
 		}
 		msgs, err := decodeFrames(body)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			t.refuse(w, "message", err.Error(), http.StatusBadRequest)
 			return
 		}
 		if err := t.checkMessages(msgs, from); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			t.refuse(w, "message", err.Error(), http.StatusBadRequest)
 			return
 		}
 		t.heard(from)

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -27,19 +28,26 @@ func post(t *testing.T, url string, hdr map[string]string, body []byte) int {
 }
 
 // The receiving side refuses strangers: another cluster, a message for
-// another member, a removed sender, a message claiming another sender,
-// a body that does not decode. A sender it does not know yet (a member
-// just added) is accepted.
+// another member, a removed sender, a sender that is not a member, a
+// message claiming another sender, a body that does not decode. Each
+// refusal is counted by reason. A member it knows of is accepted.
 func TestHandlerRefusesStrangers(t *testing.T) {
 	var mu sync.Mutex
 	var got []consensus.Message
+	refused := map[string]int{}
 	tr := New(Config{ID: 2, ClusterID: 7, Peers: map[uint64]string{1: "http://127.0.0.1:1"},
 		Receive: func(m consensus.Message) {
 			mu.Lock()
 			got = append(got, m)
 			mu.Unlock()
 		},
-		IsRemoved: func(id uint64) bool { return id == 5 }})
+		IsRemoved: func(id uint64) bool { return id == 5 },
+		IsMember:  func(id uint64) bool { return id == 1 || id == 9 },
+		Refused: func(reason string) {
+			mu.Lock()
+			refused[reason]++
+			mu.Unlock()
+		}})
 	defer tr.Stop()
 	srv := httptest.NewServer(tr.Handler())
 	defer srv.Close()
@@ -64,7 +72,9 @@ func TestHandlerRefusesStrangers(t *testing.T) {
 	}{
 		{"other cluster", with(HeaderCluster, "8"), body, http.StatusPreconditionFailed},
 		{"other member", with(HeaderTo, "3"), body, http.StatusPreconditionFailed},
-		{"unknown sender", with(HeaderFrom, "9"), appendFrame(nil, &newcomer), http.StatusNoContent},
+		{"newly added member", with(HeaderFrom, "9"), appendFrame(nil, &newcomer), http.StatusNoContent},
+		{"stranger", with(HeaderFrom, "6"), appendFrame(nil, &consensus.Message{Type: consensus.MsgProp, From: 6, To: 2,
+			Entries: []consensus.Entry{{Data: []byte("forged")}}}), http.StatusNotFound},
 		{"removed sender", with(HeaderFrom, "5"), body, http.StatusGone},
 		{"bad sender", with(HeaderFrom, "zz"), body, http.StatusForbidden},
 		{"message from another member", good, appendFrame(nil, &foreign), http.StatusBadRequest},
@@ -80,6 +90,10 @@ func TestHandlerRefusesStrangers(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || got[0].Term != 4 || got[1].Term != 3 {
 		t.Fatalf("received %+v, want the newcomer's and the good heartbeat", got)
+	}
+	wantRefused := map[string]int{"cluster": 1, "recipient": 1, "stranger": 1, "removed": 1, "sender": 1, "message": 2}
+	if !maps.Equal(refused, wantRefused) {
+		t.Fatalf("refusals counted %v, want %v", refused, wantRefused)
 	}
 	resp, err := http.Get(srv.URL + RaftPath)
 	if err != nil {

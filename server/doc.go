@@ -18,6 +18,16 @@
 // ErrTimeout (a *TimeoutError naming the log index it was given, when this
 // member saw it appended): its outcome is unknown.
 //
+// Apply is total (entry.go): an entry that does not decode, is of a kind
+// this version does not know, or asks for what the store cannot hold
+// (over store's hard limits) is applied as a refusal, the same on every
+// member: the state does not change and its waiter, if the entry names
+// one, gets the reason (ErrBadEntry, or the store's error 124). Such an
+// entry only reaches the log past a leader that skipped its check: as
+// leader, a member refuses every proposal apply could not take
+// (consensus.Config.CheckProposal), its own and forwarded ones. Only the
+// disk's failures stop a member.
+//
 // Members talk through peer.Transport: Ready.Messages go out while the WAL
 // is written, MessagesAfterPersist after. A member too far behind receives
 // the leader's applied-state file as a snapshot and installs it (the old
@@ -32,8 +42,11 @@
 // it. AddMember adds a learner, which the leader promotes once it has
 // caught up; RemoveMember refuses to remove a voter that is up when the
 // voters left that are up would not be a quorum, and its target stops
-// when it applies its removal; the transport follows the registry. A new member joins with Join and the
-// list read from a running member's peer endpoint /members.
+// when it applies its removal; the transport follows the registry and
+// accepts messages only from its members (and, until this member has
+// applied its own addition, from those it was started with). A new member
+// joins with Join and the list read from a running member's peer endpoint
+// /members.
 //
 // Local is a non-durable, single-process Backend for tests of the HTTP
 // layer.

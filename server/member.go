@@ -91,6 +91,11 @@ type MemberConfig struct {
 	Metrics prometheus.Registerer
 	// Now is the clock for proposals and expiry (default time.Now).
 	Now func() time.Time
+	// UnsafeSkipProposalCheck is a deliberate bug for testing that apply
+	// refuses what it cannot take: as leader, the member appends proposals
+	// without checking them. Never set it in production (cairn sets it
+	// from CAIRN_UNSAFE_SKIP_PROPOSAL_CHECK=1 and logs a warning).
+	UnsafeSkipProposalCheck bool
 	// UnsafeLocalReads is a deliberate bug for testing the checkers: a
 	// linearizable read answers from the local state without a ReadIndex
 	// round, so a partitioned or lagging member serves stale data. Never
@@ -307,6 +312,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	node, err := consensus.NewNode(&consensus.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
 		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
+		CheckProposal: m.checkProposal,
 	})
 	if err != nil {
 		_ = db.Close()
@@ -321,6 +327,8 @@ func StartMember(c MemberConfig) (*Member, error) {
 		ID: m.cfg.ID, ClusterID: m.cfg.ClusterID, Logger: cfg.Logger,
 		Receive:   m.receive,
 		IsRemoved: func(id uint64) bool { return m.view.Load().removed[id] },
+		IsMember:  m.isPeer,
+		Refused:   func(reason string) { m.metrics.peerRefused.WithLabelValues(reason).Inc() },
 		Removed: func() {
 			m.log.Error().Msg("a peer says this member was removed from the cluster")
 			m.fail(ErrRemoved)
@@ -748,6 +756,26 @@ func (m *Member) send(msgs []consensus.Message) {
 	}
 }
 
+// isPeer tells the transport whom to accept messages from: the members of
+// the member list as last applied here and, until this member has applied
+// its own addition (a new cluster's bootstrap entries, or a joining
+// member's add), the members it was started with.
+func (m *Member) isPeer(id uint64) bool {
+	g := m.view.Load()
+	if _, ok := g.members[id]; ok {
+		return true
+	}
+	if _, joined := g.members[m.cfg.ID]; joined || g.removed[id] {
+		return false
+	}
+	for _, mi := range m.cfg.InitialMembers {
+		if mi.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // receive takes a message from the transport; when the loop is too far
 // behind it is dropped (Raft recovers from lost messages).
 func (m *Member) receive(msg consensus.Message) {
@@ -917,48 +945,56 @@ func (m *Member) PeerHandler() http.Handler {
 	return mux
 }
 
-// Entry data: version 1, the request ID (8 bytes), the encoded request.
-func encodeProposal(id uint64, r *store.Request) []byte {
-	b := make([]byte, 9, 64+len(r.Path)+len(r.Value)+len(r.PrevValue))
-	b[0] = 1
-	binary.BigEndian.PutUint64(b[1:], id)
-	return r.Marshal(b)
-}
-
 func (m *Member) apply(e consensus.Entry) {
 	m.applied, m.appliedTerm = e.Index, e.Term
 	// Before any waiter is answered, so what a client saw applied is
 	// never ahead of the figure.
 	m.metrics.applied.Set(float64(e.Index))
+	d := decodeEntry(e)
 	switch {
-	case e.Type == consensus.EntryConfChange:
-		var cc consensus.ConfChange
-		if err := cc.Unmarshal(e.Data); err != nil {
-			m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
-			return
-		}
-		m.applyConfChange(e, cc)
-	case len(e.Data) == 0:
-		m.store.MarkApplied(e.Index)
-	case len(e.Data) >= 10 && e.Data[0] == memberEntry:
-		m.applyMemberEntry(e)
-	default:
-		if len(e.Data) < 9 || e.Data[0] != 1 {
-			m.fail(fmt.Errorf("server: entry %d: unknown proposal encoding", e.Index))
-			return
-		}
-		id := binary.BigEndian.Uint64(e.Data[1:9])
-		var r store.Request
-		if err := r.Unmarshal(e.Data[9:]); err != nil {
-			m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
-			return
-		}
-		ev, err := m.store.Apply(e.Index, &r)
-		if id == m.expiryID {
+	case d.err != nil:
+		m.refuseEntry(e, d)
+	case d.cc != nil:
+		m.applyConfChange(e, d)
+	case d.kind == memberEntry:
+		m.applyMemberEntry(e, d)
+	case d.kind == entryRequest && store.CheckLimits(d.req) != nil:
+		// Over the hard limits: the leader should have refused it.
+		d.err = store.CheckLimits(d.req)
+		m.refuseEntry(e, d)
+	case d.kind == entryRequest:
+		ev, err := m.store.Apply(e.Index, d.req)
+		if d.id == m.expiryID {
 			m.expiryID = 0
 		}
-		m.trigger(id, result{ev: ev, err: err})
+		m.trigger(d.id, result{ev: ev, err: err})
+	default: // a leader's no-op
+		m.store.MarkApplied(e.Index)
 	}
+}
+
+// checkProposal keeps out of the log, when this member leads, what apply
+// could not take (consensus.Config.CheckProposal).
+func (m *Member) checkProposal(e consensus.Entry) error {
+	if m.cfg.UnsafeSkipProposalCheck {
+		return nil
+	}
+	err := checkProposal(e)
+	if err != nil {
+		m.metrics.proposalsRefused.Inc()
+		m.log.Warn().Err(err).Msg("refused a proposal that apply could not take")
+	}
+	return err
+}
+
+// refuseEntry applies an entry that cannot be applied as a refusal: the
+// state does not change, the waiter (if any) is told why, and the member
+// goes on. Every member refuses it alike.
+func (m *Member) refuseEntry(e consensus.Entry, d entry) {
+	m.metrics.entriesRefused.Inc()
+	m.log.Error().Err(d.err).Uint64("index", e.Index).Int("bytes", len(e.Data)).Msg("refused a log entry that cannot be applied")
+	m.store.MarkApplied(e.Index)
+	m.trigger(d.id, result{err: d.err})
 }
 
 func (m *Member) register(id uint64) chan result {
@@ -980,10 +1016,14 @@ func (m *Member) trigger(id uint64, r result) {
 	}
 }
 
-// Do proposes r and waits for it to be applied.
+// Do proposes r and waits for it to be applied. A request over the hard
+// limits (store.CheckLimits) is refused at once, unproposed.
 func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
 	if r.Time == 0 {
 		r.Time = m.cfg.Now().UnixNano()
+	}
+	if err := store.CheckLimits(r); err != nil {
+		return nil, err
 	}
 	id := m.nextID.Add(1)
 	return m.await(ctx, proposal{id: id, data: encodeProposal(id, r)})
@@ -1069,19 +1109,8 @@ func (m *Member) noteIndexes(ents []consensus.Entry) {
 		return
 	}
 	for _, e := range ents {
-		var id uint64
-		switch {
-		case e.Type == consensus.EntryConfChange:
-			var cc consensus.ConfChange
-			if cc.Unmarshal(e.Data) != nil {
-				continue
-			}
-			if id, _, _ = decodeCCContext(cc.Context); id == 0 {
-				continue
-			}
-		case len(e.Data) >= 9 && (e.Data[0] == 1 || e.Data[0] == memberEntry):
-			id = binary.BigEndian.Uint64(e.Data[1:9])
-		default:
+		id, ok := requestIDOf(e)
+		if !ok {
 			continue
 		}
 		if _, ok := m.proposed[id]; ok {

@@ -232,7 +232,6 @@ func (d *decoder) memberInfo() MemberInfo {
 // request ID (8 bytes), an operation and its arguments.
 const (
 	ccContextV1      = 1
-	memberEntry      = 2
 	opAttributes     = 1 // member ID, name, client URLs
 	opUpdatePeerURLs = 2 // member ID, peer URLs
 )
@@ -272,37 +271,50 @@ func encodeMemberOp(reqID uint64, op byte, member uint64, name string, urls []st
 	return appendStrings(b, urls)
 }
 
-// applyMemberOp applies a membership entry (data after the request ID).
-func (g *registry) applyMemberOp(b []byte) error {
+// memberOp is a decoded membership entry (the data after the request ID).
+type memberOp struct {
+	op   byte
+	id   uint64
+	name string   // opAttributes
+	urls []string // client URLs (opAttributes) or peer URLs (opUpdatePeerURLs)
+}
+
+// decodeMemberOp decodes a membership entry (data after the request ID).
+func decodeMemberOp(b []byte) (memberOp, error) {
 	d := decoder{b: b}
-	op := d.byte()
-	id := d.uvarint()
-	var name string
-	if op == opAttributes {
-		name = d.string()
+	var o memberOp
+	o.op = d.byte()
+	o.id = d.uvarint()
+	if o.op == opAttributes {
+		o.name = d.string()
 	}
-	urls := d.strings()
+	o.urls = d.strings()
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
 	}
-	if d.err != nil || (op != opAttributes && op != opUpdatePeerURLs) {
-		return fmt.Errorf("server: bad membership entry (op %d): %v", op, d.err)
+	if d.err != nil || (o.op != opAttributes && o.op != opUpdatePeerURLs) {
+		return memberOp{}, fmt.Errorf("server: bad membership entry (op %d): %v", o.op, d.err)
 	}
-	mi, ok := g.members[id]
+	return o, nil
+}
+
+// applyOp applies a decoded membership entry.
+func (g *registry) applyOp(o memberOp) error {
+	mi, ok := g.members[o.id]
 	if !ok {
 		return ErrMemberNotFound
 	}
-	if op == opAttributes {
-		mi.Name, mi.ClientURLs = name, urls
+	if o.op == opAttributes {
+		mi.Name, mi.ClientURLs = o.name, o.urls
 	} else {
-		for _, u := range urls {
-			if owner, ok := g.urlOwner(u); ok && owner != id {
+		for _, u := range o.urls {
+			if owner, ok := g.urlOwner(u); ok && owner != o.id {
 				return ErrPeerURLExists
 			}
 		}
-		mi.PeerURLs = urls
+		mi.PeerURLs = o.urls
 	}
-	g.members[id] = mi
+	g.members[o.id] = mi
 	return nil
 }
 
@@ -498,17 +510,14 @@ func (m *Member) publish() {
 	}
 }
 
-// applyMembership applies a committed conf change: the registry, the
-// core, the transport; a member that removed itself stops.
-func (m *Member) applyConfChange(e consensus.Entry, cc consensus.ConfChange) {
-	reqID, mi, err := decodeCCContext(cc.Context)
-	if err != nil {
-		m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
-		return
-	}
+// applyConfChange applies a committed conf change: the registry, the
+// core, the transport; a member that removed itself stops. d is the
+// entry, decoded.
+func (m *Member) applyConfChange(e consensus.Entry, d entry) {
+	cc := *d.cc
 	g := m.view.Load().clone()
 	var res result
-	if res.err = g.applyConfChange(cc, mi); res.err == nil {
+	if res.err = g.applyConfChange(cc, d.mi); res.err == nil {
 		m.setConf(m.node.ApplyConfChange(cc))
 		m.log.Info().Str("change", cc.Type.String()).Str("member-id", hex(cc.NodeID)).Uint64("index", e.Index).
 			Strs("voters", hexes(m.conf.Voters)).Strs("learners", hexes(m.conf.Learners)).Msg("membership changed")
@@ -519,7 +528,7 @@ func (m *Member) applyConfChange(e consensus.Entry, cc consensus.ConfChange) {
 	m.view.Store(g)
 	m.syncPeers(g)
 	m.store.MarkApplied(e.Index)
-	m.trigger(reqID, res)
+	m.trigger(d.id, res)
 	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil {
 		// Stop a few heartbeats from now, so that the messages telling
 		// the others that our removal is committed go out first.
@@ -528,20 +537,16 @@ func (m *Member) applyConfChange(e consensus.Entry, cc consensus.ConfChange) {
 }
 
 // applyMemberEntry applies a membership entry that is not a conf change.
-func (m *Member) applyMemberEntry(e consensus.Entry) {
-	reqID := binary.BigEndian.Uint64(e.Data[1:9])
+// Refusals (an unknown member, a peer URL taken) go to the waiter.
+func (m *Member) applyMemberEntry(e consensus.Entry, d entry) {
 	g := m.view.Load().clone()
-	err := g.applyMemberOp(e.Data[9:])
-	if err != nil && !errors.Is(err, ErrMemberNotFound) && !errors.Is(err, ErrPeerURLExists) {
-		m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
-		return
-	}
+	err := g.applyOp(d.op)
 	if err == nil {
 		m.view.Store(g)
 		m.syncPeers(g)
 	}
 	m.store.MarkApplied(e.Index)
-	m.trigger(reqID, result{err: err})
+	m.trigger(d.id, result{err: err})
 }
 
 // syncPeers points the transport at the registry's members. A joining

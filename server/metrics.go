@@ -21,6 +21,12 @@ type metrics struct {
 	snapshotSent   *prometheus.CounterVec
 	snapshotFailed *prometheus.CounterVec
 	snapshotsIn    prometheus.Counter
+	// entriesRefused: entries in the log that apply refused; proposals-
+	// Refused: proposals the leader kept out of the log; peerRefused:
+	// peer requests refused, by reason.
+	entriesRefused   prometheus.Counter
+	proposalsRefused prometheus.Counter
+	peerRefused      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, m *Member) *metrics {
@@ -46,12 +52,19 @@ func newMetrics(reg prometheus.Registerer, m *Member) *metrics {
 			Help: "Snapshots that failed to send, by peer."}, []string{"To"}),
 		snapshotsIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_network_snapshot_receive_success",
 			Help: "Snapshots received and installed."}),
+		entriesRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_server_entries_refused_total",
+			Help: "Log entries apply could not take and applied as a refusal (written by another version or an unchecked peer)."}),
+		proposalsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "cairn_server_proposals_refused_total",
+			Help: "Proposals this member, as leader, kept out of the log because apply could not take them."}),
+		peerRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_network_peer_refused_total",
+			Help: "Requests on the peer port refused, by reason."}, []string{"reason"}),
 	}
 	if reg == nil {
 		return x
 	}
 	reg.MustRegister(x.hasLeader, x.isLeader, x.leaderChanges, x.committed, x.applied, x.pending, x.failed,
 		x.walFsync, x.backendCommit, x.sendFailures, x.snapshotSent, x.snapshotFailed, x.snapshotsIn,
+		x.entriesRefused, x.proposalsRefused, x.peerRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_store_watchers", Help: "Registered watchers."},
 			func() float64 { return float64(m.Store().WatcherCount()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_store_index", Help: "The store index."},
