@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/cairnkv/cairn/server"
 )
@@ -119,58 +119,86 @@ func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readPeerURLs reads {"peerURLs":[...]} and checks the URLs as etcd does;
-// false once it has answered an error.
+// peerURLsRequest is the Go type etcd decodes a member request into, as
+// its JSON type errors name it.
+const peerURLsRequest = `struct { PeerURLs []string "json:\"peerURLs\"" }`
+
+// readPeerURLs reads {"peerURLs":[...]} and checks the URLs as etcd does,
+// answering in its words; false once it has answered an error. The URLs
+// come back trimmed, normalised (url.URL.String) and sorted, as etcd
+// stores them.
 func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+	if ct, ok := jsonContentType(r); !ok {
 		writeMessage(w, http.StatusUnsupportedMediaType, "Bad Content-Type "+ct+", accept application/json")
 		return nil, false
 	}
-	var req struct {
-		PeerURLs []string `json:"peerURLs"`
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := readJSONBody(w, r)
+	var raw []string
 	if err == nil {
-		err = json.Unmarshal(body, &req)
+		raw, err = peerURLsOf(body)
 	}
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	if len(req.PeerURLs) == 0 {
+	if len(raw) == 0 {
 		writeMessage(w, http.StatusBadRequest, "no valid URLs given")
 		return nil, false
 	}
-	for _, s := range req.PeerURLs {
-		if msg := checkPeerURL(s); msg != "" {
+	urls := make([]string, 0, len(raw))
+	for _, s := range raw {
+		u, msg := checkPeerURL(strings.TrimSpace(s))
+		if msg != "" {
 			writeMessage(w, http.StatusBadRequest, msg)
 			return nil, false
 		}
+		urls = append(urls, u)
 	}
-	urls := slices.Clone(req.PeerURLs)
 	slices.Sort(urls)
 	return urls, true
 }
 
-// checkPeerURL returns etcd's complaint about a peer URL, or "".
-func checkPeerURL(s string) string {
+// peerURLsOf reads the peerURLs member of a request body as encoding/json
+// decodes it into etcd's request struct: a body that is null, or has no
+// such member, gives none; a body that is not an object, or a peerURLs
+// that is not an array of strings, is a type error.
+func peerURLsOf(body gjson.Result) ([]string, error) {
+	switch {
+	case body.Type == gjson.Null:
+		return nil, nil
+	case !body.IsObject():
+		return nil, &jsonTypeError{kind: jsonKind(body), goType: peerURLsRequest}
+	}
+	var urls []string
+	var first error
+	jsonField(body, "peerURLs", func(v gjson.Result) {
+		var err error
+		if urls, err = jsonStringList(v, "", "peerURLs"); err != nil && first == nil {
+			first = err
+		}
+	})
+	return urls, first
+}
+
+// checkPeerURL returns s as etcd stores it (url.URL.String), or etcd's
+// complaint about it.
+func checkPeerURL(s string) (string, string) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err.Error()
+		return "", err.Error()
 	}
 	switch u.Scheme {
 	case "http", "https", "unix", "unixs":
 	default:
-		return "URL scheme must be http, https, unix, or unixs: " + s
+		return "", "URL scheme must be http, https, unix, or unixs: " + s
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return `URL address does not have the form "host:port": ` + s
+		return "", `URL address does not have the form "host:port": ` + s
 	}
 	if u.Path != "" {
-		return "URL must not contain a path: " + s
+		return "", "URL must not contain a path: " + s
 	}
-	return ""
+	return u.String(), ""
 }
 
 func writeMemberError(w http.ResponseWriter, err error, id string) {
