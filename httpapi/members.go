@@ -92,26 +92,25 @@ func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		id, perr := strconv.ParseUint(rest, 16, 64)
-		var urls []string
-		if r.Method == http.MethodPut {
-			var ok bool
-			if urls, ok = readPeerURLs(w, r); !ok {
-				return
-			}
-		}
-		if perr != nil {
+		// As etcd: an ID that is not hex is 404 before the body is
+		// looked at; a hex one is looked up only once the body is good,
+		// and named in errors as hex without padding.
+		id, err := strconv.ParseUint(rest, 16, 64)
+		if err != nil {
 			writeMessage(w, http.StatusNotFound, "No such member: "+rest)
 			return
 		}
-		var err error
 		if r.Method == http.MethodPut {
+			urls, ok := readPeerURLs(w, r)
+			if !ok {
+				return
+			}
 			err = h.cluster.UpdateMember(r.Context(), id, urls)
 		} else {
 			err = h.cluster.RemoveMember(r.Context(), id)
 		}
 		if err != nil {
-			writeMemberError(w, err, rest)
+			writeMemberError(w, err, strconv.FormatUint(id, 16))
 			return
 		}
 		w.Header().Del("Content-Type")

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -262,5 +263,72 @@ func TestMembersBodyBounded(t *testing.T) {
 	}
 	if calls := be.takeCalls(); !slices.Equal(calls, []string{"add http://127.0.0.1:9", "update 1 http://127.0.0.1:9"}) {
 		t.Errorf("proposed %q", calls)
+	}
+}
+
+// memberIDCases: which of the ID, the Content-Type and the body etcd
+// complains about first (answers captured from etcd 3.4.23). An ID that
+// is not hex is 404 at once, whatever follows; a hex ID no member has is
+// 404 only once the body is good, and is named as hex without padding.
+var memberIDCases = []memberRequest{
+	{"not hex, bad body", "PUT", "/v2/members/zzz", "application/json", `{"peerURLs":`},
+	{"not hex, good body", "PUT", "/v2/members/zzz", "application/json", `{"peerURLs":["http://127.0.0.1:9"]}`},
+	{"not hex, bad Content-Type", "PUT", "/v2/members/zzz", "text/plain", `{"peerURLs":`},
+	{"a path, bad body", "PUT", "/v2/members/abc/def", "application/json", `{"peerURLs":`},
+	{"negative", "PUT", "/v2/members/-1", "application/json", `{"peerURLs":`},
+	{"0x prefix", "PUT", "/v2/members/0x1", "application/json", `{"peerURLs":`},
+	{"over 64 bits", "PUT", "/v2/members/10000000000000000", "application/json", `{"peerURLs":`},
+	{"unknown, bad body", "PUT", "/v2/members/abc", "application/json", `{"peerURLs":`},
+	{"unknown, empty list", "PUT", "/v2/members/abc", "application/json", `{"peerURLs":[]}`},
+	{"unknown, bad URL", "PUT", "/v2/members/abc", "application/json", `{"peerURLs":["foo"]}`},
+	{"unknown, bad Content-Type", "PUT", "/v2/members/abc", "text/plain", `{"peerURLs":`},
+	{"upper case, bad body", "PUT", "/v2/members/ABC", "application/json", `{"peerURLs":`},
+	{"zero, bad body", "PUT", "/v2/members/0", "application/json", `{"peerURLs":`},
+	{"zero, good body", "PUT", "/v2/members/0", "application/json", `{"peerURLs":["http://127.0.0.1:9"]}`},
+	{"padded upper case, good body", "PUT", "/v2/members/00ABC", "application/json", `{"peerURLs":["http://127.0.0.1:9"]}`},
+	{"padded upper case, taken URL", "PUT", "/v2/members/00ABC", "application/json", `{"peerURLs":["SELF"]}`},
+	{"delete padded upper case", "DELETE", "/v2/members/00ABC", "", ""},
+	{"delete a path", "DELETE", "/v2/members/abc/def", "", ""},
+	{"delete not hex", "DELETE", "/v2/members/zzz", "", ""},
+	{"delete zero", "DELETE", "/v2/members/0", "", ""},
+}
+
+var memberIDAnswers = map[string]string{
+	"not hex, bad body":            `404 {"message":"No such member: zzz"}`,
+	"not hex, good body":           `404 {"message":"No such member: zzz"}`,
+	"not hex, bad Content-Type":    `404 {"message":"No such member: zzz"}`,
+	"a path, bad body":             `404 {"message":"No such member: abc/def"}`,
+	"negative":                     `404 {"message":"No such member: -1"}`,
+	"0x prefix":                    `404 {"message":"No such member: 0x1"}`,
+	"over 64 bits":                 `404 {"message":"No such member: 10000000000000000"}`,
+	"unknown, bad body":            `400 {"message":"unexpected end of JSON input"}`,
+	"unknown, empty list":          `400 {"message":"no valid URLs given"}`,
+	"unknown, bad URL":             `400 {"message":"URL scheme must be http, https, unix, or unixs: foo"}`,
+	"unknown, bad Content-Type":    `415 {"message":"Bad Content-Type text/plain, accept application/json"}`,
+	"upper case, bad body":         `400 {"message":"unexpected end of JSON input"}`,
+	"zero, bad body":               `400 {"message":"unexpected end of JSON input"}`,
+	"zero, good body":              `404 {"message":"No such member: 0"}`,
+	"padded upper case, good body": `404 {"message":"No such member: abc"}`,
+	"padded upper case, taken URL": `404 {"message":"No such member: abc"}`,
+	"delete padded upper case":     `404 {"message":"No such member: abc"}`,
+	"delete a path":                `404 {"message":"No such member: abc/def"}`,
+	"delete not hex":               `404 {"message":"No such member: zzz"}`,
+	"delete zero":                  `404 {"message":"No such member: 0"}`,
+}
+
+func TestMembersIDBeforeBody(t *testing.T) {
+	be, srv := newFakeCluster(t)
+	for _, c := range memberIDCases {
+		resp, got := call(t, c.method, srv.URL+c.path, c.ctype, expandSelf(c.body, fakeSelfURL))
+		if got := fmt.Sprintf("%d %s", resp.StatusCode, got); got != memberIDAnswers[c.name] {
+			t.Errorf("%s %s (%s): %s, want %s", c.method, c.path, c.name, got, memberIDAnswers[c.name])
+		}
+		// Only a hex ID with a good body (or none: DELETE) reaches the
+		// cluster.
+		_, err := strconv.ParseUint(strings.TrimPrefix(c.path, "/v2/members/"), 16, 64)
+		want := err == nil && strings.HasPrefix(memberIDAnswers[c.name], "404 ")
+		if calls := be.takeCalls(); (len(calls) > 0) != want {
+			t.Errorf("%s (%s): the cluster was asked %q", c.path, c.name, calls)
+		}
 	}
 }

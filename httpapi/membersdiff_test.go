@@ -30,7 +30,7 @@ func memberRequests() []memberRequest {
 	for _, ct := range []string{"application/json; x", "Application/JSON; x", "Application/JSON", "text/plain; charset=utf-8", "application/json, text/plain", ""} {
 		out = append(out, memberRequest{"Content-Type " + ct, "POST", "/v2/members", ct, `{"peerURLs":`})
 	}
-	return out
+	return append(out, memberIDCases...)
 }
 
 // The membership endpoints' answers to malformed, mistyped and refused
