@@ -144,9 +144,17 @@ func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 		writeMessage(w, http.StatusBadRequest, "no valid URLs given")
 		return nil, false
 	}
+	for i, s := range raw {
+		raw[i] = strings.TrimSpace(s)
+	}
+	// Cairn's bounds, before any URL is parsed (etcd has none).
+	if err := server.CheckURLBounds("peer", raw); err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
 	urls := make([]string, 0, len(raw))
 	for _, s := range raw {
-		u, msg := checkPeerURL(strings.TrimSpace(s))
+		u, msg := checkPeerURL(s)
 		if msg != "" {
 			writeMessage(w, http.StatusBadRequest, msg)
 			return nil, false
@@ -206,6 +214,9 @@ func writeMemberError(w http.ResponseWriter, err error, id string) {
 		writeMessage(w, http.StatusNotFound, "No such member: "+id)
 	case errors.Is(err, server.ErrMemberRemoved):
 		writeMessage(w, http.StatusGone, "Member permanently removed: "+id)
+	case errors.Is(err, server.ErrURLBounds):
+		// A URL that grew past the bound when it was normalised.
+		writeMessage(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, server.ErrPeerURLExists), errors.Is(err, server.ErrIDExists):
 		writeMessage(w, http.StatusConflict, err.Error())
 	default:

@@ -332,3 +332,69 @@ func TestMembersIDBeforeBody(t *testing.T) {
 		}
 	}
 }
+
+// peerURLsBody is {"peerURLs":[...]} with n URLs of the form
+// http://127.0.0.1:<port>.
+func peerURLsBody(n int, more ...string) string {
+	var b strings.Builder
+	b.WriteString(`{"peerURLs":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"http://127.0.0.1:%d"`, 10000+i)
+	}
+	for _, u := range more {
+		if b.Len() > len(`{"peerURLs":[`) {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + u + `"`)
+	}
+	return b.String() + "]}"
+}
+
+// A member add or update carries at most server.MaxPeerURLs URLs of at
+// most server.MaxURLBytes bytes each; past that it is refused with 400,
+// before any URL is parsed, and nothing is proposed.
+func TestMembersURLBounds(t *testing.T) {
+	be, srv := newFakeCluster(t)
+	long := "http://127.0.0.1:1?" + strings.Repeat("x", server.MaxURLBytes-19) // exactly the bound
+	for _, c := range []struct {
+		name, body string
+		status     int
+		message    string
+	}{
+		{"the most URLs", peerURLsBody(server.MaxPeerURLs), 201, ""},
+		{"one URL too many", peerURLsBody(server.MaxPeerURLs + 1), 400, "too many peer URLs: 17, at most 16"},
+		{"far too many", peerURLsBody(2000), 400, "too many peer URLs: 2000, at most 16"},
+		{"too many, one bad", peerURLsBody(server.MaxPeerURLs, "foo"), 400, "too many peer URLs: 17, at most 16"},
+		{"the longest URL", peerURLsBody(0, long), 201, ""},
+		{"the longest URL, spaces around", peerURLsBody(0, "  "+long+"  "), 201, ""},
+		{"a URL too long", peerURLsBody(0, long+"x"), 400, "peer URL too long: 257 bytes, at most 256"},
+		{"a bad URL too long", peerURLsBody(0, strings.Repeat("x", 300)), 400, "peer URL too long: 300 bytes, at most 256"},
+		// The body's own checks come first.
+		{"too many, a number", `{"peerURLs":[` + strings.Repeat(`"a",`, 20) + `1]}`, 400,
+			"json: cannot unmarshal number into Go struct field .peerURLs of type string"},
+	} {
+		for _, method := range []string{"POST", "PUT"} {
+			path, status := "/v2/members", c.status
+			if method == "PUT" {
+				path += "/1"
+				if status == 201 {
+					status = 204
+				}
+			}
+			resp, got := call(t, method, srv.URL+path, "application/json", c.body)
+			want := ""
+			if c.message != "" {
+				want = `{"message":"` + c.message + `"}`
+			}
+			if resp.StatusCode != status || want != "" && got != want {
+				t.Errorf("%s (%s): %d %s, want %d %s", method, c.name, resp.StatusCode, got, status, want)
+			}
+			if calls := be.takeCalls(); (len(calls) == 1) != (c.status == 201) {
+				t.Errorf("%s (%s): the cluster was asked %q", method, c.name, calls)
+			}
+		}
+	}
+}

@@ -33,7 +33,10 @@
 // caught up; RemoveMember refuses to remove a voter that is up when the
 // voters left that are up would not be a quorum, and its target stops
 // when it applies its removal; the transport follows the registry. A new member joins with Join and the
-// list read from a running member's peer endpoint /members.
+// list read from a running member's peer endpoint /members. A member has
+// at most MaxPeerURLs URLs of at most MaxURLBytes each (CheckURLBounds):
+// AddMember and UpdateMember refuse more, and an entry with more is
+// refused when applied, on every member alike.
 //
 // Local is a non-durable, single-process Backend for tests of the HTTP
 // layer.

@@ -31,7 +31,42 @@ var (
 	// that are up than the new configuration's quorum (500, as etcd's
 	// strict reconfiguration check).
 	ErrUnsafeRemoval = errors.New("re-configuration refused: not enough members up")
+	// ErrURLBounds: a member would have more URLs than MaxPeerURLs, or
+	// one longer than MaxURLBytes (400).
+	ErrURLBounds = errors.New("membership: URLs over the bounds")
 )
+
+// Bounds on one member's URLs (peer URLs; its client URLs are held to the
+// same), so that no request can make the member list, which every member
+// holds, sends and saves with each snapshot, grow without limit. The HTTP
+// API refuses a request over them before anything is proposed;
+// AddMember and UpdateMember refuse to propose one; and an entry over them
+// that reaches the log all the same is refused when it is applied, alike
+// on every member (the registry records nothing; the proposer is told).
+const (
+	MaxPeerURLs = 16
+	MaxURLBytes = 256
+)
+
+// CheckURLBounds returns an error wrapping ErrURLBounds when urls, one
+// member's peer or client URLs (kind says which, for the message), are
+// more than MaxPeerURLs or one is longer than MaxURLBytes.
+func CheckURLBounds(kind string, urls []string) error {
+	if len(urls) > MaxPeerURLs {
+		return &urlBoundsError{fmt.Sprintf("too many %s URLs: %d, at most %d", kind, len(urls), MaxPeerURLs)}
+	}
+	for _, u := range urls {
+		if len(u) > MaxURLBytes {
+			return &urlBoundsError{fmt.Sprintf("%s URL too long: %d bytes, at most %d", kind, len(u), MaxURLBytes)}
+		}
+	}
+	return nil
+}
+
+type urlBoundsError struct{ msg string }
+
+func (e *urlBoundsError) Error() string        { return e.msg }
+func (e *urlBoundsError) Is(target error) bool { return target == ErrURLBounds }
 
 // MemberInfo is one member as /v2/members shows it. A member that was
 // added but has not started yet has no name and no client URLs.
@@ -293,8 +328,14 @@ func (g *registry) applyMemberOp(b []byte) error {
 		return ErrMemberNotFound
 	}
 	if op == opAttributes {
+		if err := CheckURLBounds("client", urls); err != nil {
+			return err
+		}
 		mi.Name, mi.ClientURLs = name, urls
 	} else {
+		if err := CheckURLBounds("peer", urls); err != nil {
+			return err
+		}
 		for _, u := range urls {
 			if owner, ok := g.urlOwner(u); ok && owner != id {
 				return ErrPeerURLExists
@@ -311,7 +352,8 @@ func (g *registry) applyMemberOp(b []byte) error {
 // Adding a member that was removed is refused (a removed ID never comes
 // back), and so is adding one whose peer URL another member has: the
 // check made when the change was proposed used the proposer's view, which
-// may lag (two adds of one URL through different members).
+// may lag (two adds of one URL through different members). So is adding
+// one whose URLs are over the bounds (CheckURLBounds).
 func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) error {
 	switch cc.Type {
 	case consensus.AddVoter, consensus.AddLearner:
@@ -319,6 +361,12 @@ func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) error
 			return ErrMemberRemoved
 		}
 		if _, ok := g.members[cc.NodeID]; !ok {
+			if err := CheckURLBounds("peer", mi.PeerURLs); err != nil {
+				return err
+			}
+			if err := CheckURLBounds("client", mi.ClientURLs); err != nil {
+				return err
+			}
 			for _, u := range mi.PeerURLs {
 				if _, taken := g.urlOwner(u); taken {
 					return ErrPeerURLExists
@@ -373,6 +421,9 @@ func (m *Member) Leader() (MemberInfo, bool) {
 // not started yet cannot make the cluster unavailable) and the leader
 // promotes it to voter once it has caught up.
 func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, error) {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return MemberInfo{}, err
+	}
 	g := m.view.Load()
 	for _, u := range peerURLs {
 		if _, ok := g.urlOwner(u); ok {
@@ -450,6 +501,9 @@ func (m *Member) mayRemove(id uint64) error {
 
 // UpdateMember replaces member id's peer URLs.
 func (m *Member) UpdateMember(ctx context.Context, id uint64, peerURLs []string) error {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return err
+	}
 	g := m.view.Load()
 	if g.removed[id] {
 		return ErrMemberRemoved
@@ -532,7 +586,7 @@ func (m *Member) applyMemberEntry(e consensus.Entry) {
 	reqID := binary.BigEndian.Uint64(e.Data[1:9])
 	g := m.view.Load().clone()
 	err := g.applyMemberOp(e.Data[9:])
-	if err != nil && !errors.Is(err, ErrMemberNotFound) && !errors.Is(err, ErrPeerURLExists) {
+	if err != nil && !errors.Is(err, ErrMemberNotFound) && !errors.Is(err, ErrPeerURLExists) && !errors.Is(err, ErrURLBounds) {
 		m.fail(fmt.Errorf("server: entry %d: %w", e.Index, err))
 		return
 	}
