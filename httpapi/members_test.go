@@ -168,3 +168,16 @@ func TestMembersAddOverTheBoundsProposesNothing(t *testing.T) {
 		t.Errorf("members %+v, were %+v", got, before)
 	}
 }
+
+// An idle member of one sends and receives no appends: /v2/stats/self
+// has no rates.
+func TestSelfStatsIdleMember(t *testing.T) {
+	_, srv, _ := oneMember(t)
+	time.Sleep(100 * time.Millisecond)
+	resp, body := call(t, "GET", srv.URL+"/v2/stats/self", "", "")
+	re := `^\{"name":"solo","id":"8e9e05c52164694d","state":"StateLeader","startTime":"[^"]+",` +
+		`"leaderInfo":\{"leader":"8e9e05c52164694d","uptime":"[^"]+","startTime":"[^"]+"\},"recvAppendRequestCnt":0,"sendAppendRequestCnt":0\}$`
+	if resp.StatusCode != 200 || !regexp.MustCompile(re).MatchString(body) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}

@@ -27,7 +27,7 @@
 // knows was removed is answered 410 Gone, and a sender that gets 410
 // calls Config.Removed: that is how a member removed while cut off learns
 // it. Messages use a versioned binary codec (codec.go), fuzzed, as do
-// stream frames.
+// stream frames; Size is a message's encoded length, without encoding it.
 //
 // A MsgSnap goes, with the sender's applied state streamed after it, as
 // one POST to /raft/snapshot; the receiver takes the stream (it installs

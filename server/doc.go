@@ -38,6 +38,10 @@
 // AddMember and UpdateMember refuse more, and an entry with more is
 // refused when applied, on every member alike.
 //
+// SelfStats is /v2/stats/self: besides the counts of appends sent and
+// received, their rates (messages and encoded bytes per second) over the
+// latest 200 in each direction (rate.go), none once the traffic stopped.
+//
 // Local is a non-durable, single-process Backend for tests of the HTTP
 // layer.
 package server
