@@ -80,6 +80,25 @@ func integer(p func(*Config) *int) func(*Config, string) error {
 	}
 }
 
+// enableV2 takes etcd's --enable-v2, so that unit files and scripts
+// written for etcd start Cairn unchanged. Cairn serves only the v2 API:
+// true (a bare --enable-v2) changes nothing, and false, which cannot be
+// honoured, is refused rather than ignored.
+func enableV2(_ *Config, v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", v)
+	}
+	if !on {
+		return errors.New("cairn serves only the v2 API, which cannot be turned off: drop the setting or set it to true")
+	}
+	return nil
+}
+
+// boolFlags are the settings that may stand alone on the command line, as
+// Go's boolean flags: --enable-v2 is --enable-v2=true.
+var boolFlags = map[string]bool{"enable-v2": true}
+
 // settings lists every setting; its name is the flag, the YAML key and,
 // upper-cased with "_" for "-" and CAIRN_ before it, the variable.
 var settings = []setting{
@@ -102,6 +121,7 @@ var settings = []setting{
 		return nil
 	}},
 	{"max-snapshots", "accepted for etcd compatibility (a member keeps one snapshot)", integer(func(c *Config) *int { return &c.MaxSnapshots })},
+	{"enable-v2", "accepted for etcd compatibility: Cairn always serves the v2 API (false is refused)", enableV2},
 	{"max-wals", "WAL segments to keep (0 is unlimited)", integer(func(c *Config) *int { return &c.MaxWALs })},
 	{"heartbeat-interval", "time (in milliseconds) of a heartbeat interval", integer(func(c *Config) *int { return &c.HeartbeatInterval })},
 	{"election-timeout", "time (in milliseconds) for an election to timeout", integer(func(c *Config) *int { return &c.ElectionTimeout })},
@@ -136,7 +156,12 @@ func Load(args, env []string) (Config, []string, error) {
 	flags := map[string]string{}
 	for _, s := range settings {
 		name := s.name
-		fs.Func(name, s.usage, func(v string) error { flags[name] = v; return nil })
+		set := func(v string) error { flags[name] = v; return nil }
+		if boolFlags[name] {
+			fs.BoolFunc(name, s.usage, set)
+		} else {
+			fs.Func(name, s.usage, set)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, nil, err
@@ -345,7 +370,7 @@ func (c *Config) Validate() error {
 
 // Usage describes every setting, for --help.
 func Usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: cairn [flags]   (or cairn version | health | snapshot save|status|restore)")
+	fmt.Fprintln(w, "Usage: cairn [flags]   (or cairn version | --version | health | snapshot save|status|restore)")
 	fmt.Fprintln(w, "Every flag is also a CAIRN_* environment variable and a key of the --config-file YAML.")
 	for _, s := range settings {
 		fmt.Fprintf(w, "  --%-28s %s (%s)\n", s.name, s.usage, EnvName(s.name))

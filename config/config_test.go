@@ -106,3 +106,39 @@ func TestExampleFileCoversEverySetting(t *testing.T) {
 		t.Fatalf("the example file does not load: %v", err)
 	}
 }
+
+// etcd's --enable-v2 is accepted, alone or as true, from every source;
+// false is refused, since Cairn cannot serve anything but v2.
+func TestEnableV2(t *testing.T) {
+	yes := writeFile(t, "enable-v2: true\n")
+	no := writeFile(t, "enable-v2: false\n")
+	for _, c := range []struct {
+		args, env []string
+		want      string // "" accepted, else part of the error
+	}{
+		{args: []string{"--enable-v2"}},
+		{args: []string{"-enable-v2"}},
+		{args: []string{"--enable-v2=true"}},
+		{args: []string{"--enable-v2=1"}},
+		{args: []string{"--enable-v2", "--name", "x", "--initial-cluster", "x=http://localhost:2380"}},
+		{env: []string{"CAIRN_ENABLE_V2=true"}},
+		{env: []string{"CAIRN_CONFIG_FILE=" + yes}},
+		{args: []string{"--enable-v2=false"}, want: "flag --enable-v2: cairn serves only the v2 API, which cannot be turned off"},
+		{args: []string{"--enable-v2=maybe"}, want: "enable-v2"},
+		{env: []string{"CAIRN_ENABLE_V2=false"}, want: "environment variable CAIRN_ENABLE_V2: cairn serves only the v2 API"},
+		{env: []string{"CAIRN_ENABLE_V2=yes"}, want: `environment variable CAIRN_ENABLE_V2: "yes" is not a boolean`},
+		{env: []string{"CAIRN_CONFIG_FILE=" + no}, want: `setting "enable-v2": cairn serves only the v2 API`},
+		// A bool flag takes no separate value: "false" is an argument.
+		{args: []string{"--enable-v2", "false"}, want: `unexpected argument "false"`},
+	} {
+		_, warn, err := Load(c.args, c.env)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%q %q: %v", c.args, c.env, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%q %q: %v, want an error containing %q", c.args, c.env, err, c.want)
+		case len(warn) != 0:
+			t.Errorf("%q %q: warnings %q", c.args, c.env, warn)
+		}
+	}
+}

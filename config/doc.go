@@ -3,4 +3,6 @@
 // as keys of a YAML file (--config-file). Precedence: flags, then the
 // environment, then the file, then the defaults. Every value goes through
 // one parser per setting, and Validate names the setting that is wrong.
+// enable-v2 is etcd's flag, accepted as true only (Cairn serves only v2);
+// it may stand alone on the command line, as a Go boolean flag.
 package config

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -138,5 +139,35 @@ func TestStoreStats(t *testing.T) {
 		`"compareAndDeleteSuccess":0,"compareAndDeleteFail":1,"expireCount":0,"watchers":0}`
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || body != want {
 		t.Fatalf("got %d %q\n%s\nwant\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
+	}
+}
+
+// selfStatsBackend reports fixed /v2/stats/self figures.
+type selfStatsBackend struct {
+	*server.Local
+	st server.SelfStats
+}
+
+func (b selfStatsBackend) SelfStats() server.SelfStats { return b.st }
+
+// /v2/stats/self carries the rates in etcd's field order when there is
+// traffic and leaves them out when they are 0; JSON without a newline.
+func TestSelfStatsFields(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	at := time.Date(2026, 11, 21, 5, 0, 19, 661835642, time.UTC)
+	st := server.SelfStats{Name: "r0", ID: "8876210cd96651c6", State: "StateFollower", StartTime: at,
+		LeaderInfo:           server.LeaderInfo{Leader: "1", Uptime: "1m0s", StartTime: at},
+		RecvAppendRequestCnt: 7, RecvPkgRate: 12.5, RecvBandwidthRate: 1000.25, SendAppendRequestCnt: 3, SendPkgRate: 1, SendBandwidthRate: 64}
+	const head = `{"name":"r0","id":"8876210cd96651c6","state":"StateFollower","startTime":"2026-11-21T05:00:19.661835642Z",` +
+		`"leaderInfo":{"leader":"1","uptime":"1m0s","startTime":"2026-11-21T05:00:19.661835642Z"},`
+	_, body := fetch(t, httpapi.NewHandler(httpapi.Config{Backend: selfStatsBackend{be, st}}), "GET", "/v2/stats/self")
+	if want := head + `"recvAppendRequestCnt":7,"recvPkgRate":12.5,"recvBandwidthRate":1000.25,"sendAppendRequestCnt":3,"sendPkgRate":1,"sendBandwidthRate":64}`; body != want {
+		t.Errorf("with traffic:\n got %s\nwant %s", body, want)
+	}
+	st.RecvPkgRate, st.RecvBandwidthRate, st.SendPkgRate, st.SendBandwidthRate = 0, 0, 0, 0
+	_, body = fetch(t, httpapi.NewHandler(httpapi.Config{Backend: selfStatsBackend{be, st}}), "GET", "/v2/stats/self")
+	if want := head + `"recvAppendRequestCnt":7,"sendAppendRequestCnt":3}`; body != want {
+		t.Errorf("idle:\n got %s\nwant %s", body, want)
 	}
 }

@@ -15,6 +15,11 @@
 // match encoding/json's bytes: field order, omitted fields, HTML escaping
 // of < > &, and a trailing newline.
 //
+// JSON request bodies (/v2/members) are bounded (MaxJSONBody) before they
+// are parsed, then read with gjson field by field (jsonbody.go), never
+// decoded by reflection; syntax and type errors keep the words etcd's
+// encoding/json answered with.
+//
 // Reads are linearizable unless serializable=true; watches flush their
 // headers at once and end when the client goes away.
 package httpapi

@@ -4,14 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/cairnkv/cairn/server"
 )
@@ -92,26 +92,25 @@ func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		id, perr := strconv.ParseUint(rest, 16, 64)
-		var urls []string
-		if r.Method == http.MethodPut {
-			var ok bool
-			if urls, ok = readPeerURLs(w, r); !ok {
-				return
-			}
-		}
-		if perr != nil {
+		// As etcd: an ID that is not hex is 404 before the body is
+		// looked at; a hex one is looked up only once the body is good,
+		// and named in errors as hex without padding.
+		id, err := strconv.ParseUint(rest, 16, 64)
+		if err != nil {
 			writeMessage(w, http.StatusNotFound, "No such member: "+rest)
 			return
 		}
-		var err error
 		if r.Method == http.MethodPut {
+			urls, ok := readPeerURLs(w, r)
+			if !ok {
+				return
+			}
 			err = h.cluster.UpdateMember(r.Context(), id, urls)
 		} else {
 			err = h.cluster.RemoveMember(r.Context(), id)
 		}
 		if err != nil {
-			writeMemberError(w, err, rest)
+			writeMemberError(w, err, strconv.FormatUint(id, 16))
 			return
 		}
 		w.Header().Del("Content-Type")
@@ -119,58 +118,94 @@ func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readPeerURLs reads {"peerURLs":[...]} and checks the URLs as etcd does;
-// false once it has answered an error.
+// peerURLsRequest is the Go type etcd decodes a member request into, as
+// its JSON type errors name it.
+const peerURLsRequest = `struct { PeerURLs []string "json:\"peerURLs\"" }`
+
+// readPeerURLs reads {"peerURLs":[...]} and checks the URLs as etcd does,
+// answering in its words; false once it has answered an error. The URLs
+// come back trimmed, normalised (url.URL.String) and sorted, as etcd
+// stores them.
 func readPeerURLs(w http.ResponseWriter, r *http.Request) ([]string, bool) {
-	ct := r.Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+	if ct, ok := jsonContentType(r); !ok {
 		writeMessage(w, http.StatusUnsupportedMediaType, "Bad Content-Type "+ct+", accept application/json")
 		return nil, false
 	}
-	var req struct {
-		PeerURLs []string `json:"peerURLs"`
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	body, err := readJSONBody(w, r)
+	var raw []string
 	if err == nil {
-		err = json.Unmarshal(body, &req)
+		raw, err = peerURLsOf(body)
 	}
 	if err != nil {
 		writeMessage(w, http.StatusBadRequest, err.Error())
 		return nil, false
 	}
-	if len(req.PeerURLs) == 0 {
+	if len(raw) == 0 {
 		writeMessage(w, http.StatusBadRequest, "no valid URLs given")
 		return nil, false
 	}
-	for _, s := range req.PeerURLs {
-		if msg := checkPeerURL(s); msg != "" {
+	for i, s := range raw {
+		raw[i] = strings.TrimSpace(s)
+	}
+	// Cairn's bounds, before any URL is parsed (etcd has none).
+	if err := server.CheckURLBounds("peer", raw); err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	urls := make([]string, 0, len(raw))
+	for _, s := range raw {
+		u, msg := checkPeerURL(s)
+		if msg != "" {
 			writeMessage(w, http.StatusBadRequest, msg)
 			return nil, false
 		}
+		urls = append(urls, u)
 	}
-	urls := slices.Clone(req.PeerURLs)
 	slices.Sort(urls)
 	return urls, true
 }
 
-// checkPeerURL returns etcd's complaint about a peer URL, or "".
-func checkPeerURL(s string) string {
+// peerURLsOf reads the peerURLs member of a request body as encoding/json
+// decodes it into etcd's request struct: a body that is null, or has no
+// such member, gives none; a body that is not an object, or a peerURLs
+// that is not an array of strings, is a type error.
+func peerURLsOf(body gjson.Result) ([]string, error) {
+	switch {
+	case body.Type == gjson.Null:
+		return nil, nil
+	case !body.IsObject():
+		return nil, &jsonTypeError{kind: jsonKind(body), goType: peerURLsRequest}
+	}
+	var urls []string
+	var first error
+	jsonField(body, "peerURLs", func(v gjson.Result) {
+		var err error
+		if urls, err = jsonStringList(v, "", "peerURLs"); err != nil && first == nil {
+			first = err
+		}
+	})
+	return urls, first
+}
+
+// checkPeerURL returns s as etcd stores it (url.URL.String), or etcd's
+// complaint about it.
+func checkPeerURL(s string) (string, string) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err.Error()
+		return "", err.Error()
 	}
 	switch u.Scheme {
 	case "http", "https", "unix", "unixs":
 	default:
-		return "URL scheme must be http, https, unix, or unixs: " + s
+		return "", "URL scheme must be http, https, unix, or unixs: " + s
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return `URL address does not have the form "host:port": ` + s
+		return "", `URL address does not have the form "host:port": ` + s
 	}
 	if u.Path != "" {
-		return "URL must not contain a path: " + s
+		return "", "URL must not contain a path: " + s
 	}
-	return ""
+	return u.String(), ""
 }
 
 func writeMemberError(w http.ResponseWriter, err error, id string) {
@@ -179,6 +214,9 @@ func writeMemberError(w http.ResponseWriter, err error, id string) {
 		writeMessage(w, http.StatusNotFound, "No such member: "+id)
 	case errors.Is(err, server.ErrMemberRemoved):
 		writeMessage(w, http.StatusGone, "Member permanently removed: "+id)
+	case errors.Is(err, server.ErrURLBounds):
+		// A URL that grew past the bound when it was normalised.
+		writeMessage(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, server.ErrPeerURLExists), errors.Is(err, server.ErrIDExists):
 		writeMessage(w, http.StatusConflict, err.Error())
 	default:

@@ -142,3 +142,42 @@ func TestMembersEndpoints(t *testing.T) {
 	check("GET", "/v2/members", "", "", want{200, `{"members":[` + self + "]}\n"})
 	check("GET", "/v2/stats/leader", "", "", want{200, `{"leader":"8e9e05c52164694d","followers":{}}`})
 }
+
+// POST /v2/members with 30,000 peer URLs is refused with 400 and says
+// why; so is a URL that is within the bound as sent but not once
+// normalised (the member's own check). Nothing is proposed.
+func TestMembersAddOverTheBoundsProposesNothing(t *testing.T) {
+	m, srv, _ := oneMember(t)
+	before, index := m.Members(), m.Status().RaftIndex
+	for _, c := range []struct{ name, body, want string }{
+		{"30,000 URLs", peerURLsBody(30000), `{"message":"request body too large: the limit is 65536 bytes"}`},
+		{"2,000 URLs", peerURLsBody(2000), `{"message":"too many peer URLs: 2000, at most 16"}`},
+		// 97 bytes as sent, 273 once normalised: each é (2 bytes) is
+		// escaped to %C3%A9.
+		{"a URL that grows", peerURLsBody(0, "http://"+strings.Repeat("é", 44)+":1"), `{"message":"peer URL too long: 273 bytes, at most 256"}`},
+	} {
+		resp, got := call(t, "POST", srv.URL+"/v2/members", "application/json", c.body)
+		if resp.StatusCode != 400 || got != c.want {
+			t.Errorf("%s: %d %s, want 400 %s", c.name, resp.StatusCode, got, c.want)
+		}
+	}
+	if got := m.Status().RaftIndex; got != index {
+		t.Errorf("the Raft index moved from %d to %d", index, got)
+	}
+	if got := m.Members(); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("members %+v, were %+v", got, before)
+	}
+}
+
+// An idle member of one sends and receives no appends: /v2/stats/self
+// has no rates.
+func TestSelfStatsIdleMember(t *testing.T) {
+	_, srv, _ := oneMember(t)
+	time.Sleep(100 * time.Millisecond)
+	resp, body := call(t, "GET", srv.URL+"/v2/stats/self", "", "")
+	re := `^\{"name":"solo","id":"8e9e05c52164694d","state":"StateLeader","startTime":"[^"]+",` +
+		`"leaderInfo":\{"leader":"8e9e05c52164694d","uptime":"[^"]+","startTime":"[^"]+"\},"recvAppendRequestCnt":0,"sendAppendRequestCnt":0\}$`
+	if resp.StatusCode != 200 || !regexp.MustCompile(re).MatchString(body) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}

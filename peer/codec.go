@@ -60,6 +60,41 @@ func appendMessage(b []byte, m *consensus.Message) []byte {
 	return b
 }
 
+// Size is the length of m's encoding (appendMessage), without encoding
+// it: what /v2/stats/self counts as the bytes of an append, as etcd counts
+// a message's protobuf size.
+func Size(m *consensus.Message) int {
+	n := 3
+	for _, v := range [...]uint64{m.To, m.From, m.Term, m.LogTerm, m.Index, m.Commit, m.RejectHint} {
+		n += uvarintLen(v)
+	}
+	n += uvarintLen(uint64(len(m.Context))) + len(m.Context)
+	n += uvarintLen(uint64(len(m.Entries)))
+	for _, e := range m.Entries {
+		n += uvarintLen(e.Term) + uvarintLen(e.Index) + 1 + uvarintLen(uint64(len(e.Data))) + len(e.Data)
+	}
+	if s := m.Snapshot; s != nil {
+		n += uvarintLen(s.Meta.Index) + uvarintLen(s.Meta.Term)
+		for _, ids := range [][]uint64{s.Meta.ConfState.Voters, s.Meta.ConfState.Learners} {
+			n += uvarintLen(uint64(len(ids)))
+			for _, id := range ids {
+				n += uvarintLen(id)
+			}
+		}
+		n += uvarintLen(uint64(len(s.Data))) + len(s.Data)
+	}
+	return n
+}
+
+// uvarintLen is the length of v's uvarint encoding.
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
 type reader struct {
 	b   []byte
 	err error

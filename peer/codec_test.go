@@ -68,3 +68,20 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// Size is the length of the encoding, for every kind of message and for
+// lengths on each side of a uvarint byte boundary.
+func TestSize(t *testing.T) {
+	msgs := sampleMessages()
+	for _, n := range []int{0, 127, 128, 16383, 16384} {
+		msgs = append(msgs, consensus.Message{Type: consensus.MsgApp, Term: 1 << 40, Index: uint64(n), Context: make([]byte, n),
+			Entries: []consensus.Entry{{Term: 1 << 40, Index: 1<<63 + 5, Data: make([]byte, n)}}},
+			consensus.Message{Type: consensus.MsgSnap, Snapshot: &consensus.Snapshot{Data: make([]byte, n),
+				Meta: consensus.SnapshotMeta{Index: uint64(n), ConfState: consensus.ConfState{Voters: []uint64{1 << 62}}}}})
+	}
+	for i, m := range msgs {
+		if got, want := Size(&m), len(appendMessage(nil, &m)); got != want {
+			t.Errorf("message %d (%v): Size %d, encoding %d bytes", i, m.Type, got, want)
+		}
+	}
+}

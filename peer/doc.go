@@ -29,7 +29,8 @@
 // member just added is refused by those that have not applied its
 // addition yet. Every refusal is reported to Config.Refused by reason,
 // for counting. Messages use a versioned binary codec (codec.go), fuzzed,
-// as do stream frames; MarshalMessages builds a POST body for tools.
+// as do stream frames; MarshalMessages builds a POST body for tools, and
+// Size is a message's encoded length, without encoding it.
 //
 // A MsgSnap goes, with the sender's applied state streamed after it, as
 // one POST to /raft/snapshot; the receiver takes the stream (it installs

@@ -276,11 +276,29 @@ func TestLaggingMemberCatchesUpFromSnapshot(t *testing.T) {
 }
 
 // /v2/stats/self's figures: the leader says it leads and has sent
-// appends; followers name it and have received them.
+// appends; followers name it and have received them. While writes go
+// on, the leader reports send rates and the followers receive rates
+// (each only its own direction); once they stop, the rates are gone.
 func TestSelfStats(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader()
 	c.set(l, "/k", "v")
+	stop := make(chan struct{})
+	writing := make(chan struct{})
+	go func() {
+		defer close(writing)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _ = c.members[l].Do(ctx, &store.Request{Op: store.OpSet, Path: "/k", Value: strconv.Itoa(i)})
+			cancel()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	// A follower may hear of the write a moment after the quorum did.
 	deadline := time.Now().Add(10 * time.Second)
 	for id, m := range c.members {
@@ -288,17 +306,28 @@ func TestSelfStats(t *testing.T) {
 			s := m.SelfStats()
 			ok := s.ID == hex(id) && s.LeaderInfo.Leader == hex(l)
 			if id == l {
-				ok = ok && s.State == "StateLeader" && s.SendAppendRequestCnt > 0
+				ok = ok && s.State == "StateLeader" && s.SendAppendRequestCnt > 0 &&
+					s.SendPkgRate > 0 && s.SendBandwidthRate > s.SendPkgRate && s.RecvPkgRate == 0 && s.RecvBandwidthRate == 0
 			} else {
-				ok = ok && s.State == "StateFollower" && s.RecvAppendRequestCnt > 0
+				ok = ok && s.State == "StateFollower" && s.RecvAppendRequestCnt > 0 &&
+					s.RecvPkgRate > 0 && s.RecvBandwidthRate > s.RecvPkgRate && s.SendPkgRate == 0 && s.SendBandwidthRate == 0
 			}
 			if ok {
+				t.Logf("member %d: %+v", id, s)
 				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("member %d (leader %d): %+v", id, l, s)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	close(stop)
+	<-writing
+	time.Sleep(rateMaxAge + 100*time.Millisecond)
+	for id, m := range c.members {
+		if s := m.SelfStats(); s.RecvPkgRate != 0 || s.RecvBandwidthRate != 0 || s.SendPkgRate != 0 || s.SendBandwidthRate != 0 {
+			t.Errorf("member %d, idle: %+v", id, s)
 		}
 	}
 }

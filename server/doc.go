@@ -46,7 +46,13 @@
 // accepts messages only from its members (and, until this member has
 // applied its own addition, from those it was started with). A new member
 // joins with Join and the list read from a running member's peer endpoint
-// /members.
+// /members. A member has at most MaxPeerURLs URLs of at most MaxURLBytes
+// each (CheckURLBounds): AddMember and UpdateMember refuse more, and an
+// entry with more is refused when applied, on every member alike.
+//
+// SelfStats is /v2/stats/self: besides the counts of appends sent and
+// received, their rates (messages and encoded bytes per second) over the
+// latest 200 in each direction (rate.go), none once the traffic stopped.
 //
 // Local is a non-durable, single-process Backend for tests of the HTTP
 // layer.

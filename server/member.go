@@ -248,6 +248,8 @@ type Member struct {
 	state     atomic.Uint32
 	recvApp   atomic.Uint64
 	sendApp   atomic.Uint64
+	recvRate  rateWindow // appends received, for /v2/stats/self
+	sendRate  rateWindow // appends sent
 	committed atomic.Uint64
 	term      atomic.Uint64
 	lead      atomic.Uint64
@@ -747,9 +749,11 @@ func (m *Member) send(msgs []consensus.Message) {
 		if m.isLeader {
 			m.followers.sending(msgs, time.Now())
 		}
-		for _, msg := range msgs {
-			if msg.Type == consensus.MsgApp {
+		now := time.Now()
+		for i := range msgs {
+			if msgs[i].Type == consensus.MsgApp {
 				m.sendApp.Add(1)
+				m.sendRate.add(now, peer.Size(&msgs[i]))
 			}
 		}
 		m.transport.Send(msgs)
@@ -779,10 +783,12 @@ func (m *Member) isPeer(id uint64) bool {
 // receive takes a message from the transport; when the loop is too far
 // behind it is dropped (Raft recovers from lost messages).
 func (m *Member) receive(msg consensus.Message) {
+	now := time.Now()
 	if msg.Type == consensus.MsgApp {
 		m.recvApp.Add(1)
+		m.recvRate.add(now, peer.Size(&msg))
 	}
-	m.followers.received(msg, time.Now())
+	m.followers.received(msg, now)
 	select {
 	case m.recvc <- msg:
 	default:
@@ -1319,7 +1325,10 @@ func (m *Member) shutdown() {
 	}
 }
 
-// SelfStats is what /v2/stats/self reports, in etcd's field order.
+// SelfStats is what /v2/stats/self reports, in etcd's field order. The
+// rates are of append messages (a leader sends them, a follower receives
+// them) and of their encoded bytes, per second, over the latest 200 of
+// them (rateWindow); 0, and left out, when there is no such traffic.
 type SelfStats struct {
 	Name                 string     `json:"name"`
 	ID                   string     `json:"id"`
@@ -1327,7 +1336,11 @@ type SelfStats struct {
 	StartTime            time.Time  `json:"startTime"`
 	LeaderInfo           LeaderInfo `json:"leaderInfo"`
 	RecvAppendRequestCnt uint64     `json:"recvAppendRequestCnt"`
+	RecvPkgRate          float64    `json:"recvPkgRate,omitempty"`
+	RecvBandwidthRate    float64    `json:"recvBandwidthRate,omitempty"`
 	SendAppendRequestCnt uint64     `json:"sendAppendRequestCnt"`
+	SendPkgRate          float64    `json:"sendPkgRate,omitempty"`
+	SendBandwidthRate    float64    `json:"sendBandwidthRate,omitempty"`
 }
 
 // LeaderInfo names the leader this member knows and since when.
@@ -1344,12 +1357,16 @@ func (m *Member) SelfStats() SelfStats {
 	if l := m.lead.Load(); l != 0 {
 		lead = hex(l)
 	}
-	return SelfStats{
+	now := time.Now()
+	st := SelfStats{
 		Name: m.cfg.Name, ID: hex(m.cfg.ID), State: consensus.StateType(m.state.Load()).String(),
 		StartTime:            m.started.UTC(),
-		LeaderInfo:           LeaderInfo{Leader: lead, Uptime: time.Since(since).String(), StartTime: since},
+		LeaderInfo:           LeaderInfo{Leader: lead, Uptime: now.Sub(since).String(), StartTime: since},
 		RecvAppendRequestCnt: m.recvApp.Load(), SendAppendRequestCnt: m.sendApp.Load(),
 	}
+	st.RecvPkgRate, st.RecvBandwidthRate = m.recvRate.rate(now)
+	st.SendPkgRate, st.SendBandwidthRate = m.sendRate.rate(now)
+	return st
 }
 
 // StoreStats reports the store's operation counters and watchers.

@@ -31,7 +31,42 @@ var (
 	// that are up than the new configuration's quorum (500, as etcd's
 	// strict reconfiguration check).
 	ErrUnsafeRemoval = errors.New("re-configuration refused: not enough members up")
+	// ErrURLBounds: a member would have more URLs than MaxPeerURLs, or
+	// one longer than MaxURLBytes (400).
+	ErrURLBounds = errors.New("membership: URLs over the bounds")
 )
+
+// Bounds on one member's URLs (peer URLs; its client URLs are held to the
+// same), so that no request can make the member list, which every member
+// holds, sends and saves with each snapshot, grow without limit. The HTTP
+// API refuses a request over them before anything is proposed;
+// AddMember and UpdateMember refuse to propose one; and an entry over them
+// that reaches the log all the same is refused when it is applied, alike
+// on every member (the registry records nothing; the proposer is told).
+const (
+	MaxPeerURLs = 16
+	MaxURLBytes = 256
+)
+
+// CheckURLBounds returns an error wrapping ErrURLBounds when urls, one
+// member's peer or client URLs (kind says which, for the message), are
+// more than MaxPeerURLs or one is longer than MaxURLBytes.
+func CheckURLBounds(kind string, urls []string) error {
+	if len(urls) > MaxPeerURLs {
+		return &urlBoundsError{fmt.Sprintf("too many %s URLs: %d, at most %d", kind, len(urls), MaxPeerURLs)}
+	}
+	for _, u := range urls {
+		if len(u) > MaxURLBytes {
+			return &urlBoundsError{fmt.Sprintf("%s URL too long: %d bytes, at most %d", kind, len(u), MaxURLBytes)}
+		}
+	}
+	return nil
+}
+
+type urlBoundsError struct{ msg string }
+
+func (e *urlBoundsError) Error() string        { return e.msg }
+func (e *urlBoundsError) Is(target error) bool { return target == ErrURLBounds }
 
 // MemberInfo is one member as /v2/members shows it. A member that was
 // added but has not started yet has no name and no client URLs.
@@ -298,6 +333,16 @@ func decodeMemberOp(b []byte) (memberOp, error) {
 	return o, nil
 }
 
+// applyMemberOp decodes and applies a membership entry (data after the
+// request ID).
+func (g *registry) applyMemberOp(b []byte) error {
+	o, err := decodeMemberOp(b)
+	if err != nil {
+		return err
+	}
+	return g.applyOp(o)
+}
+
 // applyOp applies a decoded membership entry.
 func (g *registry) applyOp(o memberOp) error {
 	mi, ok := g.members[o.id]
@@ -305,8 +350,14 @@ func (g *registry) applyOp(o memberOp) error {
 		return ErrMemberNotFound
 	}
 	if o.op == opAttributes {
+		if err := CheckURLBounds("client", o.urls); err != nil {
+			return err
+		}
 		mi.Name, mi.ClientURLs = o.name, o.urls
 	} else {
+		if err := CheckURLBounds("peer", o.urls); err != nil {
+			return err
+		}
 		for _, u := range o.urls {
 			if owner, ok := g.urlOwner(u); ok && owner != o.id {
 				return ErrPeerURLExists
@@ -323,7 +374,8 @@ func (g *registry) applyOp(o memberOp) error {
 // Adding a member that was removed is refused (a removed ID never comes
 // back), and so is adding one whose peer URL another member has: the
 // check made when the change was proposed used the proposer's view, which
-// may lag (two adds of one URL through different members).
+// may lag (two adds of one URL through different members). So is adding
+// one whose URLs are over the bounds (CheckURLBounds).
 func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) error {
 	switch cc.Type {
 	case consensus.AddVoter, consensus.AddLearner:
@@ -331,6 +383,12 @@ func (g *registry) applyConfChange(cc consensus.ConfChange, mi MemberInfo) error
 			return ErrMemberRemoved
 		}
 		if _, ok := g.members[cc.NodeID]; !ok {
+			if err := CheckURLBounds("peer", mi.PeerURLs); err != nil {
+				return err
+			}
+			if err := CheckURLBounds("client", mi.ClientURLs); err != nil {
+				return err
+			}
 			for _, u := range mi.PeerURLs {
 				if _, taken := g.urlOwner(u); taken {
 					return ErrPeerURLExists
@@ -385,6 +443,9 @@ func (m *Member) Leader() (MemberInfo, bool) {
 // not started yet cannot make the cluster unavailable) and the leader
 // promotes it to voter once it has caught up.
 func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, error) {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return MemberInfo{}, err
+	}
 	g := m.view.Load()
 	for _, u := range peerURLs {
 		if _, ok := g.urlOwner(u); ok {
@@ -462,6 +523,9 @@ func (m *Member) mayRemove(id uint64) error {
 
 // UpdateMember replaces member id's peer URLs.
 func (m *Member) UpdateMember(ctx context.Context, id uint64, peerURLs []string) error {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return err
+	}
 	g := m.view.Load()
 	if g.removed[id] {
 		return ErrMemberRemoved

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,5 +215,108 @@ func TestRegistryRefusesDuplicatePeerURLAtApply(t *testing.T) {
 	}
 	if err := add(3, "http://127.0.0.1:1"); err != nil {
 		t.Fatalf("the URL of a removed member is free again: %v", err)
+	}
+}
+
+// urls returns n distinct peer URLs.
+func urls(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("http://127.0.0.1:%d", 10000+i)
+	}
+	return out
+}
+
+// A member entry over the URL bounds is refused when applied, whoever
+// proposed it: nothing is recorded.
+func TestRegistryRefusesURLsOverTheBoundsAtApply(t *testing.T) {
+	long := "http://127.0.0.1:1?" + strings.Repeat("x", MaxURLBytes)
+	g := newRegistry()
+	add := func(id uint64, mi MemberInfo) error {
+		return g.applyConfChange(consensus.ConfChange{Type: consensus.AddLearner, NodeID: id}, mi)
+	}
+	for _, mi := range []MemberInfo{
+		{PeerURLs: urls(MaxPeerURLs + 1)},
+		{PeerURLs: []string{long}},
+		{PeerURLs: urls(1), ClientURLs: urls(MaxPeerURLs + 1)},
+	} {
+		if err := add(1, mi); !errors.Is(err, ErrURLBounds) {
+			t.Fatalf("adding %d peer URLs, %d client URLs: %v", len(mi.PeerURLs), len(mi.ClientURLs), err)
+		}
+	}
+	if len(g.members) != 0 {
+		t.Fatalf("recorded %+v", g.members)
+	}
+	if err := add(1, MemberInfo{PeerURLs: urls(MaxPeerURLs)}); err != nil {
+		t.Fatalf("adding %d peer URLs (the bound): %v", MaxPeerURLs, err)
+	}
+	before := string(g.appendTo(nil))
+	for _, op := range [][]byte{
+		encodeMemberOp(0, opUpdatePeerURLs, 1, "", urls(MaxPeerURLs+1))[9:],
+		encodeMemberOp(0, opUpdatePeerURLs, 1, "", []string{long})[9:],
+		encodeMemberOp(0, opAttributes, 1, "a", urls(MaxPeerURLs+1))[9:],
+	} {
+		if err := g.applyMemberOp(op); !errors.Is(err, ErrURLBounds) {
+			t.Fatalf("member op %d: %v", op[0], err)
+		}
+	}
+	if string(g.appendTo(nil)) != before {
+		t.Fatal("a refused member op changed the registry")
+	}
+	if err := g.applyMemberOp(encodeMemberOp(0, opUpdatePeerURLs, 1, "", []string{"http://127.0.0.1:1?" + strings.Repeat("x", MaxURLBytes-19)})[9:]); err != nil {
+		t.Fatalf("a URL of %d bytes (the bound): %v", MaxURLBytes, err)
+	}
+}
+
+// AddMember and UpdateMember refuse URLs over the bounds without
+// proposing; an entry over them proposed all the same (as a member
+// without these checks would) is refused when applied, its proposer is
+// told, and the member goes on.
+func TestMemberRefusesURLsOverTheBounds(t *testing.T) {
+	ln, u := listen(t)
+	cfg := testConfig(t.TempDir())
+	cfg.Name, cfg.PeerURLs = "one", []string{u}
+	m := startMember(t, cfg)
+	defer m.Stop()
+	serveMember(t, m, ln)
+	waitFor(t, "member 1 leads and has published its name", func() bool {
+		ms := m.Members()
+		return m.lead.Load() == 1 && len(ms) == 1 && ms[0].Name == "one"
+	})
+	ctx := context.Background()
+	set(t, m, "/a", "1")
+	index := m.committed.Load()
+	if _, err := m.AddMember(ctx, urls(MaxPeerURLs+1)); !errors.Is(err, ErrURLBounds) {
+		t.Fatalf("AddMember with %d URLs: %v", MaxPeerURLs+1, err)
+	}
+	if err := m.UpdateMember(ctx, 1, urls(MaxPeerURLs+1)); !errors.Is(err, ErrURLBounds) {
+		t.Fatalf("UpdateMember with %d URLs: %v", MaxPeerURLs+1, err)
+	}
+	if got := m.committed.Load(); got != index {
+		t.Fatalf("refused requests were proposed: committed %d, was %d", got, index)
+	}
+	before := m.Members()
+
+	reqID := m.nextID.Add(1)
+	if _, err := m.await(ctx, proposal{id: reqID, data: encodeMemberOp(reqID, opUpdatePeerURLs, 1, "", urls(MaxPeerURLs+1))}); !errors.Is(err, ErrURLBounds) {
+		t.Fatalf("an update entry over the bounds: %v", err)
+	}
+	reqID = m.nextID.Add(1)
+	mi := MemberInfo{ID: 77, PeerURLs: urls(MaxPeerURLs + 1), ClientURLs: []string{}}
+	cc := consensus.ConfChange{Type: consensus.AddLearner, NodeID: mi.ID, Context: encodeCCContext(reqID, mi)}
+	if _, err := m.await(ctx, proposal{id: reqID, cc: &cc}); !errors.Is(err, ErrURLBounds) {
+		t.Fatalf("an add over the bounds: %v", err)
+	}
+	if got := m.Members(); !slices.EqualFunc(got, before, func(a, b MemberInfo) bool {
+		return a.ID == b.ID && slices.Equal(a.PeerURLs, b.PeerURLs)
+	}) {
+		t.Fatalf("members after refused entries: %+v, were %+v", got, before)
+	}
+	if cs := m.Conf(); len(cs.Voters) != 1 || len(cs.Learners) != 0 {
+		t.Fatalf("the refused add reached the core: %+v", cs)
+	}
+	set(t, m, "/b", "2") // the member goes on
+	if err := m.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
