@@ -80,8 +80,9 @@ type MemberConfig struct {
 	// written to bbolt (defaults 100 ms and 1000 entries).
 	FlushInterval time.Duration
 	FlushEntries  int
-	// RequestTimeout bounds a proposal's wait (default 5 s + 2 election
-	// timeouts, as etcd).
+	// RequestTimeout bounds a proposal's wait, and a linearizable read's
+	// wait for its ReadIndex round (default 5 s + 2 election timeouts, as
+	// etcd).
 	RequestTimeout time.Duration
 	Logger         zerolog.Logger
 	// WALFS is the WAL's file system (wal.OS when nil); tests inject faults.
@@ -1092,24 +1093,12 @@ func (m *Member) noteIndexes(ents []consensus.Entry) {
 
 // Get reads p; unless serializable, only after a ReadIndex round shows the
 // local state is current (linearizable). Concurrent reads share a round.
+// A read that cannot be confirmed fails with ErrReadNoLeader or a
+// *ReadTimeoutError (see confirmRead).
 func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error) {
 	if !serializable && !m.cfg.UnsafeLocalReads {
-		done := make(chan struct{})
-		ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-		defer cancel()
-		select {
-		case m.readc <- done:
-		case <-ctx.Done():
-			return nil, ErrTimeout
-		case <-m.stopc:
-			return nil, ErrStopped
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, ErrTimeout
-		case <-m.stopc:
-			return nil, ErrStopped
+		if err := m.confirmRead(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return m.Store().Get(p, recursive)
