@@ -270,6 +270,7 @@ type readRound struct {
 	index   uint64 // 0 until the ReadState arrives
 	waiters []chan struct{}
 	ticks   int
+	lead    uint64 // the leader known when the round was asked (0: none)
 }
 
 // StartMember opens (or creates) the member's state in cfg.DataDir and
@@ -1112,7 +1113,7 @@ func (m *Member) startRead() {
 	}
 	m.readSeq++
 	ctx := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, m.cfg.ID), m.readSeq)
-	m.readRound = &readRound{ctx: ctx, waiters: m.reads}
+	m.readRound = &readRound{ctx: ctx, waiters: m.reads, lead: m.lead.Load()}
 	m.reads = nil
 	_ = m.node.ReadIndex(ctx)
 }
@@ -1137,11 +1138,14 @@ func (m *Member) releaseReads() {
 }
 
 // tickReads re-asks a round whose answer did not come within an election
-// timeout (the request or its answer was lost, or leadership moved).
+// timeout (the request or its answer was lost), or on the next tick once
+// a leader other than the one it was asked of is known: a round asked
+// while no leader was known went nowhere, and one asked of a former
+// leader may never be answered.
 func (m *Member) tickReads() {
 	if r := m.readRound; r != nil && r.index == 0 {
 		r.ticks++
-		if r.ticks > m.cfg.ElectionTicks {
+		if lead := m.lead.Load(); r.ticks > m.cfg.ElectionTicks || (lead != 0 && lead != r.lead) {
 			m.reads = append(r.waiters, m.reads...)
 			m.readRound = nil
 			m.startRead()
