@@ -248,6 +248,7 @@ type Member struct {
 	term      atomic.Uint64
 	lead      atomic.Uint64
 	failure   atomic.Pointer[error]
+	ready     readiness
 }
 
 // report is the transport's word about a peer.
@@ -306,6 +307,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 		return nil, err
 	}
 	cfg = m.cfg // the identity may come from the data directory
+	m.ready.catchUp.Store(m.rs.HardState().Commit)
 	node, err := consensus.NewNode(&consensus.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
 		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
@@ -755,6 +757,7 @@ func (m *Member) send(msgs []consensus.Message) {
 func (m *Member) receive(msg consensus.Message) {
 	if msg.Type == consensus.MsgApp {
 		m.recvApp.Add(1)
+		m.ready.learn(msg)
 	}
 	m.followers.received(msg, time.Now())
 	select {

@@ -473,8 +473,8 @@ func (m *Member) UpdateMember(ctx context.Context, id uint64, peerURLs []string)
 func (m *Member) publish() {
 	for {
 		g := m.view.Load()
-		mi, ok := g.members[m.cfg.ID]
-		if ok && mi.Name == m.cfg.Name && slices.Equal(mi.ClientURLs, m.cfg.ClientURLs) {
+		_, ok := g.members[m.cfg.ID]
+		if m.published(g) {
 			return
 		}
 		if ok && m.lead.Load() != 0 {
