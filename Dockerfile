@@ -19,5 +19,9 @@ ENV CAIRN_DATA_DIR=/data \
     CAIRN_LISTEN_PEER_URLS=http://0.0.0.0:2380
 # nobody:nogroup by number: FROM scratch has no passwd file.
 USER 65534:65534
-HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD ["/cairn", "health", "--endpoints", "http://127.0.0.1:2379"]
+# Healthy means ready (docs/operations.md): a leader known, caught up, and
+# this member's client URL published. A restarted member reaches that only
+# after replaying its log and catching up with the leader, so failures in
+# the first minute do not count; the first success ends that period.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["/cairn", "health", "--endpoints", "http://127.0.0.1:2379"]
 ENTRYPOINT ["/cairn"]

@@ -81,7 +81,8 @@ func versionFlag(args []string) bool {
 }
 
 // healthCmd checks /health on each endpoint; it fails unless all are
-// healthy, so it serves as a container healthcheck.
+// healthy (ready: see server.Member.Ready), so it serves as a container
+// healthcheck. An unhealthy member's reason is printed when it gives one.
 func healthCmd(args []string) error {
 	fs := flag.NewFlagSet("cairn health", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "http://127.0.0.1:2379", "comma-separated client URLs to check")
@@ -102,6 +103,9 @@ func healthCmd(args []string) error {
 				status = "healthy"
 			} else {
 				err = fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+				if reason := resp.Header.Get(httpapi.HeaderHealthReason); reason != "" {
+					err = fmt.Errorf("%w (%s)", err, reason)
+				}
 			}
 		}
 		if err != nil {

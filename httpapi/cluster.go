@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
@@ -37,15 +40,40 @@ func version(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"etcdserver":"` + EtcdServerVersion + `","etcdcluster":"` + EtcdClusterVersion + `"}`))
 }
 
-// health serves /health as etcd does (API.md §4.6): healthy when a
-// linearizable read completes within a second, which needs a leader and
-// a quorum. Cairn's read is a ReadIndex round, not a Raft entry.
-func health(be Backend) http.HandlerFunc {
+// Readier is implemented by backends that can say whether they are ready
+// to serve what clients do right after a health check (server.Member:
+// a leader is known, it has caught up, and its own client URLs are in
+// its member list). Ready returns nil when ready, else why not.
+type Readier interface {
+	Ready() error
+}
+
+// HeaderHealthReason carries, on an unhealthy /health answer, why the
+// member is not healthy; the body stays etcd's.
+const HeaderHealthReason = "X-Cairn-Health-Reason"
+
+// health serves /health as etcd does (API.md §4.6): healthy when the
+// backend is ready (Readier, when it implements it) and a linearizable
+// read completes within a second, which needs a leader and a quorum.
+// Cairn's read is a ReadIndex round, not a Raft entry. An unhealthy
+// answer is etcd's 503 body, with the reason in HeaderHealthReason.
+func health(be Backend, log zerolog.Logger) http.HandlerFunc {
+	rd, _ := be.(Readier)
 	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
+		var err error
+		if rd != nil {
+			err = rd.Ready()
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			_, err = be.Get(ctx, "/", false, false)
+			cancel()
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if _, err := be.Get(ctx, "/", false, false); err != nil {
+		if err != nil {
+			reason := strings.ReplaceAll(err.Error(), "\n", "; ")
+			log.Debug().Str("reason", reason).Msg("unhealthy")
+			w.Header().Set(HeaderHealthReason, reason)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("{\"health\":\"false\"}\n"))
 			return

@@ -20,6 +20,14 @@
 // decoded by reflection; syntax and type errors keep the words etcd's
 // encoding/json answered with.
 //
-// Reads are linearizable unless serializable=true; watches flush their
-// headers at once and end when the client goes away.
+// Reads are linearizable unless serializable=true; a read the backend
+// cannot confirm (server.ErrReadNoLeader, server.ErrReadTimeout) is
+// answered like any other non-store error, code 300 with its cause.
+// Watches flush their headers at once and end when the client goes away.
+//
+// /health is etcd's: 200 {"health":"true"} or 503 {"health":"false"}\n.
+// It is healthy when the backend is ready (Readier, which server.Member
+// implements: a leader, caught up, its client URLs published) and a
+// linearizable read completes within a second; an unhealthy answer names
+// the reason in the X-Cairn-Health-Reason header.
 package httpapi

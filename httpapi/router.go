@@ -60,7 +60,7 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		r.Handle("/metrics", metricsHandler(cfg.Metrics))
 	}
-	r.HandleFunc("/health", getOnly(health(cfg.Backend)))
+	r.HandleFunc("/health", getOnly(health(cfg.Backend, cfg.Logger)))
 	if ss, ok := cfg.Backend.(SelfStater); ok {
 		r.HandleFunc("/v2/stats/self", getOnly(selfStats(ss)))
 	}

@@ -12,5 +12,8 @@
 // passes, the waiter key is deleted, and a waiter whose member stops
 // serving it expires; either way it is never granted. A waiter whose key
 // expires while its caller still waits joins the line again, at its end. A holder that stops
-// refreshing expires and the next waiter holds the lock.
+// refreshing expires and the next waiter holds the lock. A waiter that
+// reaches the head confirms with a linearizable read that its key still
+// exists; when no leader can confirm the read (an election, a member cut
+// off), it keeps its place and asks again while its caller waits.
 package locks

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -184,7 +185,18 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 			// linearizable read that the waiter still exists now (it
 			// may have expired in entries not applied here yet), so a
 			// grant is never answered for a key already gone.
-			return l.be.Get(ctx, me, false, false)
+			now, err := l.be.Get(ctx, me, false, false)
+			if !unconfirmed(err) {
+				return now, err
+			}
+			// Nobody could confirm the read just now (no leader: an
+			// election, or this member is cut off). We are still in
+			// line: keep our key alive and ask again while the caller
+			// waits.
+			if err := pause(ctx, refresh, me, ttl, l.be, l.now); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		w, err := l.be.Watch(pred, false, false, list.Index+1)
 		if err != nil {
@@ -195,6 +207,31 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 		if err != nil {
 			return nil, err
 		}
+	}
+}
+
+// unconfirmed reports whether err is a linearizable read that no leader
+// confirmed (the read may succeed when asked again).
+func unconfirmed(err error) bool {
+	return errors.Is(err, server.ErrReadNoLeader) || errors.Is(err, server.ErrReadTimeout)
+}
+
+// confirmRetry is the pause before a waiter at the head asks again for a
+// read no leader confirmed.
+const confirmRetry = 100 * time.Millisecond
+
+// pause waits confirmRetry, refreshing the waiter key me if its refresh
+// falls due; it fails when the key is gone or ctx ends.
+func pause(ctx context.Context, refresh *time.Ticker, me string, ttl uint64, be Backend, now func() time.Time) error {
+	t := time.NewTimer(confirmRetry)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-refresh.C:
+		return KeepAlive(ctx, be, me, ttl, now)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -12,8 +12,11 @@
 // acknowledged.
 //
 // Reads are linearizable by default: concurrent reads share one ReadIndex
-// round and are answered once the local applied index reaches it. The
-// leader proposes expiry (store.OpExpire with its clock) once a deadline
+// round and are answered once the local applied index reaches it (read.go).
+// A read that cannot be confirmed says so in a read's words: ErrReadNoLeader
+// once the member has known no leader for about an election timeout while
+// it waits, a *ReadTimeoutError (ErrReadTimeout) when a known leader does
+// not confirm it within the request timeout. The leader proposes expiry (store.OpExpire with its clock) once a deadline
 // passes. A proposal that times out after it was proposed answers
 // ErrTimeout (a *TimeoutError naming the log index it was given, when this
 // member saw it appended): its outcome is unknown.
@@ -54,6 +57,14 @@
 // received, their rates (messages and encoded bytes per second) over the
 // latest 200 in each direction (rate.go), none once the traffic stopped.
 //
+// Ready (ready.go) says whether the member can serve what clients do right
+// after a health check, and if not which conditions are missing: a leader
+// known (ErrLeaderUnknown), the commit index known at start (and the first
+// one a leader sends) applied (ErrCatchingUp), and its own name and client
+// URLs in its member list (ErrNotPublished). A member proposes that
+// publish as soon as it is in its own list; without a leader the proposal
+// is held and goes out the moment one is known.
+//
 // Local is a non-durable, single-process Backend for tests of the HTTP
-// layer.
+// layer; it is always ready.
 package server

@@ -101,6 +101,9 @@ func (l *Local) Get(ctx context.Context, p string, recursive, serializable bool)
 	return l.st.Get(p, recursive)
 }
 
+// Ready is always nil: a single process has nothing to wait for.
+func (l *Local) Ready() error { return nil }
+
 // Watch registers a watcher on the store.
 func (l *Local) Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error) {
 	return l.st.Watch(p, recursive, stream, since)

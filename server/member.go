@@ -80,8 +80,9 @@ type MemberConfig struct {
 	// written to bbolt (defaults 100 ms and 1000 entries).
 	FlushInterval time.Duration
 	FlushEntries  int
-	// RequestTimeout bounds a proposal's wait (default 5 s + 2 election
-	// timeouts, as etcd).
+	// RequestTimeout bounds a proposal's wait, and a linearizable read's
+	// wait for its ReadIndex round (default 5 s + 2 election timeouts, as
+	// etcd).
 	RequestTimeout time.Duration
 	Logger         zerolog.Logger
 	// WALFS is the WAL's file system (wal.OS when nil); tests inject faults.
@@ -254,6 +255,7 @@ type Member struct {
 	term      atomic.Uint64
 	lead      atomic.Uint64
 	failure   atomic.Pointer[error]
+	ready     readiness
 }
 
 // report is the transport's word about a peer.
@@ -276,6 +278,7 @@ type readRound struct {
 	index   uint64 // 0 until the ReadState arrives
 	waiters []chan struct{}
 	ticks   int
+	lead    uint64 // the leader known when the round was asked (0: none)
 }
 
 // StartMember opens (or creates) the member's state in cfg.DataDir and
@@ -311,6 +314,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 		return nil, err
 	}
 	cfg = m.cfg // the identity may come from the data directory
+	m.ready.catchUp.Store(m.rs.HardState().Commit)
 	node, err := consensus.NewNode(&consensus.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
 		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
@@ -787,6 +791,7 @@ func (m *Member) receive(msg consensus.Message) {
 	if msg.Type == consensus.MsgApp {
 		m.recvApp.Add(1)
 		m.recvRate.add(now, peer.Size(&msg))
+		m.ready.learn(msg)
 	}
 	m.followers.received(msg, now)
 	select {
@@ -1127,24 +1132,12 @@ func (m *Member) noteIndexes(ents []consensus.Entry) {
 
 // Get reads p; unless serializable, only after a ReadIndex round shows the
 // local state is current (linearizable). Concurrent reads share a round.
+// A read that cannot be confirmed fails with ErrReadNoLeader or a
+// *ReadTimeoutError (see confirmRead).
 func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error) {
 	if !serializable && !m.cfg.UnsafeLocalReads {
-		done := make(chan struct{})
-		ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-		defer cancel()
-		select {
-		case m.readc <- done:
-		case <-ctx.Done():
-			return nil, ErrTimeout
-		case <-m.stopc:
-			return nil, ErrStopped
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil, ErrTimeout
-		case <-m.stopc:
-			return nil, ErrStopped
+		if err := m.confirmRead(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return m.Store().Get(p, recursive)
@@ -1158,7 +1151,7 @@ func (m *Member) startRead() {
 	}
 	m.readSeq++
 	ctx := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, m.cfg.ID), m.readSeq)
-	m.readRound = &readRound{ctx: ctx, waiters: m.reads}
+	m.readRound = &readRound{ctx: ctx, waiters: m.reads, lead: m.lead.Load()}
 	m.reads = nil
 	_ = m.node.ReadIndex(ctx)
 }
@@ -1183,11 +1176,14 @@ func (m *Member) releaseReads() {
 }
 
 // tickReads re-asks a round whose answer did not come within an election
-// timeout (the request or its answer was lost, or leadership moved).
+// timeout (the request or its answer was lost), or on the next tick once
+// a leader other than the one it was asked of is known: a round asked
+// while no leader was known went nowhere, and one asked of a former
+// leader may never be answered.
 func (m *Member) tickReads() {
 	if r := m.readRound; r != nil && r.index == 0 {
 		r.ticks++
-		if r.ticks > m.cfg.ElectionTicks {
+		if lead := m.lead.Load(); r.ticks > m.cfg.ElectionTicks || (lead != 0 && lead != r.lead) {
 			m.reads = append(r.waiters, m.reads...)
 			m.readRound = nil
 			m.startRead()

@@ -545,15 +545,21 @@ func (m *Member) UpdateMember(ctx context.Context, id uint64, peerURLs []string)
 
 // publish makes the member's name and client URLs part of the replicated
 // member list (as etcd publishes its attributes), retrying until it is
-// applied or the member stops.
+// applied or the member stops. The member is not ready until it is
+// applied, so it is proposed as soon as the member is in its own list,
+// leader or not: a proposal made without a leader is held and goes out
+// the moment one is known, with the client writes held beside it. A
+// failed attempt is retried an election timeout later.
 func (m *Member) publish() {
 	for {
 		g := m.view.Load()
-		mi, ok := g.members[m.cfg.ID]
-		if ok && mi.Name == m.cfg.Name && slices.Equal(mi.ClientURLs, m.cfg.ClientURLs) {
+		_, ok := g.members[m.cfg.ID]
+		if m.published(g) {
 			return
 		}
-		if ok && m.lead.Load() != 0 {
+		wait := m.cfg.HeartbeatInterval // until the member is in its list
+		if ok {
+			wait = m.cfg.HeartbeatInterval * time.Duration(m.cfg.ElectionTicks)
 			reqID := m.nextID.Add(1)
 			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 			_, err := m.await(ctx, proposal{id: reqID, data: encodeMemberOp(reqID, opAttributes, m.cfg.ID, m.cfg.Name, m.cfg.ClientURLs)})
@@ -569,7 +575,7 @@ func (m *Member) publish() {
 		select {
 		case <-m.stopc:
 			return
-		case <-time.After(m.cfg.HeartbeatInterval * time.Duration(m.cfg.ElectionTicks)):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors of a linearizable read that could not be confirmed. httpapi
+// reports them as code 300. A read changes nothing, so, unlike a write
+// that timed out, nothing is left unknown: the client may ask again, or
+// read this member's local copy with serializable=true.
+var (
+	// ErrReadNoLeader: while the read waited, this member knew no leader
+	// for about an election timeout (it lost its quorum, or an election
+	// is taking long), so nobody could confirm the read.
+	ErrReadNoLeader = errors.New("no leader could confirm the read (this member has no leader); serializable=true reads the local copy")
+	// ErrReadTimeout: a leader was known, but the ReadIndex round did not
+	// complete within the request timeout (or the caller's deadline).
+	// Get returns it as a *ReadTimeoutError naming the time allowed.
+	ErrReadTimeout = errors.New("the leader did not confirm the read in time; serializable=true reads the local copy")
+)
+
+// ReadTimeoutError is ErrReadTimeout with the time the read was allowed.
+type ReadTimeoutError struct{ Waited time.Duration }
+
+func (e *ReadTimeoutError) Error() string {
+	return fmt.Sprintf("the leader did not confirm the read within %s; serializable=true reads the local copy", e.Waited)
+}
+
+// Is makes errors.Is(err, ErrReadTimeout) hold.
+func (e *ReadTimeoutError) Is(target error) bool { return target == ErrReadTimeout }
+
+// errRequestTimeout is the cause of a read's own deadline (RequestTimeout),
+// told apart from the caller's.
+var errRequestTimeout = errors.New("request timeout")
+
+// confirmRead waits until a ReadIndex round, shared with the reads that
+// arrive meanwhile, has confirmed through the leader an index this member
+// has applied: then its local state reflects every write acknowledged
+// before the call. It gives up with ErrReadNoLeader once the member has
+// known no leader for an election timeout while the read waits (counted
+// from the read's arrival, or from when the leader was lost), with a
+// *ReadTimeoutError when the request timeout (or ctx's deadline) passes
+// with a leader known, with ctx's error when ctx is cancelled (the caller
+// went away), and with ErrStopped when the member stops.
+func (m *Member) confirmRead(ctx context.Context) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.RequestTimeout, errRequestTimeout)
+	defer cancel()
+	electionTimeout := time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval
+	check := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer check.Stop()
+	done := make(chan struct{})
+	readc := m.readc // nil once the read is handed to the run loop
+	// leaderless is when the read found the member without a leader
+	// (zero while one is known).
+	var leaderless time.Time
+	for {
+		if m.lead.Load() != 0 {
+			leaderless = time.Time{}
+		} else if leaderless.IsZero() {
+			leaderless = time.Now()
+		} else if time.Since(leaderless) >= electionTimeout {
+			return confirmed(done, ErrReadNoLeader)
+		}
+		select {
+		case readc <- done:
+			readc = nil
+		case <-done:
+			return nil
+		case <-check.C:
+		case <-ctx.Done():
+			return confirmed(done, m.readAbandoned(ctx, start))
+		case <-m.stopc:
+			return ErrStopped
+		}
+	}
+}
+
+// confirmed is nil if the round answered just as the read gave up, err
+// otherwise.
+func confirmed(done chan struct{}, err error) error {
+	select {
+	case <-done:
+		return nil
+	default:
+		return err
+	}
+}
+
+// readAbandoned says why a read's context ended before its round did.
+func (m *Member) readAbandoned(ctx context.Context, start time.Time) error {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return ctx.Err()
+	case m.lead.Load() == 0:
+		return ErrReadNoLeader
+	case context.Cause(ctx) == errRequestTimeout:
+		return &ReadTimeoutError{Waited: m.cfg.RequestTimeout}
+	default: // the caller's own deadline
+		return &ReadTimeoutError{Waited: time.Since(start).Round(time.Millisecond)}
+	}
+}
