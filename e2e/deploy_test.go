@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/config"
 )
 
 // deployDashboard is the shipped Grafana dashboard, relative to this
@@ -451,4 +453,84 @@ func deployMetricNames(expr string) ([]string, error) {
 
 func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+// deploySystemd is the directory of the systemd unit and its example
+// configuration, relative to this package.
+const deploySystemd = "../deploy/systemd"
+
+// The systemd unit starts cairn with the example configuration, which
+// loads, keeps its data in the unit's state directory and sits in its
+// configuration directory; and systemd-analyze verify accepts the unit
+// without a warning (pointed at the cairn just built: verify checks that
+// the program exists). The verify step is skipped when systemd-analyze
+// is not installed.
+func TestDeploySystemdUnit(t *testing.T) {
+	unit, err := os.ReadFile(filepath.Join(deploySystemd, "cairn.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := deployUnitKeys(string(unit))
+	one := func(key string) string {
+		if v := keys[key]; len(v) == 1 {
+			return v[0]
+		}
+		t.Errorf("cairn.service: want one %s, have %q", key, keys[key])
+		return ""
+	}
+	for key, want := range map[string]string{"Type": "simple", "User": "cairn", "Restart": "on-failure",
+		"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"} {
+		if got := one(key); got != want {
+			t.Errorf("cairn.service: %s=%s, want %s", key, got, want)
+		}
+	}
+	if one("LimitNOFILE") == "" {
+		t.Error("cairn.service: no LimitNOFILE")
+	}
+	const program = "/usr/local/bin/cairn"
+	args, ok := strings.CutPrefix(one("ExecStart"), program+" ")
+	cfgPath, ok2 := strings.CutPrefix(args, "--config-file ")
+	if !ok || !ok2 || strings.Contains(cfgPath, " ") {
+		t.Fatalf("cairn.service: ExecStart=%s, want %s --config-file <file>", one("ExecStart"), program)
+	}
+	if dir := "/etc/" + one("ConfigurationDirectory"); filepath.Dir(cfgPath) != dir || filepath.Base(cfgPath) != "cairn.yaml" {
+		t.Errorf("cairn.service: --config-file %s, want %s/cairn.yaml (ConfigurationDirectory, and the name of the example)", cfgPath, dir)
+	}
+	cfg, warnings, err := config.Load([]string{"--config-file", filepath.Join(deploySystemd, "cairn.yaml")}, nil)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("deploy/systemd/cairn.yaml does not load: %v %v", err, warnings)
+	}
+	if dir := "/var/lib/" + one("StateDirectory"); cfg.DataDir != dir {
+		t.Errorf("cairn.yaml: data-dir %s, want the unit's StateDirectory %s", cfg.DataDir, dir)
+	}
+
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skipf("systemd-analyze is not on PATH (%v): the unit is not verified", err)
+	}
+	path := filepath.Join(t.TempDir(), "cairn.service")
+	if err := os.WriteFile(path, []byte(strings.Replace(string(unit), "ExecStart="+program+" ", "ExecStart="+binary+" ", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify cairn.service: %v\n%s", err, out)
+	}
+	t.Logf("systemd-analyze verify accepts cairn.service (ExecStart=%s ...)", binary)
+}
+
+// deployUnitKeys returns the values of each key of a systemd unit file,
+// in order, all sections together.
+func deployUnitKeys(unit string) map[string][]string {
+	keys := map[string][]string{}
+	for line := range strings.SplitSeq(unit, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			keys[strings.TrimSpace(k)] = append(keys[strings.TrimSpace(k)], strings.TrimSpace(v))
+		}
+	}
+	return keys
 }
