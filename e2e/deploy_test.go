@@ -534,3 +534,80 @@ func deployUnitKeys(unit string) map[string][]string {
 	}
 	return keys
 }
+
+// Every alert rule has a severity, a summary, a description and a runbook
+// that points at a section of docs/operations.md, and a promtool unit test
+// in which it fires.
+func TestDeployRulesHaveRunbooks(t *testing.T) {
+	var rules promRuleFile
+	promReadYAML(t, filepath.Join(promDeploy, "cairn-rules.yml"), &rules)
+	docs, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for line := range strings.SplitSeq(string(docs), "\n") {
+		if title, ok := strings.CutPrefix(line, "#"); ok {
+			anchors[deployAnchor(strings.TrimLeft(title, "#"))] = true
+		}
+	}
+	var tests struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	promReadYAML(t, filepath.Join(promDeploy, "cairn-rules.test.yml"), &tests)
+	fires := map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			}
+		}
+	}
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			n++
+			if s := r.Labels["severity"]; s != "critical" && s != "warning" {
+				t.Errorf("%s: severity %q, want critical or warning", r.Alert, s)
+			}
+			for _, a := range []string{"summary", "description"} {
+				if strings.TrimSpace(r.Annotations[a]) == "" {
+					t.Errorf("%s: no %s", r.Alert, a)
+				}
+			}
+			anchor, ok := strings.CutPrefix(r.Annotations["runbook"], "docs/operations.md#")
+			if !ok || !anchors[anchor] {
+				t.Errorf("%s: runbook %q is not a section of docs/operations.md", r.Alert, r.Annotations["runbook"])
+			}
+			if !fires[r.Alert] {
+				t.Errorf("%s: no test in cairn-rules.test.yml where it fires", r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alert rules")
+	}
+}
+
+// deployAnchor is the anchor GitHub gives a Markdown heading: lower case,
+// punctuation dropped, spaces as hyphens.
+func deployAnchor(title string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(title)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
