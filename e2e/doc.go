@@ -4,9 +4,12 @@
 // always stopped by PID. Beside the cluster scenarios (faults, membership,
 // clients, locks and queues, backups, the compose cluster, the README's
 // quick start, the recipes page, etcd's --version and --enable-v2,
-// readiness at the first healthy answer on a loaded machine), chaos*_test.go is a fault-injection
-// harness: peer proxies for partitions, kills, pauses, slow disks and
-// membership changes on a seeded schedule, with register histories
-// checked by porcupine and appends, watches, locks and queues checked
-// against the cluster's own event history (-chaos.soak for long runs).
+// readiness at the first healthy answer on a loaded machine, the deploy/
+// kit: a real Prometheus scraping a cluster and firing an alert,
+// the dashboard's and rules' metric names checked against what members
+// serve, the systemd unit), chaos*_test.go is a fault-injection harness:
+// peer proxies for partitions, kills, pauses, slow disks and membership
+// changes on a seeded schedule, with register histories checked by
+// porcupine and appends, watches, locks and queues checked against the
+// cluster's own event history (-chaos.soak for long runs).
 package e2e
