@@ -3,4 +3,10 @@
 // as keys of a YAML file (--config-file). Precedence: flags, then the
 // environment, then the file, then the defaults. Every value goes through
 // one parser per setting, and Validate names the setting that is wrong.
+// The listen and advertise client URLs and the listen peer URLs are lists
+// of http and https URLs. The TLS settings (tls.go) are etcd's; the
+// boolean ones (client-cert-auth, auto-tls and their peer- forms) may
+// stand alone on the command line, as Go's boolean flags, and their
+// consistency with each other and with the URLs is checked before
+// anything starts (loading the files is the member's job, at start).
 package config
