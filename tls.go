@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -91,7 +92,9 @@ func autoCert(cfg config.Config, kind, listenURLs string, log zerolog.Logger) (t
 	var hosts []string
 	urls, _ := config.URLs("", listenURLs) // validated by Load
 	for _, u := range urls {
-		hosts = append(hosts, u.Hostname())
+		if !slices.Contains(hosts, u.Hostname()) {
+			hosts = append(hosts, u.Hostname())
+		}
 	}
 	dir := filepath.Join(cfg.DataDir, "fixtures", kind)
 	files, made, err := tlsutil.SelfCert(dir, hosts)

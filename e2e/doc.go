@@ -3,7 +3,8 @@
 // flags, talked to over HTTP, killed with SIGKILL and restarted, and
 // always stopped by PID. Beside the cluster scenarios (faults, membership,
 // clients, locks and queues, backups, the compose cluster, the README's
-// quick start, the recipes page), chaos*_test.go is a fault-injection
+// quick start, the recipes page, TLS on both ports with certificates the
+// tests make, their rotation, auto TLS and mixed listeners), chaos*_test.go is a fault-injection
 // harness: peer proxies for partitions, kills, pauses, slow disks and
 // membership changes on a seeded schedule, with register histories
 // checked by porcupine and appends, watches, locks and queues checked
