@@ -51,15 +51,15 @@ func setupTLS(cfg config.Config, log zerolog.Logger) (memberTLS, error) {
 			log.Warn().Msg("auto-tls ignored: cert-file is set")
 		}
 		m.client, err = tlsutil.New("client", files, tlsutil.Options{MinVersion: minVersion, CipherSuites: suites,
-			ClientCertAuth: cfg.ClientCertAuth}, log)
+			ClientCertAuth: cfg.ClientCertRequired()}, log)
 		if err != nil {
 			return m, fmt.Errorf("client TLS: %w", err)
 		}
-		if cfg.ClientCertAuth && strings.Contains(cfg.ListenClientURLs, "http://") {
+		if cfg.ClientCertRequired() && strings.Contains(cfg.ListenClientURLs, "http://") {
 			log.Warn().Msg("client-cert-auth does not protect the http listen-client-urls: anyone who reaches them is served")
 		}
-	} else if cfg.CertFile != "" || cfg.AutoTLS {
-		log.Warn().Msg("no listen-client-urls is https: cert-file, key-file and auto-tls are ignored")
+	} else if cfg.CertFile != "" || cfg.AutoTLS || cfg.TrustedCAFile != "" {
+		log.Warn().Msg("no listen-client-urls is https: cert-file, key-file, trusted-ca-file and auto-tls are ignored")
 	}
 	// The peer side also dials: a member with an http peer port may
 	// still reach members with https ones, with its certificate.
@@ -75,7 +75,7 @@ func setupTLS(cfg config.Config, log zerolog.Logger) (memberTLS, error) {
 			log.Warn().Msg("peer-auto-tls ignored: peer-cert-file is set")
 		}
 		m.peer, err = tlsutil.New("peer", files, tlsutil.Options{MinVersion: minVersion, CipherSuites: suites,
-			ClientCertAuth: cfg.PeerClientCertAuth, AllowedCN: cfg.PeerCertAllowedCN, InsecureSkipVerify: auto}, log)
+			ClientCertAuth: cfg.PeerClientCertRequired(), AllowedCN: cfg.PeerCertAllowedCN, InsecureSkipVerify: auto}, log)
 		if err != nil {
 			return m, fmt.Errorf("peer TLS: %w", err)
 		}

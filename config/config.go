@@ -101,15 +101,15 @@ var settings = []setting{
 	// TLS (tls.go, docs/security.md).
 	{"cert-file", "certificate (PEM) served on the https listen-client-urls", str(func(c *Config) *string { return &c.CertFile })},
 	{"key-file", "private key (PEM) of cert-file", str(func(c *Config) *string { return &c.KeyFile })},
-	{"trusted-ca-file", "CA bundle (PEM) that signs the client certificates client-cert-auth accepts", str(func(c *Config) *string { return &c.TrustedCAFile })},
+	{"trusted-ca-file", "CA bundle (PEM) that signs client certificates; https clients must then present one (as with etcd)", str(func(c *Config) *string { return &c.TrustedCAFile })},
 	{"client-cert-auth", "https clients must present a certificate signed by trusted-ca-file", boolean(func(c *Config) *bool { return &c.ClientCertAuth })},
 	{"auto-tls", "without cert-file, serve https clients a self-signed certificate made in ${data-dir}/fixtures/client (encryption, not authentication)", boolean(func(c *Config) *bool { return &c.AutoTLS })},
 	{"peer-cert-file", "certificate (PEM) served on the https listen-peer-urls and presented to other members", str(func(c *Config) *string { return &c.PeerCertFile })},
 	{"peer-key-file", "private key (PEM) of peer-cert-file", str(func(c *Config) *string { return &c.PeerKeyFile })},
-	{"peer-trusted-ca-file", "CA bundle (PEM) other members' peer certificates are verified against", str(func(c *Config) *string { return &c.PeerTrustedCAFile })},
+	{"peer-trusted-ca-file", "CA bundle (PEM) other members' peer certificates are verified against; members must then present one (as with etcd)", str(func(c *Config) *string { return &c.PeerTrustedCAFile })},
 	{"peer-client-cert-auth", "members connecting to the https peer URLs must present a certificate signed by peer-trusted-ca-file", boolean(func(c *Config) *bool { return &c.PeerClientCertAuth })},
 	{"peer-auto-tls", "without peer-cert-file, use a self-signed peer certificate made in ${data-dir}/fixtures/peer; peers' certificates are not verified (encryption, not authentication)", boolean(func(c *Config) *bool { return &c.PeerAutoTLS })},
-	{"peer-cert-allowed-cn", "other members' peer certificates must have this CommonName (with peer-client-cert-auth)", str(func(c *Config) *string { return &c.PeerCertAllowedCN })},
+	{"peer-cert-allowed-cn", "other members' peer certificates must have this CommonName (with peer-trusted-ca-file)", str(func(c *Config) *string { return &c.PeerCertAllowedCN })},
 	{"cipher-suites", "comma-separated TLS 1.2 cipher suites (IANA names; default: Go's)", str(func(c *Config) *string { return &c.CipherSuites })},
 	{"tls-min-version", "lowest TLS version: TLS1.2 (default) or TLS1.3", str(func(c *Config) *string { return &c.TLSMinVersion })},
 	{"snapshot-count", "applied entries between Raft snapshots", func(c *Config, v string) error {

@@ -87,6 +87,16 @@ func (c *Config) ServesClientTLS() bool { return anyHTTPS(c.ListenClientURLs) }
 // ServesPeerTLS tells whether some listen-peer-url is https.
 func (c *Config) ServesPeerTLS() bool { return anyHTTPS(c.ListenPeerURLs) }
 
+// ClientCertRequired tells whether https clients must present a
+// certificate signed by trusted-ca-file: with client-cert-auth, and, as
+// etcd 3.4 does, whenever trusted-ca-file is set.
+func (c *Config) ClientCertRequired() bool { return c.ClientCertAuth || c.TrustedCAFile != "" }
+
+// PeerClientCertRequired is ClientCertRequired for the peer port.
+func (c *Config) PeerClientCertRequired() bool {
+	return c.PeerClientCertAuth || c.PeerTrustedCAFile != ""
+}
+
 // TLSPolicy is the parsed --tls-min-version and --cipher-suites (checked
 // by Validate).
 func (c *Config) TLSPolicy() (minVersion uint16, suites []uint16, err error) {
@@ -130,13 +140,21 @@ func (c *Config) validateTLS() error {
 				bad(p+"client-cert-auth", "needs %strusted-ca-file, the CA that signs the certificates to accept", p)
 			case !https:
 				bad(p+"client-cert-auth", "no %s is https, so no certificate can be asked for", side.listenName)
-			case p == "peer-" && side.cert == "":
-				bad(p+"client-cert-auth", "needs peer-cert-file: a member dials others with its peer certificate, and the one peer-auto-tls makes is signed by no CA")
 			}
 		}
+		// A trusted CA file alone makes the certificates required too
+		// (etcd's rule), so the peer side cannot do with the one
+		// peer-auto-tls makes, which no CA signed.
+		if p == "peer-" && side.cert == "" && side.auto && (side.certAuth || side.ca != "") {
+			which := "peer-trusted-ca-file"
+			if side.certAuth {
+				which = "peer-client-cert-auth"
+			}
+			bad(which, "needs peer-cert-file: members would have to present certificates signed by peer-trusted-ca-file, and the one peer-auto-tls makes is self-signed")
+		}
 	}
-	if c.PeerCertAllowedCN != "" && !c.PeerClientCertAuth {
-		bad("peer-cert-allowed-cn", "needs peer-client-cert-auth: without it a connecting peer is not asked for a certificate")
+	if c.PeerCertAllowedCN != "" && c.PeerTrustedCAFile == "" {
+		bad("peer-cert-allowed-cn", "needs peer-trusted-ca-file (and peer-client-cert-auth): without them a connecting peer's certificate is not verified")
 	}
 	minVersion, err := tlsutil.ParseMinVersion(c.TLSMinVersion)
 	if err != nil {

@@ -126,8 +126,11 @@ func TestTLSValidation(t *testing.T) {
 		{join(httpsClient, []string{"--auto-tls", "--client-cert-auth", "--trusted-ca-file", "ca"}), ""},
 		{[]string{"--client-cert-auth", "--trusted-ca-file", "ca"}, "client-cert-auth: no listen-client-urls is https"},
 		{join(httpsPeer, []string{"--peer-auto-tls", "--peer-client-cert-auth", "--peer-trusted-ca-file", "ca"}), "peer-client-cert-auth: needs peer-cert-file"},
+		{join(httpsPeer, peerCert, []string{"--peer-auto-tls", "--peer-trusted-ca-file", "ca"}), ""},
 		{join(httpsPeer, peerCert, []string{"--peer-client-cert-auth", "--peer-trusted-ca-file", "ca", "--peer-cert-allowed-cn", "m"}), ""},
-		{join(httpsPeer, peerCert, []string{"--peer-cert-allowed-cn", "m"}), "peer-cert-allowed-cn: needs peer-client-cert-auth"},
+		{join(httpsPeer, peerCert, []string{"--peer-cert-allowed-cn", "m"}), "peer-cert-allowed-cn: needs peer-trusted-ca-file"},
+		{join(httpsPeer, peerCert, []string{"--peer-cert-allowed-cn", "m", "--peer-trusted-ca-file", "ca"}), ""},
+		{join(httpsPeer, []string{"--peer-auto-tls", "--peer-trusted-ca-file", "ca"}), "peer-trusted-ca-file: needs peer-cert-file"},
 		{[]string{"--tls-min-version", "TLS1.1"}, "tls-min-version: TLS1.1 is not accepted"},
 		{[]string{"--tls-min-version", "1.3"}, "tls-min-version"},
 		{[]string{"--tls-min-version", "TLS1.3"}, ""},
@@ -148,5 +151,27 @@ func TestTLSValidation(t *testing.T) {
 	}
 	if v, suites, err := c.TLSPolicy(); err != nil || v != tls.VersionTLS12 || !slices.Equal(suites, []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}) {
 		t.Fatalf("TLSPolicy: %v %v %v", v, suites, err)
+	}
+}
+
+// As etcd 3.4 does, a trusted CA file makes client certificates required
+// on its side even without client-cert-auth.
+func TestTrustedCAFileRequiresCertificates(t *testing.T) {
+	for _, tc := range []struct {
+		args         []string
+		client, peer bool
+	}{
+		{nil, false, false},
+		{[]string{"--trusted-ca-file", "ca"}, true, false},
+		{[]string{"--peer-trusted-ca-file", "ca"}, false, true},
+		{[]string{"--client-cert-auth", "--trusted-ca-file", "ca", "--listen-client-urls", "https://127.0.0.1:1", "--auto-tls"}, true, false},
+	} {
+		c, _, err := Load(tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ClientCertRequired() != tc.client || c.PeerClientCertRequired() != tc.peer {
+			t.Errorf("%q: client %v peer %v, want %v %v", tc.args, c.ClientCertRequired(), c.PeerClientCertRequired(), tc.client, tc.peer)
+		}
 	}
 }
