@@ -164,6 +164,13 @@ func listen(setting, urls string, src *tlsutil.Source) ([]net.Listener, error) {
 			return nil, fmt.Errorf("%s: %w", setting, err)
 		}
 		if u.Scheme == "https" {
+			if src == nil { // Validate and setupTLS make sure it is there
+				ln.Close()
+				for _, l := range lns {
+					l.Close()
+				}
+				return nil, fmt.Errorf("%s: %s is https but no certificate is configured", setting, u)
+			}
 			ln = tls.NewListener(ln, src.ServerConfig())
 		}
 		lns = append(lns, ln)

@@ -381,17 +381,20 @@ func TestTLSCertificateRotation(t *testing.T) {
 }
 
 // Three members with --auto-tls and --peer-auto-tls, each serving
-// clients on an http and an https listener: writes through http are read
-// through https (verification off: auto TLS authenticates nobody), both
-// client URLs are published, the certificates are made in the data
-// directory with a private key file and kept across a restart.
+// clients on an http and an https listener and peers on an https and an
+// http one: writes through http are read through https (verification
+// off: auto TLS authenticates nobody), both client URLs are published,
+// the second peer listener answers, the certificates are made in the
+// data directory with a private key file and kept across a restart.
 func TestTLSAutoAndMixedListeners(t *testing.T) {
-	https := map[string]string{}
+	https, peerHTTP := map[string]string{}, map[string]string{}
 	c := startClusterSpec(t, clusterSpec{peerScheme: "https", extra: []string{"--auto-tls", "--peer-auto-tls"},
 		memberFlags: func(p *proc) []string {
 			https[p.name] = fmt.Sprintf("https://127.0.0.1:%d", freePort(t))
+			peerHTTP[p.name] = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 			both := p.client + "," + https[p.name]
-			return []string{"--listen-client-urls", both, "--advertise-client-urls", both}
+			return []string{"--listen-client-urls", both, "--advertise-client-urls", both,
+				"--listen-peer-urls", p.peer + "," + peerHTTP[p.name]}
 		}}, "a", "b", "c")
 	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	for i, p := range c.procs {
@@ -408,6 +411,11 @@ func TestTLSAutoAndMixedListeners(t *testing.T) {
 		}
 		if _, _, err := tlGet(tlClient(nil), https[p.name]+"/version"); err == nil {
 			t.Fatalf("%s: a verifying client accepted the auto TLS certificate", p.name)
+		}
+		for _, u := range []string{p.peer, peerHTTP[p.name]} {
+			if code, body, err := tlGet(insecure, u+"/version"); err != nil || code != http.StatusOK || !strings.Contains(body, `"cairn"`) {
+				t.Fatalf("%s: peer listener %s: %d %s %v", p.name, u, code, body, err)
+			}
 		}
 	}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {

@@ -89,9 +89,6 @@ func New(name string, files Files, opts Options, log zerolog.Logger) (*Source, e
 	return s, nil
 }
 
-// Files are the files the source loads.
-func (s *Source) Files() Files { return s.files }
-
 // Certificate is the current certificate (nil without one).
 func (s *Source) Certificate() *tls.Certificate { return s.cert.Load() }
 
