@@ -130,9 +130,15 @@ func TestTLSMutualCluster(t *testing.T) {
 			}
 		}
 		// Each member streams to the two others over TLS.
-		data, _ := os.ReadFile(p.dir + ".log")
-		if n := strings.Count(string(data), `"message":"stream connected"`); n < 2 {
-			t.Fatalf("%s: %d streams connected, want 2", p.name, n)
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			data, _ := os.ReadFile(p.dir + ".log")
+			n := strings.Count(string(data), `"message":"stream connected"`)
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d streams connected, want 2", p.name, n)
+			}
 		}
 	}
 	a := c.procs[0]
