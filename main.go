@@ -31,6 +31,7 @@ import (
 	"github.com/cairnkv/cairn/bench"
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/httpapi"
+	"github.com/cairnkv/cairn/internal/tlsutil"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
@@ -87,10 +88,15 @@ func healthCmd(args []string) error {
 	fs := flag.NewFlagSet("cairn health", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "http://127.0.0.1:2379", "comma-separated client URLs to check")
 	timeout := fs.Duration("timeout", 3*time.Second, "time allowed per endpoint")
+	var tlsFlags tlsutil.ClientFlags
+	tlsFlags.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	client := &http.Client{Timeout: *timeout}
+	client, err := toolClient(&tlsFlags, *timeout)
+	if err != nil {
+		return err
+	}
 	var failed []string
 	for _, ep := range strings.Split(*endpoints, ",") {
 		ep = strings.TrimRight(strings.TrimSpace(ep), "/")
@@ -156,8 +162,7 @@ func identities(members map[string]string, selfURL, token string) (id, cid uint6
 // joinInfo asks the running members (the initial cluster's peer URLs,
 // other than selfURL) for the cluster: its ID, its members, and the ID
 // this member was given when it was added (found by its peer URL).
-func joinInfo(members map[string]string, selfURL string) (id, cid uint64, list []server.MemberInfo, err error) {
-	client := &http.Client{Timeout: 5 * time.Second}
+func joinInfo(members map[string]string, selfURL string, client *http.Client) (id, cid uint64, list []server.MemberInfo, err error) {
 	var errs []error
 	urls := make([]string, 0, len(members))
 	for _, u := range members {
@@ -238,13 +243,19 @@ func snapshotCmd(args []string) error {
 	switch args[0] {
 	case "save":
 		endpoint := fs.String("endpoints", "http://127.0.0.1:2379", "the member to back up (one client URL)")
+		var tlsFlags tlsutil.ClientFlags
+		tlsFlags.Register(fs)
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
 			return errors.New("snapshot save: want one file name")
 		}
-		return snapshotSave(strings.TrimRight(*endpoint, "/"), fs.Arg(0))
+		client, err := toolClient(&tlsFlags, 0)
+		if err != nil {
+			return err
+		}
+		return snapshotSave(client, strings.TrimRight(*endpoint, "/"), fs.Arg(0))
 	case "status":
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -298,8 +309,8 @@ func snapshotCmd(args []string) error {
 
 // snapshotSave fetches a backup from the member at endpoint into file,
 // atomically, and checks it before keeping it.
-func snapshotSave(endpoint, file string) error {
-	resp, err := http.Get(endpoint + "/snapshot")
+func snapshotSave(client *http.Client, endpoint, file string) error {
+	resp, err := client.Get(endpoint + "/snapshot")
 	if err != nil {
 		return err
 	}
@@ -344,6 +355,12 @@ func run(args []string) error {
 	for _, w := range warnings {
 		log.Warn().Msg(w)
 	}
+	hup, stopHUP := notifyHUP() // before anything slow: SIGHUP must not end a starting member
+	defer stopHUP()
+	mtls, err := setupTLS(cfg, log)
+	if err != nil {
+		return err
+	}
 	members, _ := cfg.Members() // validated by Load
 	var id, cid uint64
 	var initial []server.MemberInfo
@@ -354,7 +371,7 @@ func run(args []string) error {
 		// the initial-cluster settings only matter the first time.
 		log.Info().Str("data-dir", cfg.DataDir).Msg("restarting the member recorded in the data directory")
 	case cfg.InitialClusterState == "existing":
-		id, cid, initial, err = joinInfo(members, cfg.InitialAdvertisePeerURLs)
+		id, cid, initial, err = joinInfo(members, cfg.InitialAdvertisePeerURLs, mtls.peerClient(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("joining the cluster: %w", err)
 		}
@@ -394,7 +411,7 @@ func run(args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	member, err := server.StartMember(server.MemberConfig{
 		Metrics: reg, Name: cfg.Name,
-		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: []string{cfg.AdvertiseClientURLs},
+		PeerURLs: []string{cfg.InitialAdvertisePeerURLs}, ClientURLs: config.URLList(cfg.AdvertiseClientURLs), PeerDialTLS: mtls.peerDial(),
 		ID: id, ClusterID: cid, InitialMembers: initial, Join: join, DataDir: cfg.DataDir, WALDir: cfg.WALDir,
 		UnsafeLocalReads: unsafeReads, UnsafeSkipProposalCheck: skipCheck, WALFS: walFS,
 		HeartbeatInterval: time.Duration(cfg.HeartbeatInterval) * time.Millisecond,
@@ -404,24 +421,30 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	u, _ := config.OneURL("listen-client-urls", cfg.ListenClientURLs)
-	ln, err := net.Listen("tcp", u.Host)
+	lns, err := listen("listen-client-urls", cfg.ListenClientURLs, mtls.client)
 	if err != nil {
 		_ = member.Stop()
 		return err
 	}
 	// Every member listens for peers, a cluster of one too: members can
 	// be added to it.
-	pu, _ := config.OneURL("listen-peer-urls", cfg.ListenPeerURLs)
-	pln, err := net.Listen("tcp", pu.Host)
+	plns, err := listen("listen-peer-urls", cfg.ListenPeerURLs, mtls.peer)
 	if err != nil {
-		ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 		_ = member.Stop()
 		return err
 	}
 	psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = psrv.Serve(pln) }()
+	psrv.ErrorLog = httpErrorLog(log, "peer")
+	for _, pln := range plns {
+		go func() { _ = psrv.Serve(pln) }()
+	}
 	defer psrv.Close()
+	tlsCtx, stopTLS := context.WithCancel(context.Background())
+	defer stopTLS()
+	go watchTLS(tlsCtx, hup, log, mtls.sources())
 	// Requests' contexts end when shutdown begins, so open watches return
 	// at once (the client sees its 200 end with no event and re-watches)
 	// instead of holding shutdown until its deadline.
@@ -434,13 +457,16 @@ func run(args []string) error {
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(endRequests)
+	srv.ErrorLog = httpErrorLog(log, "client")
 	log.Info().Str("client-url", cfg.ListenClientURLs).Str("data-dir", cfg.DataDir).
 		Str("member-id", fmt.Sprintf("%x", member.ID())).Str("cluster-id", fmt.Sprintf("%x", member.ClusterID())).Msg("serving the v2 keys API")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err = <-errc:
 	case <-member.Done():

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/tlsutil"
 )
 
 // The workloads, as --workload names them.
@@ -45,6 +48,7 @@ type config struct {
 	timeout     time.Duration
 	locks       int
 	queues      int
+	tls         *tls.Config // https endpoints; nil: Go's defaults
 }
 
 // Main runs `cairn bench` with args (the arguments after "bench") and
@@ -91,6 +95,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&cfg.locks, "locks", 1, "lock workload: distinct locks; client i uses lock i mod --locks")
 	fs.IntVar(&cfg.queues, "queues", 1, "queue workload: distinct queues; client i uses queue i mod --queues")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "time allowed per request (watch: also for watchers to arm and to receive the last events)")
+	var tlsFlags tlsutil.ClientFlags
+	tlsFlags.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(out, `Usage: cairn bench [flags]
 
@@ -118,6 +124,11 @@ Flags:
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	tlsCfg, err := tlsFlags.Config()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.tls = tlsCfg
 	for _, ep := range strings.Split(*endpoints, ",") {
 		ep = strings.TrimRight(strings.TrimSpace(ep), "/")
 		if ep == "" {

@@ -418,7 +418,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Fatalf("--help: exit %d", code)
 	}
 	for _, f := range []string{"endpoints", "clients", "total", "duration", "key-space", "key-size", "value-size",
-		"workload", "watchers", "read-ratio", "consistency", "rate", "prefix", "timeout"} {
+		"workload", "watchers", "read-ratio", "consistency", "rate", "prefix", "timeout", "cacert", "cert", "key"} {
 		if !strings.Contains(out.String(), "  -"+f+" ") {
 			t.Errorf("--help does not document --%s:\n%s", f, out.String())
 		}

@@ -53,6 +53,11 @@
 // A watch run adds watchers=, events= and expected=; its throughput is the
 // writer's, and its percentiles are the events' delivery latencies.
 //
+// https endpoints are verified with --cacert (default: the system's
+// roots), and --cert/--key present a client certificate to members
+// started with --client-cert-auth (etcdctl v3's flag names);
+// --insecure-skip-tls-verify is for members with --auto-tls.
+//
 // --rate paces the whole run (requests per second over all clients);
 // latencies are measured from each request's actual start, so a server
 // slower than the pace shows as lower throughput, not as longer latency.

@@ -73,6 +73,7 @@ func newRunner(cfg config) *runner {
 		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     cfg.tls,
 	}
 	width := max(cfg.keySize, len(strconv.Itoa(cfg.keySpace-1)))
 	keys := make([]string, cfg.keySpace)

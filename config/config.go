@@ -32,6 +32,7 @@ type Config struct {
 	HeartbeatInterval        int // ms
 	ElectionTimeout          int // ms
 	CORS                     string
+	TLS                      // certificates and TLS policy (tls.go)
 	EventHistory             int
 	LogLevel                 string
 	LogFormat                string
@@ -96,8 +97,9 @@ func enableV2(_ *Config, v string) error {
 }
 
 // boolFlags are the settings that may stand alone on the command line, as
-// Go's boolean flags: --enable-v2 is --enable-v2=true.
-var boolFlags = map[string]bool{"enable-v2": true}
+// Go's boolean flags: --enable-v2 is --enable-v2=true, --client-cert-auth
+// is --client-cert-auth=true.
+var boolFlags = map[string]bool{"enable-v2": true, "client-cert-auth": true, "auto-tls": true, "peer-client-cert-auth": true, "peer-auto-tls": true}
 
 // settings lists every setting; its name is the flag, the YAML key and,
 // upper-cased with "_" for "-" and CAIRN_ before it, the variable.
@@ -105,13 +107,27 @@ var settings = []setting{
 	{"name", "human-readable name of this member", str(func(c *Config) *string { return &c.Name })},
 	{"data-dir", "path to the data directory (default ${name}.cairn)", str(func(c *Config) *string { return &c.DataDir })},
 	{"wal-dir", "path to a dedicated WAL directory (default inside the data directory)", str(func(c *Config) *string { return &c.WALDir })},
-	{"listen-client-urls", "URL to serve clients on", str(func(c *Config) *string { return &c.ListenClientURLs })},
-	{"listen-peer-urls", "URL to serve peers on", str(func(c *Config) *string { return &c.ListenPeerURLs })},
-	{"advertise-client-urls", "this member's client URL as others should use it", str(func(c *Config) *string { return &c.AdvertiseClientURLs })},
+	{"listen-client-urls", "comma-separated http(s) URLs to serve clients on", str(func(c *Config) *string { return &c.ListenClientURLs })},
+	{"listen-peer-urls", "comma-separated http(s) URLs to serve peers on", str(func(c *Config) *string { return &c.ListenPeerURLs })},
+	{"advertise-client-urls", "this member's client URLs as others should use them (comma-separated)", str(func(c *Config) *string { return &c.AdvertiseClientURLs })},
 	{"initial-advertise-peer-urls", "this member's peer URL (it identifies the member)", str(func(c *Config) *string { return &c.InitialAdvertisePeerURLs })},
 	{"initial-cluster", "initial cluster: name=peerURL,... (default ${name}=${initial-advertise-peer-urls})", str(func(c *Config) *string { return &c.InitialCluster })},
 	{"initial-cluster-state", "new: bootstrap a cluster with the initial-cluster members; existing: join a running cluster (after POST /v2/members)", str(func(c *Config) *string { return &c.InitialClusterState })},
 	{"initial-cluster-token", "initial cluster token (it identifies the cluster)", str(func(c *Config) *string { return &c.InitialClusterToken })},
+	// TLS (tls.go, docs/security.md).
+	{"cert-file", "certificate (PEM) served on the https listen-client-urls", str(func(c *Config) *string { return &c.CertFile })},
+	{"key-file", "private key (PEM) of cert-file", str(func(c *Config) *string { return &c.KeyFile })},
+	{"trusted-ca-file", "CA bundle (PEM) that signs client certificates; https clients must then present one (as with etcd)", str(func(c *Config) *string { return &c.TrustedCAFile })},
+	{"client-cert-auth", "https clients must present a certificate signed by trusted-ca-file", boolean(func(c *Config) *bool { return &c.ClientCertAuth })},
+	{"auto-tls", "without cert-file, serve https clients a self-signed certificate made in ${data-dir}/fixtures/client (encryption, not authentication)", boolean(func(c *Config) *bool { return &c.AutoTLS })},
+	{"peer-cert-file", "certificate (PEM) served on the https listen-peer-urls and presented to other members", str(func(c *Config) *string { return &c.PeerCertFile })},
+	{"peer-key-file", "private key (PEM) of peer-cert-file", str(func(c *Config) *string { return &c.PeerKeyFile })},
+	{"peer-trusted-ca-file", "CA bundle (PEM) other members' peer certificates are verified against; members must then present one (as with etcd)", str(func(c *Config) *string { return &c.PeerTrustedCAFile })},
+	{"peer-client-cert-auth", "members connecting to the https peer URLs must present a certificate signed by peer-trusted-ca-file", boolean(func(c *Config) *bool { return &c.PeerClientCertAuth })},
+	{"peer-auto-tls", "without peer-cert-file, use a self-signed peer certificate made in ${data-dir}/fixtures/peer; peers' certificates are not verified (encryption, not authentication)", boolean(func(c *Config) *bool { return &c.PeerAutoTLS })},
+	{"peer-cert-allowed-cn", "other members' peer certificates must have this CommonName (with peer-trusted-ca-file)", str(func(c *Config) *string { return &c.PeerCertAllowedCN })},
+	{"cipher-suites", "comma-separated TLS 1.2 cipher suites (IANA names; default: Go's)", str(func(c *Config) *string { return &c.CipherSuites })},
+	{"tls-min-version", "lowest TLS version: TLS1.2 (default) or TLS1.3", str(func(c *Config) *string { return &c.TLSMinVersion })},
 	{"snapshot-count", "applied entries between Raft snapshots", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -266,11 +282,11 @@ func (c *Config) loadFile(path string) error {
 	return nil
 }
 
-// OneURL parses a setting that must hold one http://host:port URL.
+// OneURL parses a setting that must hold one http(s)://host:port URL.
 func OneURL(setting, v string) (*url.URL, error) {
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "http" || u.Host == "" || strings.Contains(v, ",") || u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("%s: want one http://host:port URL, got %q", setting, v)
+	u, err := oneURL(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: want one http:// or https://host:port URL, got %q", setting, v)
 	}
 	return u, nil
 }
@@ -316,11 +332,17 @@ func (c *Config) Validate() error {
 	}
 	for _, u := range []struct{ name, v string }{
 		{"listen-client-urls", c.ListenClientURLs}, {"listen-peer-urls", c.ListenPeerURLs},
-		{"advertise-client-urls", c.AdvertiseClientURLs}, {"initial-advertise-peer-urls", c.InitialAdvertisePeerURLs},
+		{"advertise-client-urls", c.AdvertiseClientURLs},
 	} {
-		if _, err := OneURL(u.name, u.v); err != nil {
+		if _, err := URLs(u.name, u.v); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if _, err := OneURL("initial-advertise-peer-urls", c.InitialAdvertisePeerURLs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	if members, err := c.Members(); err != nil {
 		errs = append(errs, err)

@@ -54,7 +54,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{env: []string{"CAIRN_MAX_WALS=-1"}, want: "max-wals: must not be negative"},
 		{env: []string{"CAIRN_EVENT_HISTORY=many"}, want: "environment variable CAIRN_EVENT_HISTORY"},
 		{args: []string{"--election-timeout", "300"}, want: "election-timeout: 300 must be at least 5 times"},
-		{args: []string{"--listen-client-urls", "localhost:2379"}, want: "listen-client-urls: want one http://host:port URL"},
+		{args: []string{"--listen-client-urls", "localhost:2379"}, want: "listen-client-urls: want http:// or https://host:port URLs"},
 		{args: []string{"--initial-cluster", "a=http://127.0.0.1:1"}, want: `initial-cluster: no member named "default"`},
 		{args: []string{"--initial-cluster", "default=http://127.0.0.1:1"}, want: "initial-cluster: member \"default\" has peer URL"},
 		{args: []string{"--initial-cluster-state", "joined"}, want: "initial-cluster-state"},

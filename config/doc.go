@@ -5,4 +5,11 @@
 // one parser per setting, and Validate names the setting that is wrong.
 // enable-v2 is etcd's flag, accepted as true only (Cairn serves only v2);
 // it may stand alone on the command line, as a Go boolean flag.
+//
+// The listen and advertise client URLs and the listen peer URLs are lists
+// of http and https URLs. The TLS settings (tls.go) are etcd's; the
+// boolean ones (client-cert-auth, auto-tls and their peer- forms) may
+// stand alone on the command line, as Go's boolean flags, and their
+// consistency with each other and with the URLs is checked before
+// anything starts (loading the files is the member's job, at start).
 package config

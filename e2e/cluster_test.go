@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -48,13 +49,15 @@ func freePort(t *testing.T) int {
 type proc struct {
 	name, client, peer, dir string
 	cmd                     *exec.Cmd
+	extra                   []string // flags appended to this member's command line, after the cluster's
 }
 
 type cluster struct {
 	t       *testing.T
 	initial string
 	procs   []*proc
-	extra   []string // flags appended to every member's command line
+	extra   []string     // flags appended to every member's command line
+	httpc   *http.Client // what do sends with (nil: a plain client)
 }
 
 func startCluster(t *testing.T, names ...string) *cluster {
@@ -63,12 +66,34 @@ func startCluster(t *testing.T, names ...string) *cluster {
 
 // startClusterWith is startCluster with extra flags for every member.
 func startClusterWith(t *testing.T, extra []string, names ...string) *cluster {
-	c := &cluster{t: t, extra: extra}
+	return startClusterSpec(t, clusterSpec{extra: extra}, names...)
+}
+
+// clusterSpec says how startClusterSpec starts a cluster.
+type clusterSpec struct {
+	extra []string // flags for every member
+	// clientScheme and peerScheme are the members' URL schemes ("" is
+	// http).
+	clientScheme, peerScheme string
+	// memberFlags, if set, gives a member flags of its own (its
+	// certificates, more listeners); they come after extra.
+	memberFlags func(p *proc) []string
+	// httpc is the client do uses (nil: a plain one).
+	httpc *http.Client
+}
+
+// startClusterSpec starts a cluster as spec says.
+func startClusterSpec(t *testing.T, spec clusterSpec, names ...string) *cluster {
+	c := &cluster{t: t, extra: spec.extra, httpc: spec.httpc}
+	scheme := func(s string) string { return cmp.Or(s, "http") }
 	var parts []string
 	for _, n := range names {
 		p := &proc{name: n, dir: filepath.Join(t.TempDir(), n),
-			client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-			peer:   fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+			client: fmt.Sprintf("%s://127.0.0.1:%d", scheme(spec.clientScheme), freePort(t)),
+			peer:   fmt.Sprintf("%s://127.0.0.1:%d", scheme(spec.peerScheme), freePort(t))}
+		if spec.memberFlags != nil {
+			p.extra = spec.memberFlags(p)
+		}
 		c.procs = append(c.procs, p)
 		parts = append(parts, n+"="+p.peer)
 	}
@@ -90,6 +115,7 @@ func (c *cluster) start(p *proc) {
 		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client, "--advertise-client-urls", p.client,
 		"--heartbeat-interval", "50", "--election-timeout", "500")
 	cmd.Args = append(cmd.Args, c.extra...)
+	cmd.Args = append(cmd.Args, p.extra...)
 	log, err := os.Create(p.dir + ".log")
 	if err != nil {
 		c.t.Fatal(err)
@@ -121,7 +147,10 @@ func (c *cluster) do(p *proc, method, path string, form url.Values) (int, string
 		if form != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
-		client := &http.Client{Timeout: 5 * time.Second}
+		client := c.httpc
+		if client == nil {
+			client = &http.Client{Timeout: 5 * time.Second}
+		}
 		resp, err := client.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)

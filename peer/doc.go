@@ -1,4 +1,9 @@
-// Package peer is the Raft transport between members, over plain HTTP.
+// Package peer is the Raft transport between members, over HTTP or
+// HTTPS: a peer URL may be either, and Config.DialTLSContext (the
+// member's peer TLS, from internal/tlsutil) makes the connections to
+// https peers for messages, streams and snapshots alike, presenting this
+// member's peer certificate and verifying the peer's. The receiving side
+// is a plain http.Handler; the listener in front of it does the TLS.
 //
 // Each peer has a bounded queue and a sender goroutine that ships whatever
 // queued up as one batch. While the peer's stream is connected a batch is

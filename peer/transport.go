@@ -104,6 +104,11 @@ type Config struct {
 	// Removed is called, once and on a goroutine of its own, when a peer
 	// answered 410 Gone: this member was removed from the cluster.
 	Removed func()
+	// DialTLSContext connects to peers with https URLs (messages, streams
+	// and snapshots alike): it is the member's peer TLS, which presents
+	// its peer certificate and verifies the peer's. Nil: Go's defaults
+	// (the system's roots, no client certificate).
+	DialTLSContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// QueueSize bounds each peer's queue (default 4096).
 	QueueSize int
 	Logger    zerolog.Logger
@@ -192,14 +197,15 @@ func New(cfg Config) *Transport {
 	}
 	t := &Transport{cfg: cfg, tm: defaultTiming, peers: map[uint64]*sender{}, inbound: map[*inStream]struct{}{},
 		client: &http.Client{Timeout: defaultTiming.post, Transport: &http.Transport{
-			MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}},
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute, DialTLSContext: cfg.DialTLSContext}},
 		streamClient: &http.Client{Transport: &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: defaultTiming.dial}).DialContext,
+			DialTLSContext:        cfg.DialTLSContext,
 			ResponseHeaderTimeout: defaultTiming.dial,
 			ExpectContinueTimeout: defaultTiming.dial,
 			DisableKeepAlives:     true,
 		}},
-		snapClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		snapClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialTLSContext: cfg.DialTLSContext}},
 	}
 	t.cfg.Peers = nil // the transport keeps its own map
 	ids := make([]uint64, 0, len(cfg.Peers))

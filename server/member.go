@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -87,6 +88,9 @@ type MemberConfig struct {
 	Logger         zerolog.Logger
 	// WALFS is the WAL's file system (wal.OS when nil); tests inject faults.
 	WALFS wal.FS
+	// PeerDialTLS dials peers with https URLs: the peer TLS (see
+	// peer.Config.DialTLSContext). Nil: Go's defaults.
+	PeerDialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Metrics is where the member registers its Prometheus metrics (none
 	// when nil).
 	Metrics prometheus.Registerer
@@ -354,6 +358,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 		},
 		WriteSnapshot:   m.writeSnapshot,
 		ReceiveSnapshot: m.receiveSnapshot,
+		DialTLSContext:  cfg.PeerDialTLS,
 	})
 
 	m.syncPeers(m.view.Load())
