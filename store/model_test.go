@@ -80,6 +80,18 @@ func (m *model) key(p string) string {
 	return p
 }
 
+// dataBytes is what Store.DataBytes must say: every path but the root's,
+// and every value.
+func (m *model) dataBytes() int64 {
+	var n int64
+	for p, nd := range m.nodes {
+		if p != "/" {
+			n += int64(len(p) + len(nd.value))
+		}
+	}
+	return n
+}
+
 func mBase(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
 // mBelow reports whether p is strictly below directory d.
@@ -886,6 +898,9 @@ func (mr *modelRun) applyOne() {
 	}
 	if s.RaftIndex() != uint64(mr.step) {
 		mr.fail("RaftIndex() = %d, want %d", s.RaftIndex(), mr.step)
+	}
+	if got, want := s.DataBytes(), m.dataBytes(); got != want {
+		mr.fail("DataBytes() = %d, want %d", got, want)
 	}
 	// The whole tree.
 	mr.compareGet("/", true)

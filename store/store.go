@@ -48,6 +48,12 @@ func New(historySize int) *Store {
 // Index is the current store index.
 func (s *Store) Index() uint64 { return s.cur.Load().index }
 
+// DataBytes is the size of the data: the lengths of every key's and
+// directory's path and of every value, summed. Apply keeps it as it
+// changes the tree (O(depth) per change) and Open recomputes it, so it is
+// the same on every replica at the same index and costs nothing to read.
+func (s *Store) DataBytes() int64 { return s.cur.Load().root.bytes }
+
 // RaftIndex is the Raft index of the last applied request.
 func (s *Store) RaftIndex() uint64 { return s.raftIndex.Load() }
 
@@ -296,6 +302,7 @@ func (a *applier) put(p, action, value string, prev *node) (*Event, error) {
 	if !r.Dir {
 		n.value = value
 	}
+	n.bytes = n.own()
 	if prev != nil {
 		a.forgetTTLs(prev)
 	}
@@ -356,6 +363,7 @@ func (a *applier) rewrite(n *node, action string) (*Event, error) {
 			cp.value = r.Value
 		}
 	}
+	cp.bytes += cp.own() - n.own()
 	a.replace(n.path, &cp, idx)
 	a.setTTL(&cp)
 	nv := view(&cp, false, false)
