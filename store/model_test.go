@@ -948,6 +948,34 @@ func (mr *modelRun) compareGet(p string, recursive bool) {
 	if g != w {
 		mr.fail("Get(%q, recursive=%v):\n got  %s\n want %s", p, recursive, g, w)
 	}
+	// Visit meets the nodes of that answer, in its order.
+	var want2, got2 []string
+	if err == nil {
+		var flatten func(v *store.NodeView)
+		flatten = func(v *store.NodeView) {
+			cp := *v
+			cp.Nodes = nil
+			want2 = append(want2, fmtView(&cp))
+			for _, c := range v.Nodes {
+				flatten(c)
+			}
+		}
+		flatten(got.Node)
+	}
+	verr := mr.s.Visit(p, recursive, func(v store.NodeView) bool {
+		got2 = append(got2, fmtView(&v))
+		return true
+	})
+	if fmt.Sprint(verr) != fmt.Sprint(err) || !slices.Equal(got2, want2) {
+		mr.fail("Visit(%q, recursive=%v): %v\n got  %q\n want %q", p, recursive, verr, got2, want2)
+	}
+	if len(want2) > 1 {
+		calls := 0
+		_ = mr.s.Visit(p, recursive, func(store.NodeView) bool { calls++; return calls < 2 })
+		if calls != 2 {
+			mr.fail("Visit(%q) went on after f returned false: %d calls", p, calls)
+		}
+	}
 }
 
 // checkWatchers drains every watcher and compares what arrived with the

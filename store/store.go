@@ -95,6 +95,22 @@ func (s *Store) Get(p string, recursive bool) (*Event, error) {
 	return &Event{Action: ActionGet, Node: view(n, true, recursive), Index: v.index}, nil
 }
 
+// Visit calls f with each node that Get(p, recursive) would return, in the
+// order Get lists them (the node at p first, then each listed child and,
+// when recursive, its subtree, parents first), each without its Nodes, and
+// stops as soon as f returns false. It builds no view, so the cost of
+// sizing a read before making it is bounded by where f stops. It returns
+// Get's error when p cannot be read.
+func (s *Store) Visit(p string, recursive bool, f func(NodeView) bool) error {
+	v := s.cur.Load()
+	n, err := lookup(v.root, p, v.index)
+	if err != nil {
+		return err
+	}
+	visit(n, true, recursive, f)
+	return nil
+}
+
 // Watch registers a watcher on p. since is the first index of interest
 // (0: the next change). A since older than the history answers error 401.
 func (s *Store) Watch(p string, recursive, stream bool, since uint64) (*Watcher, error) {
