@@ -154,7 +154,11 @@ func put(dir *node, elems []string, leaf *node, idx uint64) *node {
 // missing path).
 func lookup(root *node, p string, index uint64) (*node, *Error) {
 	n := root
-	for _, name := range splitPath(p) {
+	// The elements one by one, as splitPath has them, without the slice:
+	// reads run here.
+	for rest := p[1:]; p != "/"; {
+		name, tail, more := strings.Cut(rest, "/")
+		rest = tail
 		if !n.dir {
 			return nil, NewError(EcodeNotDir, n.path, index)
 		}
@@ -163,6 +167,9 @@ func lookup(root *node, p string, index uint64) (*node, *Error) {
 			return nil, NewError(EcodeKeyNotFound, joinPath(n.path, name), index)
 		}
 		n = c
+		if !more {
+			break
+		}
 	}
 	return n, nil
 }
