@@ -64,6 +64,9 @@ func TestDataBytesFollowsEveryOperation(t *testing.T) {
 				if n.bytes != walkBytes(n) {
 					t.Fatalf("seed %d step %d: %s holds %d bytes, says %d", seed, step, n.path, walkBytes(n), n.bytes)
 				}
+				if b, err := s.SubtreeBytes(n.path); err != nil || b != n.bytes {
+					t.Fatalf("seed %d step %d: SubtreeBytes(%s) = %d, %v; want %d", seed, step, n.path, b, err, n.bytes)
+				}
 			})
 		}
 	}

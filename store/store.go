@@ -95,6 +95,17 @@ func (s *Store) Get(p string, recursive bool) (*Event, error) {
 	return &Event{Action: ActionGet, Node: view(n, true, recursive), Index: v.index}, nil
 }
 
+// SubtreeBytes is the data of the node at p and of everything below it,
+// counted as DataBytes counts (hidden nodes included); O(depth).
+func (s *Store) SubtreeBytes(p string) (int64, error) {
+	v := s.cur.Load()
+	n, err := lookup(v.root, p, v.index)
+	if err != nil {
+		return 0, err
+	}
+	return n.bytes, nil
+}
+
 // Visit calls f with each node that Get(p, recursive) would return, in the
 // order Get lists them (the node at p first, then each listed child and,
 // when recursive, its subtree, parents first), each without its Nodes, and
