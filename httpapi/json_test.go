@@ -444,3 +444,36 @@ func TestAppendEventRandomAgainstEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// stringLen and nodeLen, which size an answer before it is built, agree
+// with the encoder byte for byte.
+func TestLengthsMatchTheEncoder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "Z", "/", " ", "\"", "\\", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "<", ">", "&",
+		"é", "日本", "\u2028", "\u2029", "\xff", "\xe2\x80", "😀", "\ufffd"}
+	str := func() string {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC).UnixNano()
+	for range 5000 {
+		s := str()
+		if got, want := stringLen(s), len(appendString(nil, s)); got != want {
+			t.Fatalf("stringLen(%q) = %d, want %d", s, got, want)
+		}
+		n := &store.NodeView{Key: "/" + str(), Value: str(), HasValue: rng.IntN(2) == 0, Dir: rng.IntN(3) == 0,
+			ModifiedIndex: rng.Uint64N(1 << rng.IntN(64)), CreatedIndex: rng.Uint64N(1 << rng.IntN(64))}
+		if rng.IntN(2) == 0 {
+			n.Key = ""
+		}
+		if rng.IntN(2) == 0 {
+			n.Expiration = now + rng.Int64N(1e15) - 1e12 // past ones too: negative ttl
+		}
+		if got, want := nodeLen(n, now), len(appendNode(nil, n, now)); got != want {
+			t.Fatalf("nodeLen(%+v) = %d, want %d (%s)", n, got, want, appendNode(nil, n, now))
+		}
+	}
+}
