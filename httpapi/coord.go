@@ -22,6 +22,7 @@ type coordHandler struct {
 	locks  *locks.Locks
 	queues *queue.Queues
 	now    func() time.Time
+	lim    *limiter
 }
 
 // coordParams holds the parameters these endpoints share.
@@ -38,7 +39,7 @@ type coordParams struct {
 // parseCoord reads the name from the route and the form parameters.
 func parseCoord(r *http.Request) (*coordParams, *store.Error) {
 	if err := r.ParseForm(); err != nil {
-		return nil, store.NewError(store.EcodeInvalidForm, err.Error(), 0)
+		return nil, formError(err)
 	}
 	p := &coordParams{name: chi.URLParam(r, "name"), value: r.Form.Get("value")}
 	if err := locks.CheckName(p.name); err != nil {
@@ -129,6 +130,10 @@ func (h *coordHandler) lock(w http.ResponseWriter, r *http.Request) {
 			writeError(w, store.NewError(store.EcodeTTLNaN, `a lock needs a "ttl"`, 0))
 			return
 		}
+		if se := h.lim.value("value", p.value); se != nil {
+			writeError(w, se)
+			return
+		}
 		g, err := h.locks.Acquire(r.Context(), p.name, p.value, p.ttl, p.wait, p.timeout)
 		if err != nil {
 			h.fail(w, err)
@@ -199,6 +204,10 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
+		if se := h.lim.value("value", p.value); se != nil {
+			writeError(w, se)
+			return
+		}
 		e, err := h.queues.Enqueue(r.Context(), p.name, p.value)
 		if err != nil {
 			h.fail(w, err)
@@ -213,6 +222,10 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 		}
 		h.write(w, http.StatusCreated, e, e.Time, "")
 	case http.MethodGet:
+		if se := h.lim.answer(queue.Dir(p.name), true, h.now().UnixNano()); se != nil {
+			writeError(w, se)
+			return
+		}
 		items, index, err := h.queues.List(r.Context(), p.name)
 		if err != nil {
 			h.fail(w, err)

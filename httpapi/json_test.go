@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -474,6 +475,73 @@ func TestLengthsMatchTheEncoder(t *testing.T) {
 		}
 		if got, want := nodeLen(n, now), len(appendNode(nil, n, now)); got != want {
 			t.Fatalf("nodeLen(%+v) = %d, want %d (%s)", n, got, want, appendNode(nil, n, now))
+		}
+		if got, most := nodeLen(n, now)+1+len(`,"nodes":[]`), maxNodeOverhead+6*(len(n.Key)+len(n.Value)); got > most {
+			t.Fatalf("nodeLen(%+v) = %d, more than maxNodeOverhead allows (%d)", n, got, most)
+		}
+	}
+	// The longest node there can be, at the clocks that make its ttl
+	// longest.
+	n := &store.NodeView{Key: "/\x00", Value: "\u2028", HasValue: true, Dir: true, Expiration: math.MaxInt64,
+		ModifiedIndex: math.MaxUint64, CreatedIndex: math.MaxUint64}
+	for _, at := range []int64{math.MinInt64, -1, 0, math.MaxInt64} {
+		for _, exp := range []int64{math.MinInt64, -1, 1, math.MaxInt64} {
+			n.Expiration = exp
+			if got, most := nodeLen(n, at)+1+len(`,"nodes":[]`), maxNodeOverhead+6*(len(n.Key)+len(n.Value)); got > most {
+				t.Errorf("expiration %d at %d: %d bytes, more than maxNodeOverhead allows (%d)", exp, at, got, most)
+			}
+		}
+	}
+}
+
+// answerSize is never below the answer a get builds, above it by at most
+// a comma and an empty nodes array per node, and never above answerBound.
+func TestAnswerSizeBoundsTheAnswer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC).UnixNano()
+	st := store.New(10)
+	names := []string{"a", "b", "_h", "c<&>", "d\n"}
+	var paths []string
+	for i := range 300 {
+		p := ""
+		for range 1 + rng.IntN(4) {
+			p += "/" + names[rng.IntN(len(names))]
+		}
+		r := &store.Request{Op: store.OpSet, Path: p, Value: strings.Repeat("v\"", rng.IntN(5)), Time: now}
+		if rng.IntN(4) == 0 {
+			r.HasTTL, r.TTL = true, uint64(1+rng.IntN(100))
+		}
+		if rng.IntN(6) == 0 {
+			r.Op, r.Path = store.OpCreateInOrder, store.CleanPath(p+"/..")
+		}
+		if _, err := st.Apply(uint64(i+1), r); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	paths = append(paths, "/", "/a", "/b", "/nope")
+	for _, p := range paths {
+		for _, recursive := range []bool{false, true} {
+			e, gerr := st.Get(p, recursive)
+			size, err := answerSize(st, p, recursive, now, 1<<62)
+			if (gerr == nil) != (err == nil) {
+				t.Fatalf("%s: Get %v, answerSize %v", p, gerr, err)
+			}
+			if gerr != nil {
+				continue
+			}
+			got := int64(len(appendEvent(nil, e, now, false)))
+			nodes := int64(0)
+			_ = st.Visit(p, recursive, func(store.NodeView) bool { nodes++; return true })
+			if size < got || size > got+nodes*int64(1+len(`,"nodes":[]`)) {
+				t.Fatalf("get %s recursive=%v: answerSize %d for an answer of %d bytes (%d nodes)", p, recursive, size, got, nodes)
+			}
+			if data, _ := st.SubtreeBytes(p); size > answerBound(data) {
+				t.Fatalf("get %s: answerSize %d over answerBound(%d) = %d", p, size, data, answerBound(data))
+			}
+			// It stops once past stopAt.
+			if stop, _ := answerSize(st, p, recursive, now, got/2); got/2 > 0 && nodes > 2 && stop >= size {
+				t.Fatalf("get %s: answerSize went on past its stop: %d", p, stop)
+			}
 		}
 	}
 }
