@@ -101,6 +101,7 @@ const (
 	limRequestBytes = "request-bytes"
 	limAnswerBytes  = "answer-bytes"
 	limBodyTimeout  = "body-timeout"
+	limReserved     = "reserved"
 )
 
 // limiter applies Limits and counts what it refuses.
@@ -113,9 +114,9 @@ type limiter struct {
 func newLimiter(l Limits, be Backend, reg prometheus.Registerer) *limiter {
 	lim := &limiter{Limits: l.withDefaults(), be: be,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_requests_refused_total",
-			Help: "Client requests refused by a limit, by the limit: key-bytes, key-depth, value-bytes, request-bytes, answer-bytes, body-timeout."},
+			Help: "Client requests refused by a limit, by the limit: key-bytes, key-depth, value-bytes, request-bytes, answer-bytes, body-timeout, reserved (a keys write into /_cairn)."},
 			[]string{"limit"})}
-	for _, name := range []string{limKeyBytes, limKeyDepth, limValueBytes, limRequestBytes, limAnswerBytes, limBodyTimeout} {
+	for _, name := range []string{limKeyBytes, limKeyDepth, limValueBytes, limRequestBytes, limAnswerBytes, limBodyTimeout, limReserved} {
 		lim.refused.WithLabelValues(name)
 	}
 	if reg == nil {
@@ -164,8 +165,17 @@ func (l *limiter) value(name, v string) *store.Error {
 	return nil
 }
 
+// reserved refuses a keys write at or below store.CairnDir: the locks and
+// queues change only through their own endpoints.
+func (l *limiter) reserved(p string) *store.Error {
+	if p == store.CairnDir || strings.HasPrefix(p, store.CairnDir+"/") {
+		return l.refuse(limReserved, store.EcodeKeyIsPreserved, "%s", p)
+	}
+	return nil
+}
+
 // keys checks a parsed /v2/keys change before it is proposed: the sizes
-// of what it would put in the log.
+// of what it would put in the log, and the reserved tree.
 func (l *limiter) keys(kr *keyRequest) *store.Error {
 	inOrder := kr.method == http.MethodPost
 	if err := l.key(kr.path, inOrder); err != nil {
@@ -174,7 +184,10 @@ func (l *limiter) keys(kr *keyRequest) *store.Error {
 	if err := l.value("value", kr.value); err != nil {
 		return err
 	}
-	return l.value("prevValue", kr.prevValue)
+	if err := l.value("prevValue", kr.prevValue); err != nil {
+		return err
+	}
+	return l.reserved(kr.path)
 }
 
 // answerTooLarge is the refusal of a read whose answer passes the limit.

@@ -166,7 +166,7 @@ func TestLimitsJustUnderAndJustOver(t *testing.T) {
 		e.refused(t, o.what, r, 413, e124(o.cause), dos, gets, index)
 	}
 	for limit, want := range map[string]string{"key-bytes": "3", "key-depth": "2", "value-bytes": "5", "request-bytes": "3",
-		"answer-bytes": "0", "body-timeout": "0"} {
+		"answer-bytes": "0", "body-timeout": "0", "reserved": "0"} {
 		if got := e.metric(t, `cairn_requests_refused_total{limit="`+limit+`"}`); got != want {
 			t.Errorf("cairn_requests_refused_total{limit=%q} = %q, want %s", limit, got, want)
 		}
@@ -188,6 +188,68 @@ func TestLimitsDefaults(t *testing.T) {
 	} {
 		dos, gets, index := e.be.dos.Load(), e.be.gets.Load(), e.st.Index()
 		e.refused(t, c.cause, e.do(t, "PUT", c.target, c.form), 413, e124(c.cause), dos, gets, index)
+	}
+}
+
+// /_cairn, where the locks and queues live, is read-only through
+// /v2/keys: no write can forge a lock holder or wipe a queue. Reads and
+// watches of it work, and so do the lock and queue endpoints.
+func TestReservedTreeIsReadOnlyThroughKeys(t *testing.T) {
+	e := newLTEnv(t, httpapi.Limits{})
+	lock := coDecode(t, "acquire", coResp(e.mustOK(t, "POST", "/v2/locks/job?ttl=60", "value=alice")))
+	e.mustOK(t, "POST", "/v2/queues/q", "value=one")
+	e106 := func(cause string) string {
+		return `{"errorCode":106,"message":"The prefix of given key is a keyword in etcd","cause":"` + cause + `","index":0}` + "\n"
+	}
+	for _, c := range []struct{ method, target, form, cause string }{
+		{"PUT", "/v2/keys/_cairn", "value=x", "/_cairn"},
+		{"PUT", "/v2/keys/_cairn?dir=true", "", "/_cairn"},
+		{"PUT", fmt.Sprintf("/v2/keys/_cairn/locks/job/%020d", 1), "value=forged", fmt.Sprintf("/_cairn/locks/job/%020d", 1)},
+		{"PUT", "/v2/keys/_cairn/locks/other/00000000000000000001", "value=mallory", "/_cairn/locks/other/00000000000000000001"},
+		{"POST", "/v2/keys/_cairn/queues/q", "value=injected", "/_cairn/queues/q"},
+		{"PUT", "/v2/keys/%5Fcairn/queues/q?prevExist=false", "value=x", "/_cairn/queues/q"},
+		{"DELETE", "/v2/keys/_cairn?recursive=true", "", "/_cairn"},
+		{"DELETE", "/v2/keys/_cairn/locks?dir=true&recursive=true", "", "/_cairn/locks"},
+		{"DELETE", fmt.Sprintf("/v2/keys/_cairn/locks/job/%020d?prevValue=alice", lock.Token), "", fmt.Sprintf("/_cairn/locks/job/%020d", lock.Token)},
+		{"DELETE", "/v2/keys/_cairn/queues/q/00000000000000000002", "", "/_cairn/queues/q/00000000000000000002"},
+	} {
+		dos, gets, index := e.be.dos.Load(), e.be.gets.Load(), e.st.Index()
+		e.refused(t, c.method+" "+c.target, e.do(t, c.method, c.target, c.form), 400, e106(c.cause), dos, gets, index)
+	}
+	// The only ancestor of /_cairn is the root, which no delete takes (as
+	// in etcd: 107, or 102 for a compare-and-delete).
+	for _, target := range []string{"/v2/keys/?recursive=true", "/v2/keys?dir=true&recursive=true"} {
+		r := e.do(t, "DELETE", target, "")
+		want := fmt.Sprintf(`{"errorCode":107,"message":"Root is read only","cause":"/","index":%d}`+"\n", e.st.Index())
+		if r.code != 400 || r.body != want {
+			t.Errorf("DELETE %s: %d %q, want 400 %q", target, r.code, r.body, want)
+		}
+	}
+	// Names that only look alike are ordinary keys.
+	e.mustOK(t, "PUT", "/v2/keys/_cairnx", "value=1")
+	e.mustOK(t, "PUT", "/v2/keys/app/_cairn/x", "value=1")
+	e.mustOK(t, "DELETE", "/v2/keys/app/_cairn/x", "")
+
+	// Reads and watches of /_cairn work.
+	r := e.mustOK(t, "GET", "/v2/keys/_cairn?recursive=true&sorted=true", "")
+	if !strings.Contains(r.body, `"value":"alice"`) || !strings.Contains(r.body, `"value":"one"`) {
+		t.Fatalf("GET /_cairn: %s", r.body)
+	}
+	watch := make(chan kResp, 1)
+	go func() { watch <- e.do(t, "GET", "/v2/keys/_cairn/locks?recursive=true&wait=true", "") }()
+	// The watch is registered before it answers its headers; wait for it.
+	coEventually(t, "the watch registered", func() (bool, string) { return e.st.WatcherCount() == 1, "" })
+	e.mustOK(t, "POST", "/v2/locks/other?ttl=60", "value=bob")
+	if w := <-watch; w.code != 200 || !strings.Contains(w.body, `"value":"bob"`) {
+		t.Fatalf("watch on /_cairn/locks: %d %s", w.code, w.body)
+	}
+	// The lock and queue endpoints still change it.
+	e.mustOK(t, "DELETE", fmt.Sprintf("/v2/locks/job?token=%d", lock.Token), "")
+	if r := e.mustOK(t, "DELETE", "/v2/queues/q", ""); !strings.Contains(r.body, `"value":"one"`) {
+		t.Fatalf("dequeue: %s", r.body)
+	}
+	if got := e.metric(t, `cairn_requests_refused_total{limit="reserved"}`); got != "10" {
+		t.Errorf(`cairn_requests_refused_total{limit="reserved"} = %q, want 10`, got)
 	}
 }
 
