@@ -115,6 +115,15 @@ func (h *coordHandler) fail(w http.ResponseWriter, err error) {
 	writeError(w, err)
 }
 
+// admit checks a value that an acquire or an enqueue would store under a
+// key of keyBytes, against the value limit and the quota.
+func (h *coordHandler) admit(value string, keyBytes int) *store.Error {
+	if se := h.lim.value("value", value); se != nil {
+		return se
+	}
+	return h.lim.quota(keyBytes + len(value))
+}
+
 // lock serves /v2/locks/{name}: POST acquires (?ttl, wait, timeout; the
 // value describes the owner), PUT refreshes (?token, ttl), DELETE
 // releases (?token), GET shows the holder and the waiters.
@@ -130,7 +139,7 @@ func (h *coordHandler) lock(w http.ResponseWriter, r *http.Request) {
 			writeError(w, store.NewError(store.EcodeTTLNaN, `a lock needs a "ttl"`, 0))
 			return
 		}
-		if se := h.lim.value("value", p.value); se != nil {
+		if se := h.admit(p.value, len(locks.Dir(p.name))+inOrderName); se != nil {
 			writeError(w, se)
 			return
 		}
@@ -204,7 +213,7 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
-		if se := h.lim.value("value", p.value); se != nil {
+		if se := h.admit(p.value, len(queue.Dir(p.name))+inOrderName); se != nil {
 			writeError(w, se)
 			return
 		}

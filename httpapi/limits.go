@@ -44,6 +44,12 @@ type Limits struct {
 	// read; otherwise it is measured once built. Default
 	// DefaultMaxAnswerBytes.
 	MaxAnswerBytes int64
+	// QuotaBytes bounds the data (store.Store.DataBytes): a change that
+	// could grow it is refused when the data plus the change's key and
+	// value would pass it. Deletes, dequeues, releases and refreshes are
+	// never refused. Needs a LocalStorer backend. Default
+	// DefaultQuotaBytes.
+	QuotaBytes int64
 	// BodyTimeout bounds the time a request's body may take to arrive,
 	// from the end of its headers. Default DefaultBodyTimeout.
 	BodyTimeout time.Duration
@@ -56,6 +62,7 @@ const (
 	DefaultMaxValueBytes   = 1 << 20
 	DefaultMaxRequestBytes = 1572864 // 1.5 MiB, etcd's --max-request-bytes
 	DefaultMaxAnswerBytes  = 64 << 20
+	DefaultQuotaBytes      = 2 << 30 // etcd's default --quota-backend-bytes
 	DefaultBodyTimeout     = 10 * time.Second
 )
 
@@ -64,8 +71,8 @@ const inOrderName = 21
 
 // LocalStorer is implemented by backends that hold the applied state in
 // this process (server.Member, server.Local). The limits read it, never
-// change it: the nodes a read will return, to size its answer before
-// making it.
+// change it: the data size for the quota, and the nodes a read will
+// return, to size its answer before making it.
 type LocalStorer interface {
 	Store() *store.Store
 }
@@ -87,6 +94,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxAnswerBytes <= 0 {
 		l.MaxAnswerBytes = DefaultMaxAnswerBytes
 	}
+	if l.QuotaBytes <= 0 {
+		l.QuotaBytes = DefaultQuotaBytes
+	}
 	if l.BodyTimeout <= 0 {
 		l.BodyTimeout = DefaultBodyTimeout
 	}
@@ -100,6 +110,7 @@ const (
 	limValueBytes   = "value-bytes"
 	limRequestBytes = "request-bytes"
 	limAnswerBytes  = "answer-bytes"
+	limQuota        = "quota"
 	limBodyTimeout  = "body-timeout"
 	limReserved     = "reserved"
 )
@@ -114,15 +125,21 @@ type limiter struct {
 func newLimiter(l Limits, be Backend, reg prometheus.Registerer) *limiter {
 	lim := &limiter{Limits: l.withDefaults(), be: be,
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_requests_refused_total",
-			Help: "Client requests refused by a limit, by the limit: key-bytes, key-depth, value-bytes, request-bytes, answer-bytes, body-timeout, reserved (a keys write into /_cairn)."},
+			Help: "Client requests refused by a limit, by the limit: key-bytes, key-depth, value-bytes, request-bytes, answer-bytes, quota, body-timeout, reserved (a keys write into /_cairn)."},
 			[]string{"limit"})}
-	for _, name := range []string{limKeyBytes, limKeyDepth, limValueBytes, limRequestBytes, limAnswerBytes, limBodyTimeout, limReserved} {
+	for _, name := range []string{limKeyBytes, limKeyDepth, limValueBytes, limRequestBytes, limAnswerBytes, limQuota, limBodyTimeout, limReserved} {
 		lim.refused.WithLabelValues(name)
 	}
 	if reg == nil {
 		return lim
 	}
-	reg.MustRegister(lim.refused)
+	reg.MustRegister(lim.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_quota_bytes",
+		Help: "The data quota (--quota-backend-bytes)."}, func() float64 { return float64(lim.QuotaBytes) }))
+	if st := lim.store(); st != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_data_bytes",
+			Help: "Bytes of data in this member's state: the paths of every key and directory and every value."},
+			func() float64 { return float64(lim.store().DataBytes()) }))
+	}
 	return lim
 }
 
@@ -174,8 +191,24 @@ func (l *limiter) reserved(p string) *store.Error {
 	return nil
 }
 
+// quota refuses a change that would add up to grow bytes to data that
+// would then pass the quota.
+func (l *limiter) quota(grow int) *store.Error {
+	st := l.store()
+	if st == nil {
+		return nil
+	}
+	if data := st.DataBytes(); data+int64(grow) > l.QuotaBytes {
+		return l.refuse(limQuota, store.EcodeQuotaExceeded,
+			"data of %d bytes and this change's %d would pass the quota of %d bytes (--quota-backend-bytes); delete keys to write again",
+			data, grow, l.QuotaBytes)
+	}
+	return nil
+}
+
 // keys checks a parsed /v2/keys change before it is proposed: the sizes
-// of what it would put in the log, and the reserved tree.
+// of what it would put in the log, the reserved tree, and, for what could
+// grow the data, the quota.
 func (l *limiter) keys(kr *keyRequest) *store.Error {
 	inOrder := kr.method == http.MethodPost
 	if err := l.key(kr.path, inOrder); err != nil {
@@ -187,7 +220,17 @@ func (l *limiter) keys(kr *keyRequest) *store.Error {
 	if err := l.value("prevValue", kr.prevValue); err != nil {
 		return err
 	}
-	return l.reserved(kr.path)
+	if err := l.reserved(kr.path); err != nil {
+		return err
+	}
+	if kr.method == http.MethodDelete || kr.refresh {
+		return nil // removes, or keeps the value: the data cannot grow
+	}
+	grow := len(kr.path) + len(kr.value)
+	if inOrder {
+		grow += inOrderName
+	}
+	return l.quota(grow)
 }
 
 // answerTooLarge is the refusal of a read whose answer passes the limit.

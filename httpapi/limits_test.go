@@ -166,7 +166,7 @@ func TestLimitsJustUnderAndJustOver(t *testing.T) {
 		e.refused(t, o.what, r, 413, e124(o.cause), dos, gets, index)
 	}
 	for limit, want := range map[string]string{"key-bytes": "3", "key-depth": "2", "value-bytes": "5", "request-bytes": "3",
-		"answer-bytes": "0", "body-timeout": "0", "reserved": "0"} {
+		"answer-bytes": "0", "quota": "0", "body-timeout": "0", "reserved": "0"} {
 		if got := e.metric(t, `cairn_requests_refused_total{limit="`+limit+`"}`); got != want {
 			t.Errorf("cairn_requests_refused_total{limit=%q} = %q, want %s", limit, got, want)
 		}
@@ -188,6 +188,9 @@ func TestLimitsDefaults(t *testing.T) {
 	} {
 		dos, gets, index := e.be.dos.Load(), e.be.gets.Load(), e.st.Index()
 		e.refused(t, c.cause, e.do(t, "PUT", c.target, c.form), 413, e124(c.cause), dos, gets, index)
+	}
+	if got := e.metric(t, "cairn_quota_bytes"); got != "2.147483648e+09" {
+		t.Errorf("cairn_quota_bytes = %s, want 2 GiB", got)
 	}
 }
 
@@ -250,6 +253,74 @@ func TestReservedTreeIsReadOnlyThroughKeys(t *testing.T) {
 	}
 	if got := e.metric(t, `cairn_requests_refused_total{limit="reserved"}`); got != "10" {
 		t.Errorf(`cairn_requests_refused_total{limit="reserved"} = %q, want 10`, got)
+	}
+}
+
+// At the quota every change that could grow the data is refused with 507,
+// while whatever shrinks it (or keeps it) goes on; once deletes have made
+// room, writes are served again.
+func TestQuota(t *testing.T) {
+	const quota = 400
+	e := newLTEnv(t, httpapi.Limits{QuotaBytes: quota})
+	data := func() int64 { return e.st.DataBytes() }
+	e507 := func(grow int) string {
+		return fmt.Sprintf(`{"errorCode":125,"message":"Data quota exceeded","cause":"data of %d bytes and this change's %d would pass the quota of %d bytes (--quota-backend-bytes); delete keys to write again","index":0}`+"\n",
+			data(), grow, quota)
+	}
+	// A lock and a queue item, then keys up to the quota.
+	lock := coDecode(t, "acquire", coResp(e.mustOK(t, "POST", "/v2/locks/job?ttl=60", "value=a")))
+	e.mustOK(t, "POST", "/v2/queues/q", "value=item")
+	e.mustOK(t, "PUT", "/v2/keys/a", "value="+strings.Repeat("a", 100))
+	e.mustOK(t, "PUT", "/v2/keys/ttl?ttl=100", "value=t")
+	left := quota - int(data()) - len("/b") // /b's value fills the quota exactly
+	e.mustOK(t, "PUT", "/v2/keys/b", "value="+strings.Repeat("b", left))
+	if data() != quota {
+		t.Fatalf("data %d, want %d", data(), quota)
+	}
+	if got := e.metric(t, "cairn_data_bytes"); got != strconv.Itoa(quota) {
+		t.Errorf("cairn_data_bytes = %s, want %d", got, quota)
+	}
+	if got := e.metric(t, "cairn_quota_bytes"); got != strconv.Itoa(quota) {
+		t.Errorf("cairn_quota_bytes = %s, want %d", got, quota)
+	}
+
+	// Everything that could grow it is refused.
+	for _, c := range []struct {
+		method, target, form string
+		grow                 int
+	}{
+		{"PUT", "/v2/keys/c", "value=c", len("/c") + 1},
+		{"PUT", "/v2/keys/d?dir=true", "", len("/d")},
+		{"PUT", "/v2/keys/a?prevExist=false", "value=x", len("/a") + 1},
+		{"PUT", "/v2/keys/a?prevExist=true", "value=x", len("/a") + 1}, // an update, even a shrinking one
+		{"PUT", "/v2/keys/a?prevValue=" + strings.Repeat("a", 100), "value=x", len("/a") + 1},
+		{"POST", "/v2/keys/in", "value=x", len("/in") + 21 + 1},
+		{"POST", "/v2/locks/job?ttl=60&wait=true", "value=b", len(store.LocksDir+"/job") + 21 + 1},
+		{"POST", "/v2/queues/q", "value=x", len(store.QueuesDir+"/q") + 21 + 1},
+	} {
+		dos, gets, index := e.be.dos.Load(), e.be.gets.Load(), e.st.Index()
+		r := e.do(t, c.method, c.target, c.form)
+		if r.code != 507 || r.body != e507(c.grow) {
+			t.Errorf("%s %s at the quota: %d %q\nwant 507 %q", c.method, c.target, r.code, r.body, e507(c.grow))
+		}
+		if d, g := e.be.dos.Load(), e.be.gets.Load(); d != dos || g != gets || e.st.Index() != index {
+			t.Errorf("%s %s: reached the backend", c.method, c.target)
+		}
+	}
+	// What keeps or shrinks the data is served: refreshes, a lock's
+	// refresh and release, a reservation, a dequeue, deletes.
+	e.mustOK(t, "PUT", "/v2/keys/ttl?refresh=true&ttl=200", "")
+	e.mustOK(t, "PUT", fmt.Sprintf("/v2/locks/job?token=%d&ttl=60", lock.Token), "")
+	e.mustOK(t, "DELETE", fmt.Sprintf("/v2/locks/job?token=%d", lock.Token), "")
+	e.mustOK(t, "DELETE", "/v2/queues/q", "")
+	e.mustOK(t, "DELETE", "/v2/keys/a?prevValue="+strings.Repeat("a", 100), "")
+	e.mustOK(t, "DELETE", "/v2/keys/ttl", "")
+	// Room again: writes are served.
+	e.mustOK(t, "PUT", "/v2/keys/c", "value=c")
+	e.mustOK(t, "POST", "/v2/queues/q", "value=again")
+	e.mustOK(t, "POST", "/v2/locks/job?ttl=60", "value=b")
+	if got := e.metric(t, `cairn_requests_refused_total{limit="quota"}`); got != "8" {
+		t.Errorf(`cairn_requests_refused_total{limit="quota"} = %q, want 8`, got)
 	}
 }
 
