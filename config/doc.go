@@ -3,4 +3,11 @@
 // as keys of a YAML file (--config-file). Precedence: flags, then the
 // environment, then the file, then the defaults. Every value goes through
 // one parser per setting, and Validate names the setting that is wrong.
+//
+// The limits on client requests (--max-key-bytes, --max-key-depth,
+// --max-value-bytes, --max-request-bytes, --max-answer-bytes,
+// --quota-backend-bytes, --request-body-timeout) take their defaults from
+// httpapi and are checked against the store's hard limits (store.MaxKeyBytes
+// and the rest), which they may not exceed; Config.Limits hands them to the
+// client handler.
 package config
