@@ -415,7 +415,9 @@ func run(args []string) error {
 	defer endRequests()
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
-			UnsafeLockGrant: unsafeGrant, Limits: cfg.Limits()}),
+			UnsafeLockGrant: unsafeGrant, Limits: httpapi.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxKeyDepth: cfg.MaxKeyDepth,
+				MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes, MaxAnswerBytes: cfg.MaxAnswerBytes,
+				QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout}}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       idleTimeout,
 		// The request line (the URL: path and query string) is bounded

@@ -15,7 +15,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/cairnkv/cairn/httpapi"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -42,7 +41,8 @@ type Config struct {
 	LogFormat                string
 	ConfigFile               string
 	// The limits on client requests (httpapi.Limits, docs/api.md
-	// "Limits"). QuotaBackendBytes 0 means the default, as in etcd.
+	// "Limits"). QuotaBackendBytes 0 asks for the default, as in etcd;
+	// Load resolves it.
 	MaxKeyBytes        int
 	MaxKeyDepth        int
 	MaxValueBytes      int
@@ -76,21 +76,15 @@ func Default() Config {
 		EventHistory:             10000,
 		LogLevel:                 "info",
 		LogFormat:                "json",
-		MaxKeyBytes:              httpapi.DefaultMaxKeyBytes,
-		MaxKeyDepth:              httpapi.DefaultMaxKeyDepth,
-		MaxValueBytes:            httpapi.DefaultMaxValueBytes,
-		MaxRequestBytes:          httpapi.DefaultMaxRequestBytes,
-		MaxAnswerBytes:           httpapi.DefaultMaxAnswerBytes,
-		QuotaBackendBytes:        httpapi.DefaultQuotaBytes,
-		RequestBodyTimeout:       httpapi.DefaultBodyTimeout,
+		// httpapi's defaults (config_test checks that they agree).
+		MaxKeyBytes:        4096,
+		MaxKeyDepth:        128,
+		MaxValueBytes:      1 << 20,
+		MaxRequestBytes:    1572864,
+		MaxAnswerBytes:     64 << 20,
+		QuotaBackendBytes:  2 << 30,
+		RequestBodyTimeout: 10 * time.Second,
 	}
-}
-
-// Limits are the limits on client requests the settings give.
-func (c *Config) Limits() httpapi.Limits {
-	return httpapi.Limits{MaxKeyBytes: c.MaxKeyBytes, MaxKeyDepth: c.MaxKeyDepth, MaxValueBytes: c.MaxValueBytes,
-		MaxRequestBytes: c.MaxRequestBytes, MaxAnswerBytes: c.MaxAnswerBytes, QuotaBytes: c.QuotaBackendBytes,
-		BodyTimeout: c.RequestBodyTimeout}
 }
 
 type setting struct {
@@ -258,7 +252,7 @@ func Load(args, env []string) (Config, []string, error) {
 		c.InitialCluster = c.Name + "=" + c.InitialAdvertisePeerURLs
 	}
 	if c.QuotaBackendBytes == 0 {
-		c.QuotaBackendBytes = httpapi.DefaultQuotaBytes
+		c.QuotaBackendBytes = Default().QuotaBackendBytes
 	}
 	return c, warnings, c.Validate()
 }

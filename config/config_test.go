@@ -113,14 +113,22 @@ func TestExampleFileCoversEverySetting(t *testing.T) {
 // The limits on client requests: their defaults, each settable as a flag,
 // a variable and a YAML key, and each checked against its bounds.
 func TestLimits(t *testing.T) {
+	limits := func(c Config) httpapi.Limits {
+		return httpapi.Limits{MaxKeyBytes: c.MaxKeyBytes, MaxKeyDepth: c.MaxKeyDepth, MaxValueBytes: c.MaxValueBytes,
+			MaxRequestBytes: c.MaxRequestBytes, MaxAnswerBytes: c.MaxAnswerBytes, QuotaBytes: c.QuotaBackendBytes,
+			BodyTimeout: c.RequestBodyTimeout}
+	}
 	c, _, err := Load(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := httpapi.Limits{MaxKeyBytes: 4096, MaxKeyDepth: 128, MaxValueBytes: 1 << 20, MaxRequestBytes: 1572864,
-		MaxAnswerBytes: 64 << 20, QuotaBytes: 2 << 30, BodyTimeout: 10 * time.Second}
-	if c.Limits() != want {
-		t.Fatalf("default limits %+v, want %+v", c.Limits(), want)
+	// The defaults are httpapi's, which its zero Limits take.
+	want := httpapi.Limits{MaxKeyBytes: httpapi.DefaultMaxKeyBytes, MaxKeyDepth: httpapi.DefaultMaxKeyDepth,
+		MaxValueBytes: httpapi.DefaultMaxValueBytes, MaxRequestBytes: httpapi.DefaultMaxRequestBytes,
+		MaxAnswerBytes: httpapi.DefaultMaxAnswerBytes, QuotaBytes: httpapi.DefaultQuotaBytes, BodyTimeout: httpapi.DefaultBodyTimeout}
+	if limits(c) != want || want != (httpapi.Limits{MaxKeyBytes: 4096, MaxKeyDepth: 128, MaxValueBytes: 1 << 20,
+		MaxRequestBytes: 1572864, MaxAnswerBytes: 64 << 20, QuotaBytes: 2 << 30, BodyTimeout: 10 * time.Second}) {
+		t.Fatalf("default limits %+v, want %+v (and the documented numbers)", limits(c), want)
 	}
 
 	file := writeFile(t, "max-key-bytes: 100\nmax-key-depth: 5\nmax-value-bytes: 1000\nmax-request-bytes: 3000\n"+
@@ -132,8 +140,8 @@ func TestLimits(t *testing.T) {
 	}
 	want = httpapi.Limits{MaxKeyBytes: 200, MaxKeyDepth: 7, MaxValueBytes: 1000, MaxRequestBytes: 3000,
 		MaxAnswerBytes: 5000, QuotaBytes: 8 << 30, BodyTimeout: 90 * time.Second}
-	if c.Limits() != want {
-		t.Fatalf("limits %+v, want %+v", c.Limits(), want)
+	if limits(c) != want {
+		t.Fatalf("limits %+v, want %+v", limits(c), want)
 	}
 	// 0 is etcd's way of asking for the default quota.
 	if c, _, err = Load([]string{"--quota-backend-bytes", "0"}, nil); err != nil || c.QuotaBackendBytes != 2<<30 {

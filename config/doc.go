@@ -6,8 +6,8 @@
 //
 // The limits on client requests (--max-key-bytes, --max-key-depth,
 // --max-value-bytes, --max-request-bytes, --max-answer-bytes,
-// --quota-backend-bytes, --request-body-timeout) take their defaults from
-// httpapi and are checked against the store's hard limits (store.MaxKeyBytes
-// and the rest), which they may not exceed; Config.Limits hands them to the
-// client handler.
+// --quota-backend-bytes, --request-body-timeout) have httpapi's defaults
+// (a test keeps the two in step) and are checked against the store's hard
+// limits (store.MaxKeyBytes and the rest), which they may not exceed; main
+// hands them to the client handler as httpapi.Limits.
 package config
