@@ -37,6 +37,14 @@ import (
 	"github.com/cairnkv/cairn/wal"
 )
 
+// Bounds of the HTTP servers: idle keep-alive connections, the headers
+// of a request besides its URL, and a peer request's headers.
+const (
+	idleTimeout        = 2 * time.Minute
+	headerSlack        = 64 << 10
+	peerMaxHeaderBytes = 64 << 10
+)
+
 // Version is Cairn's own version (/version reports the etcd API version
 // it answers as).
 const Version = server.Version
@@ -436,7 +444,12 @@ func run(args []string) error {
 		_ = member.Stop()
 		return err
 	}
-	psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second}
+	// Header reads are bounded in time on both listeners; so are idle
+	// keep-alive connections. Bodies are bounded by their handlers (the
+	// client API's --request-body-timeout; Raft streams are long-lived by
+	// design).
+	psrv := &http.Server{Handler: member.PeerHandler(), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: idleTimeout, MaxHeaderBytes: peerMaxHeaderBytes}
 	psrv.ErrorLog = httpErrorLog(log, "peer")
 	for _, pln := range plns {
 		go func() { _ = psrv.Serve(pln) }()
@@ -452,9 +465,17 @@ func run(args []string) error {
 	defer endRequests()
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
-			UnsafeLockGrant: unsafeGrant}),
+			UnsafeLockGrant: unsafeGrant, Limits: httpapi.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxKeyDepth: cfg.MaxKeyDepth,
+				MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes, MaxAnswerBytes: cfg.MaxAnswerBytes,
+				QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout}}),
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
+		IdleTimeout:       idleTimeout,
+		// The request line (the URL: path and query string) is bounded
+		// by --max-request-bytes, which the handler checks with a v2
+		// error; past it and headerSlack more, Go's server refuses the
+		// request itself (431) without reading further.
+		MaxHeaderBytes: cfg.MaxRequestBytes + headerSlack,
+		BaseContext:    func(net.Listener) context.Context { return base },
 	}
 	srv.RegisterOnShutdown(endRequests)
 	srv.ErrorLog = httpErrorLog(log, "client")

@@ -5,13 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairnkv/cairn/store"
 )
 
 // Config is everything a member is started with.
@@ -37,7 +41,22 @@ type Config struct {
 	LogLevel                 string
 	LogFormat                string
 	ConfigFile               string
+	// The limits on client requests (httpapi.Limits, docs/api.md
+	// "Limits"). QuotaBackendBytes 0 asks for the default, as in etcd;
+	// Load resolves it.
+	MaxKeyBytes        int
+	MaxKeyDepth        int
+	MaxValueBytes      int
+	MaxRequestBytes    int
+	MaxAnswerBytes     int64
+	QuotaBackendBytes  int64
+	RequestBodyTimeout time.Duration
 }
+
+// maxRequestBytes bounds max-request-bytes: no request needs more than a
+// value of store.MaxValueBytes and a prevValue as long, and the server
+// reads request lines up to it.
+const maxRequestBytes = 2*store.MaxValueBytes + 1<<20
 
 // Default is the configuration of `cairn` with nothing set.
 func Default() Config {
@@ -58,6 +77,14 @@ func Default() Config {
 		EventHistory:             10000,
 		LogLevel:                 "info",
 		LogFormat:                "json",
+		// httpapi's defaults (config_test checks that they agree).
+		MaxKeyBytes:        4096,
+		MaxKeyDepth:        128,
+		MaxValueBytes:      1 << 20,
+		MaxRequestBytes:    1572864,
+		MaxAnswerBytes:     64 << 20,
+		QuotaBackendBytes:  2 << 30,
+		RequestBodyTimeout: 10 * time.Second,
 	}
 }
 
@@ -101,6 +128,28 @@ func enableV2(_ *Config, v string) error {
 // is --client-cert-auth=true.
 var boolFlags = map[string]bool{"enable-v2": true, "client-cert-auth": true, "auto-tls": true, "peer-client-cert-auth": true, "peer-auto-tls": true}
 
+func int64Bytes(p func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number of bytes", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (like 10s or 500ms)", v)
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
 // settings lists every setting; its name is the flag, the YAML key and,
 // upper-cased with "_" for "-" and CAIRN_ before it, the variable.
 var settings = []setting{
@@ -143,6 +192,13 @@ var settings = []setting{
 	{"election-timeout", "time (in milliseconds) for an election to timeout", integer(func(c *Config) *int { return &c.ElectionTimeout })},
 	{"cors", "comma-separated origins allowed cross-origin access (* for any)", str(func(c *Config) *string { return &c.CORS })},
 	{"event-history", "events kept for waitIndex watches", integer(func(c *Config) *int { return &c.EventHistory })},
+	{"max-key-bytes", "longest key a client may write, in bytes (an in-order POST's with its 21-byte name)", integer(func(c *Config) *int { return &c.MaxKeyBytes })},
+	{"max-key-depth", "most path elements in a key a client may write", integer(func(c *Config) *int { return &c.MaxKeyDepth })},
+	{"max-value-bytes", "longest value (and prevValue) a client may send, in bytes", integer(func(c *Config) *int { return &c.MaxValueBytes })},
+	{"max-request-bytes", "largest client request: its URL and body together, in bytes", integer(func(c *Config) *int { return &c.MaxRequestBytes })},
+	{"max-answer-bytes", "largest answer to a read (a recursive GET, a queue listing), in bytes", int64Bytes(func(c *Config) *int64 { return &c.MaxAnswerBytes })},
+	{"quota-backend-bytes", "size of the data (key paths and values) past which writes are refused; 0 is the default, 2 GiB", int64Bytes(func(c *Config) *int64 { return &c.QuotaBackendBytes })},
+	{"request-body-timeout", "time a client request's body may take to arrive (a Go duration: 10s, 1m)", duration(func(c *Config) *time.Duration { return &c.RequestBodyTimeout })},
 	{"log-level", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-format", "log format: json, or console for people", str(func(c *Config) *string { return &c.LogFormat })},
 	{"config-file", "YAML file with any of these settings (flags and CAIRN_* variables win over it)", str(func(c *Config) *string { return &c.ConfigFile })},
@@ -235,6 +291,9 @@ func Load(args, env []string) (Config, []string, error) {
 	}
 	if c.InitialCluster == "" {
 		c.InitialCluster = c.Name + "=" + c.InitialAdvertisePeerURLs
+	}
+	if c.QuotaBackendBytes == 0 {
+		c.QuotaBackendBytes = Default().QuotaBackendBytes
 	}
 	return c, warnings, c.Validate()
 }
@@ -373,6 +432,38 @@ func (c *Config) Validate() error {
 	}
 	if c.EventHistory < 1 {
 		bad("event-history", "must be at least 1, got %d", c.EventHistory)
+	}
+	for _, l := range []struct {
+		name     string
+		v, most  int64
+		mostWhat string
+	}{
+		{"max-key-bytes", int64(c.MaxKeyBytes), store.MaxKeyBytes, "the store's hard limit"},
+		{"max-key-depth", int64(c.MaxKeyDepth), store.MaxKeyDepth, "the store's hard limit"},
+		{"max-value-bytes", int64(c.MaxValueBytes), store.MaxValueBytes, "the store's hard limit"},
+		{"max-request-bytes", int64(c.MaxRequestBytes), maxRequestBytes, "twice the store's hard value limit and 1 MiB"},
+		{"max-answer-bytes", c.MaxAnswerBytes, math.MaxInt64, ""},
+		{"quota-backend-bytes", c.QuotaBackendBytes, math.MaxInt64, ""}, // 0, the default, is resolved by Load
+	} {
+		switch {
+		case l.v <= 0:
+			bad(l.name, "must be positive, got %d", l.v)
+		case l.v > l.most:
+			bad(l.name, "%d is more than %d, %s", l.v, l.most, l.mostWhat)
+		}
+	}
+	if c.RequestBodyTimeout <= 0 {
+		bad("request-body-timeout", "must be positive, got %v", c.RequestBodyTimeout)
+	}
+	if c.MaxValueBytes > 0 {
+		for _, l := range []struct {
+			name string
+			v    int64
+		}{{"max-request-bytes", int64(c.MaxRequestBytes)}, {"max-answer-bytes", c.MaxAnswerBytes}} {
+			if l.v > 0 && l.v < int64(c.MaxValueBytes) {
+				bad(l.name, "%d is less than max-value-bytes (%d): a value it allows could not be written or read", l.v, c.MaxValueBytes)
+			}
+		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cairnkv/cairn/httpapi"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -139,6 +142,76 @@ func TestEnableV2(t *testing.T) {
 			t.Errorf("%q %q: %v, want an error containing %q", c.args, c.env, err, c.want)
 		case len(warn) != 0:
 			t.Errorf("%q %q: warnings %q", c.args, c.env, warn)
+		}
+	}
+}
+
+// The limits on client requests: their defaults, each settable as a flag,
+// a variable and a YAML key, and each checked against its bounds.
+func TestLimits(t *testing.T) {
+	limits := func(c Config) httpapi.Limits {
+		return httpapi.Limits{MaxKeyBytes: c.MaxKeyBytes, MaxKeyDepth: c.MaxKeyDepth, MaxValueBytes: c.MaxValueBytes,
+			MaxRequestBytes: c.MaxRequestBytes, MaxAnswerBytes: c.MaxAnswerBytes, QuotaBytes: c.QuotaBackendBytes,
+			BodyTimeout: c.RequestBodyTimeout}
+	}
+	c, _, err := Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The defaults are httpapi's, which its zero Limits take.
+	want := httpapi.Limits{MaxKeyBytes: httpapi.DefaultMaxKeyBytes, MaxKeyDepth: httpapi.DefaultMaxKeyDepth,
+		MaxValueBytes: httpapi.DefaultMaxValueBytes, MaxRequestBytes: httpapi.DefaultMaxRequestBytes,
+		MaxAnswerBytes: httpapi.DefaultMaxAnswerBytes, QuotaBytes: httpapi.DefaultQuotaBytes, BodyTimeout: httpapi.DefaultBodyTimeout}
+	if limits(c) != want || want != (httpapi.Limits{MaxKeyBytes: 4096, MaxKeyDepth: 128, MaxValueBytes: 1 << 20,
+		MaxRequestBytes: 1572864, MaxAnswerBytes: 64 << 20, QuotaBytes: 2 << 30, BodyTimeout: 10 * time.Second}) {
+		t.Fatalf("default limits %+v, want %+v (and the documented numbers)", limits(c), want)
+	}
+
+	file := writeFile(t, "max-key-bytes: 100\nmax-key-depth: 5\nmax-value-bytes: 1000\nmax-request-bytes: 3000\n"+
+		"max-answer-bytes: 5000\nquota-backend-bytes: 8589934592\nrequest-body-timeout: 2s\n")
+	c, _, err = Load([]string{"--config-file", file, "--max-key-depth", "7"},
+		[]string{"CAIRN_MAX_KEY_BYTES=200", "CAIRN_REQUEST_BODY_TIMEOUT=1m30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = httpapi.Limits{MaxKeyBytes: 200, MaxKeyDepth: 7, MaxValueBytes: 1000, MaxRequestBytes: 3000,
+		MaxAnswerBytes: 5000, QuotaBytes: 8 << 30, BodyTimeout: 90 * time.Second}
+	if limits(c) != want {
+		t.Fatalf("limits %+v, want %+v", limits(c), want)
+	}
+	// 0 is etcd's way of asking for the default quota.
+	if c, _, err = Load([]string{"--quota-backend-bytes", "0"}, nil); err != nil || c.QuotaBackendBytes != 2<<30 {
+		t.Fatalf("quota 0: %d, %v; want the default", c.QuotaBackendBytes, err)
+	}
+	// At the store's hard limits: accepted.
+	if _, _, err := Load([]string{"--max-key-bytes", "8192", "--max-key-depth", "1024", "--max-value-bytes", "33554432",
+		"--max-request-bytes", "68157440", "--max-answer-bytes", "33554432"}, nil); err != nil {
+		t.Fatalf("limits at the hard limits: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-key-bytes", "0"}, "max-key-bytes: must be positive, got 0"},
+		{[]string{"--max-key-bytes", "8193"}, "max-key-bytes: 8193 is more than 8192, the store's hard limit"},
+		{[]string{"--max-key-depth", "-1"}, "max-key-depth: must be positive, got -1"},
+		{[]string{"--max-key-depth", "1025"}, "max-key-depth: 1025 is more than 1024, the store's hard limit"},
+		{[]string{"--max-value-bytes", "0"}, "max-value-bytes: must be positive, got 0"},
+		{[]string{"--max-value-bytes", "33554433", "--max-request-bytes", "68157440", "--max-answer-bytes", "68157440"}, "max-value-bytes: 33554433 is more than 33554432, the store's hard limit"},
+		{[]string{"--max-request-bytes", "0"}, "max-request-bytes: must be positive, got 0"},
+		{[]string{"--max-request-bytes", "68157441"}, "max-request-bytes: 68157441 is more than 68157440"},
+		{[]string{"--max-request-bytes", "1048575"}, "max-request-bytes: 1048575 is less than max-value-bytes (1048576)"},
+		{[]string{"--max-answer-bytes", "0"}, "max-answer-bytes: must be positive, got 0"},
+		{[]string{"--max-answer-bytes", "1000"}, "max-answer-bytes: 1000 is less than max-value-bytes (1048576)"},
+		{[]string{"--quota-backend-bytes", "-1"}, "quota-backend-bytes: must be positive, got -1"},
+		{[]string{"--quota-backend-bytes", "2GiB"}, `flag --quota-backend-bytes: "2GiB" is not a number of bytes`},
+		{[]string{"--request-body-timeout", "0s"}, "request-body-timeout: must be positive, got 0s"},
+		{[]string{"--request-body-timeout", "10"}, `flag --request-body-timeout: "10" is not a duration`},
+	} {
+		_, _, err := Load(tc.args, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
 	}
 }

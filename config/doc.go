@@ -12,4 +12,11 @@
 // stand alone on the command line, as Go's boolean flags, and their
 // consistency with each other and with the URLs is checked before
 // anything starts (loading the files is the member's job, at start).
+//
+// The limits on client requests (--max-key-bytes, --max-key-depth,
+// --max-value-bytes, --max-request-bytes, --max-answer-bytes,
+// --quota-backend-bytes, --request-body-timeout) have httpapi's defaults
+// (a test keeps the two in step) and are checked against the store's hard
+// limits (store.MaxKeyBytes and the rest), which they may not exceed; main
+// hands them to the client handler as httpapi.Limits.
 package config

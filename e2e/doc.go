@@ -8,7 +8,8 @@
 // kit: a real Prometheus scraping a cluster and firing an alert,
 // the dashboard's and rules' metric names checked against what members
 // serve, the systemd unit, TLS on both ports with certificates the tests make,
-// their rotation, auto TLS and mixed listeners), chaos*_test.go is a fault-injection harness:
+// their rotation, auto TLS and mixed listeners, hostile requests against
+// the request limits, with the members' memory measured), chaos*_test.go is a fault-injection harness:
 // peer proxies for partitions, kills, pauses, slow disks and membership
 // changes on a seeded schedule, with register histories checked by
 // porcupine and appends, watches, locks and queues checked against the

@@ -22,6 +22,7 @@ type coordHandler struct {
 	locks  *locks.Locks
 	queues *queue.Queues
 	now    func() time.Time
+	lim    *limiter
 }
 
 // coordParams holds the parameters these endpoints share.
@@ -38,7 +39,7 @@ type coordParams struct {
 // parseCoord reads the name from the route and the form parameters.
 func parseCoord(r *http.Request) (*coordParams, *store.Error) {
 	if err := r.ParseForm(); err != nil {
-		return nil, store.NewError(store.EcodeInvalidForm, err.Error(), 0)
+		return nil, formError(err)
 	}
 	p := &coordParams{name: chi.URLParam(r, "name"), value: r.Form.Get("value")}
 	if err := locks.CheckName(p.name); err != nil {
@@ -114,6 +115,15 @@ func (h *coordHandler) fail(w http.ResponseWriter, err error) {
 	writeError(w, err)
 }
 
+// admit checks a value that an acquire or an enqueue would store under a
+// key of keyBytes, against the value limit and the quota.
+func (h *coordHandler) admit(value string, keyBytes int) *store.Error {
+	if se := h.lim.value("value", value); se != nil {
+		return se
+	}
+	return h.lim.quota(keyBytes + len(value))
+}
+
 // lock serves /v2/locks/{name}: POST acquires (?ttl, wait, timeout; the
 // value describes the owner), PUT refreshes (?token, ttl), DELETE
 // releases (?token), GET shows the holder and the waiters.
@@ -127,6 +137,10 @@ func (h *coordHandler) lock(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		if !p.hasTTL {
 			writeError(w, store.NewError(store.EcodeTTLNaN, `a lock needs a "ttl"`, 0))
+			return
+		}
+		if se := h.admit(p.value, len(locks.Dir(p.name))+inOrderName); se != nil {
+			writeError(w, se)
 			return
 		}
 		g, err := h.locks.Acquire(r.Context(), p.name, p.value, p.ttl, p.wait, p.timeout)
@@ -199,6 +213,10 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodPost:
+		if se := h.admit(p.value, len(queue.Dir(p.name))+inOrderName); se != nil {
+			writeError(w, se)
+			return
+		}
 		e, err := h.queues.Enqueue(r.Context(), p.name, p.value)
 		if err != nil {
 			h.fail(w, err)
@@ -213,6 +231,10 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 		}
 		h.write(w, http.StatusCreated, e, e.Time, "")
 	case http.MethodGet:
+		if se := h.lim.answer(queue.Dir(p.name), true, h.now().UnixNano()); se != nil {
+			writeError(w, se)
+			return
+		}
 		items, index, err := h.queues.List(r.Context(), p.name)
 		if err != nil {
 			h.fail(w, err)

@@ -15,6 +15,19 @@
 // match encoding/json's bytes: field order, omitted fields, HTML escaping
 // of < > &, and a trailing newline.
 //
+// Limits (limits.go, Config.Limits, docs/api.md "Limits") are admission
+// control on the member that takes a request, before anything is proposed
+// or read, so they need no agreement between members: every request's
+// URL and body are bounded in size and the body in time (a middleware in
+// front of every route; the deadline is cleared once the body is read,
+// so watches and waits are not bounded); a keys write's key length and
+// depth, values and the reserved tree /_cairn (read-only here: locks and
+// queues change it through their own endpoints); and, through the
+// backend's local store (LocalStorer), the data quota and the size of a
+// read's answer, sized without building it. Refusals are v2 errors (124,
+// 125, 106, 123) naming the limit and its flag, counted in
+// cairn_requests_refused_total.
+//
 // JSON request bodies (/v2/members) are bounded (MaxJSONBody) before they
 // are parsed, then read with gjson field by field (jsonbody.go), never
 // decoded by reflection; syntax and type errors keep the words etcd's

@@ -156,3 +156,75 @@ func appendError(b []byte, e *store.Error) []byte {
 	b = strconv.AppendUint(b, e.Index, 10)
 	return append(b, '}', '\n')
 }
+
+// stringLen is len(appendString(nil, s)), without writing it.
+func stringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+				n++
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			default:
+				n += len(`\u0000`)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			n += len(`\ufffd`)
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
+}
+
+// nodeLen is len(appendNode(nil, n, now)) for n without its Nodes.
+func nodeLen(n *store.NodeView, now int64) int {
+	size, fields := len("{}"), 0
+	field := func(name string, l int) {
+		size += len(`"":`) + len(name) + l
+		fields++
+	}
+	if n.Key != "" {
+		field("key", stringLen(n.Key))
+	}
+	if n.HasValue {
+		field("value", stringLen(n.Value))
+	}
+	if n.Dir {
+		field("dir", len("true"))
+	}
+	if n.Expiration != 0 {
+		var buf [48]byte
+		field("expiration", len(`""`)+len(time.Unix(0, n.Expiration).UTC().AppendFormat(buf[:0], time.RFC3339Nano)))
+		if ttl := n.TTL(now); ttl != 0 {
+			field("ttl", len(strconv.AppendInt(buf[:0], ttl, 10)))
+		}
+	}
+	if n.ModifiedIndex != 0 {
+		field("modifiedIndex", digits(n.ModifiedIndex))
+	}
+	if n.CreatedIndex != 0 {
+		field("createdIndex", digits(n.CreatedIndex))
+	}
+	if fields > 1 {
+		size += fields - 1 // the commas
+	}
+	return size
+}
+
+// digits is the length of v in decimal.
+func digits(v uint64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
+}

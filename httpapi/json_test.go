@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -441,6 +442,106 @@ func TestAppendEventRandomAgainstEncodingJSON(t *testing.T) {
 		ref := refJSON(t, refEvent{Action: e.Action, Node: toRef(e.Node, now), PrevNode: toRef(e.PrevNode, now)}) + "\n"
 		if got != ref {
 			t.Fatalf("seed %d, case %d:\n got %s\n ref %s", seed, i, got, ref)
+		}
+	}
+}
+
+// stringLen and nodeLen, which size an answer before it is built, agree
+// with the encoder byte for byte.
+func TestLengthsMatchTheEncoder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"a", "Z", "/", " ", "\"", "\\", "\n", "\r", "\t", "\x00", "\x1f", "\x7f", "<", ">", "&",
+		"é", "日本", "\u2028", "\u2029", "\xff", "\xe2\x80", "😀", "\ufffd"}
+	str := func() string {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC).UnixNano()
+	for range 5000 {
+		s := str()
+		if got, want := stringLen(s), len(appendString(nil, s)); got != want {
+			t.Fatalf("stringLen(%q) = %d, want %d", s, got, want)
+		}
+		n := &store.NodeView{Key: "/" + str(), Value: str(), HasValue: rng.IntN(2) == 0, Dir: rng.IntN(3) == 0,
+			ModifiedIndex: rng.Uint64N(1 << rng.IntN(64)), CreatedIndex: rng.Uint64N(1 << rng.IntN(64))}
+		if rng.IntN(2) == 0 {
+			n.Key = ""
+		}
+		if rng.IntN(2) == 0 {
+			n.Expiration = now + rng.Int64N(1e15) - 1e12 // past ones too: negative ttl
+		}
+		if got, want := nodeLen(n, now), len(appendNode(nil, n, now)); got != want {
+			t.Fatalf("nodeLen(%+v) = %d, want %d (%s)", n, got, want, appendNode(nil, n, now))
+		}
+		if got, most := nodeLen(n, now)+1+len(`,"nodes":[]`), maxNodeOverhead+6*(len(n.Key)+len(n.Value)); got > most {
+			t.Fatalf("nodeLen(%+v) = %d, more than maxNodeOverhead allows (%d)", n, got, most)
+		}
+	}
+	// The longest node there can be, at the clocks that make its ttl
+	// longest.
+	n := &store.NodeView{Key: "/\x00", Value: "\u2028", HasValue: true, Dir: true, Expiration: math.MaxInt64,
+		ModifiedIndex: math.MaxUint64, CreatedIndex: math.MaxUint64}
+	for _, at := range []int64{math.MinInt64, -1, 0, math.MaxInt64} {
+		for _, exp := range []int64{math.MinInt64, -1, 1, math.MaxInt64} {
+			n.Expiration = exp
+			if got, most := nodeLen(n, at)+1+len(`,"nodes":[]`), maxNodeOverhead+6*(len(n.Key)+len(n.Value)); got > most {
+				t.Errorf("expiration %d at %d: %d bytes, more than maxNodeOverhead allows (%d)", exp, at, got, most)
+			}
+		}
+	}
+}
+
+// answerSize is never below the answer a get builds, above it by at most
+// a comma and an empty nodes array per node, and never above answerBound.
+func TestAnswerSizeBoundsTheAnswer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC).UnixNano()
+	st := store.New(10)
+	names := []string{"a", "b", "_h", "c<&>", "d\n"}
+	var paths []string
+	for i := range 300 {
+		p := ""
+		for range 1 + rng.IntN(4) {
+			p += "/" + names[rng.IntN(len(names))]
+		}
+		r := &store.Request{Op: store.OpSet, Path: p, Value: strings.Repeat("v\"", rng.IntN(5)), Time: now}
+		if rng.IntN(4) == 0 {
+			r.HasTTL, r.TTL = true, uint64(1+rng.IntN(100))
+		}
+		if rng.IntN(6) == 0 {
+			r.Op, r.Path = store.OpCreateInOrder, store.CleanPath(p+"/..")
+		}
+		if _, err := st.Apply(uint64(i+1), r); err == nil {
+			paths = append(paths, p)
+		}
+	}
+	paths = append(paths, "/", "/a", "/b", "/nope")
+	for _, p := range paths {
+		for _, recursive := range []bool{false, true} {
+			e, gerr := st.Get(p, recursive)
+			size, err := answerSize(st, p, recursive, now, 1<<62)
+			if (gerr == nil) != (err == nil) {
+				t.Fatalf("%s: Get %v, answerSize %v", p, gerr, err)
+			}
+			if gerr != nil {
+				continue
+			}
+			got := int64(len(appendEvent(nil, e, now, false)))
+			nodes := int64(0)
+			_ = st.Visit(p, recursive, func(store.NodeView) bool { nodes++; return true })
+			if size < got || size > got+nodes*int64(1+len(`,"nodes":[]`)) {
+				t.Fatalf("get %s recursive=%v: answerSize %d for an answer of %d bytes (%d nodes)", p, recursive, size, got, nodes)
+			}
+			if data, _ := st.SubtreeBytes(p); size > answerBound(data) {
+				t.Fatalf("get %s: answerSize %d over answerBound(%d) = %d", p, size, data, answerBound(data))
+			}
+			// It stops once past stopAt.
+			if stop, _ := answerSize(st, p, recursive, now, got/2); got/2 > 0 && nodes > 2 && stop >= size {
+				t.Fatalf("get %s: answerSize went on past its stop: %d", p, stop)
+			}
 		}
 	}
 }

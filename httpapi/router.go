@@ -32,6 +32,8 @@ type Config struct {
 	// UnsafeLockGrant sets locks.Locks.UnsafeGrant: a deliberate bug for
 	// testing the checkers, never for production.
 	UnsafeLockGrant bool
+	// Limits bound what one request may ask (zero fields: the defaults).
+	Limits Limits
 }
 
 // DefaultCORS is etcd 3.4's default --cors.
@@ -51,9 +53,10 @@ func NewHandler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		reg = cfg.Metrics
 	}
-	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg)}
+	lim := newLimiter(cfg.Limits, cfg.Backend, reg)
+	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim}
 	r := chi.NewRouter()
-	r.Use(logRequests(cfg.Logger), cors(cfg.CORS), redirectUnclean, routeDecoded)
+	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded)
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
@@ -84,7 +87,7 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	lks := locks.New(cfg.Backend, now)
 	lks.UnsafeGrant = cfg.UnsafeLockGrant
-	coord := &coordHandler{be: cfg.Backend, now: now, locks: lks, queues: queue.New(cfg.Backend, now, cfg.Logger)}
+	coord := &coordHandler{be: cfg.Backend, now: now, locks: lks, queues: queue.New(cfg.Backend, now, cfg.Logger), lim: lim}
 	r.HandleFunc("/v2/locks/{name}", coord.lock)
 	r.HandleFunc("/v2/queues/{name}", coord.queue)
 	r.HandleFunc("/v2/queues/{name}/reservations", coord.reservations)

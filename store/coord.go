@@ -49,10 +49,15 @@ const (
 	reservedQueueRoot = "/_cairn/queues/"
 )
 
-// QueuesDir and LocksDir hold the queues and locks (hidden: "_" names).
+// CairnDir holds Cairn's own state, the locks and the queues (hidden: a
+// "_" name). Clients change it only through the coordination operations;
+// the client API refuses keys writes into it.
+const CairnDir = "/_cairn"
+
+// QueuesDir and LocksDir hold the queues and locks.
 const (
-	QueuesDir = "/_cairn/queues"
-	LocksDir  = "/_cairn/locks"
+	QueuesDir = CairnDir + "/queues"
+	LocksDir  = CairnDir + "/locks"
 )
 
 // WaitersDir is where a queue's blocked dequeuers wait.

@@ -16,6 +16,11 @@
 // walks it without locks, so a recursive read of a large directory holds
 // nothing that the apply loop waits for.
 //
+// Every node carries the byte count of its subtree (paths and values), kept
+// by the same path copying, so DataBytes, the size of the whole data that
+// the client API's quota is checked against, is read in O(1) and is the
+// same on every replica; Open recomputes it.
+//
 // Every change takes the next store index and exactly one slot of the event
 // history (refreshes too; an OpExpire takes one per expired node). Watchers
 // are served from the history when their waitIndex is in the past and from

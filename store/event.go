@@ -69,21 +69,9 @@ func (e *Event) IsCreated() bool {
 // left out at every level); without it a directory's immediate children are
 // listed only when list is true.
 func view(n *node, list, recursive bool) *NodeView {
-	v := &NodeView{
-		Expiration:    n.expire,
-		ModifiedIndex: n.modified,
-		CreatedIndex:  n.created,
-	}
-	if n.path != "/" {
-		v.Key = n.path
-	}
-	if !n.dir {
-		v.Value, v.HasValue = n.value, true
-		return v
-	}
-	v.Dir = true
-	if !list && !recursive {
-		return v
+	v := flat(n)
+	if !n.dir || !list && !recursive {
+		return &v
 	}
 	n.each(func(c *node) bool {
 		if !hidden(c.name) {
@@ -91,7 +79,44 @@ func view(n *node, list, recursive bool) *NodeView {
 		}
 		return true
 	})
+	return &v
+}
+
+// flat renders n without its children.
+func flat(n *node) NodeView {
+	v := NodeView{
+		Expiration:    n.expire,
+		ModifiedIndex: n.modified,
+		CreatedIndex:  n.created,
+		Dir:           n.dir,
+	}
+	if n.path != "/" {
+		v.Key = n.path
+	}
+	if !n.dir {
+		v.Value, v.HasValue = n.value, true
+	}
 	return v
+}
+
+// visit calls f for n and for the nodes view(n, list, recursive) would
+// list below it, parents first, until f returns false; it reports whether
+// f always returned true.
+func visit(n *node, list, recursive bool, f func(NodeView) bool) bool {
+	if !f(flat(n)) {
+		return false
+	}
+	if !n.dir || !list && !recursive {
+		return true
+	}
+	ok := true
+	n.each(func(c *node) bool {
+		if !hidden(c.name) {
+			ok = visit(c, false, recursive, f)
+		}
+		return ok
+	})
+	return ok
 }
 
 // bare is the node of a delete or expire event: no value, no TTL.

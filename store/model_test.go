@@ -80,6 +80,18 @@ func (m *model) key(p string) string {
 	return p
 }
 
+// dataBytes is what Store.DataBytes must say: every path but the root's,
+// and every value.
+func (m *model) dataBytes() int64 {
+	var n int64
+	for p, nd := range m.nodes {
+		if p != "/" {
+			n += int64(len(p) + len(nd.value))
+		}
+	}
+	return n
+}
+
 func mBase(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
 // mBelow reports whether p is strictly below directory d.
@@ -887,6 +899,9 @@ func (mr *modelRun) applyOne() {
 	if s.RaftIndex() != uint64(mr.step) {
 		mr.fail("RaftIndex() = %d, want %d", s.RaftIndex(), mr.step)
 	}
+	if got, want := s.DataBytes(), m.dataBytes(); got != want {
+		mr.fail("DataBytes() = %d, want %d", got, want)
+	}
 	// The whole tree.
 	mr.compareGet("/", true)
 	// The node the request named, its parent, and some other path.
@@ -932,6 +947,34 @@ func (mr *modelRun) compareGet(p string, recursive bool) {
 	g = fmtResult(got, err)
 	if g != w {
 		mr.fail("Get(%q, recursive=%v):\n got  %s\n want %s", p, recursive, g, w)
+	}
+	// Visit meets the nodes of that answer, in its order.
+	var want2, got2 []string
+	if err == nil {
+		var flatten func(v *store.NodeView)
+		flatten = func(v *store.NodeView) {
+			cp := *v
+			cp.Nodes = nil
+			want2 = append(want2, fmtView(&cp))
+			for _, c := range v.Nodes {
+				flatten(c)
+			}
+		}
+		flatten(got.Node)
+	}
+	verr := mr.s.Visit(p, recursive, func(v store.NodeView) bool {
+		got2 = append(got2, fmtView(&v))
+		return true
+	})
+	if fmt.Sprint(verr) != fmt.Sprint(err) || !slices.Equal(got2, want2) {
+		mr.fail("Visit(%q, recursive=%v): %v\n got  %q\n want %q", p, recursive, verr, got2, want2)
+	}
+	if len(want2) > 1 {
+		calls := 0
+		_ = mr.s.Visit(p, recursive, func(store.NodeView) bool { calls++; return calls < 2 })
+		if calls != 2 {
+			mr.fail("Visit(%q) went on after f returned false: %d calls", p, calls)
+		}
 	}
 }
 

@@ -23,6 +23,19 @@ type node struct {
 	// children of a directory, ordered by name; nil when it has none.
 	// Invariant: nil for files; never an empty tree.
 	children *btree.BTreeG[*node]
+	// bytes is the data this subtree holds: the lengths of the paths and
+	// values of n and of every node below it (the root's own path not
+	// counted). Invariant: n.own() plus the children's bytes; with keeps it
+	// so along every changed path, so the root's is the store's DataBytes.
+	bytes int64
+}
+
+// own is the data n itself holds: its path and its value.
+func (n *node) own() int64 {
+	if n.path == "/" {
+		return 0
+	}
+	return int64(len(n.path) + len(n.value))
 }
 
 // btreeDegree keeps small directories in one B-tree node.
@@ -67,22 +80,30 @@ func (n *node) each(f func(*node) bool) {
 }
 
 // with returns a copy of directory n whose child called name is c
-// (or removed, when c is nil). n itself is not changed.
+// (or removed, when c is nil), its bytes adjusted by the difference. n
+// itself is not changed.
 func (n *node) with(name string, c *node) *node {
 	cp := *n
+	var old *node
 	switch {
 	case c != nil && n.children == nil:
 		cp.children = newChildren()
 		cp.children.ReplaceOrInsert(c)
 	case c != nil:
 		cp.children = n.children.Clone()
-		cp.children.ReplaceOrInsert(c)
+		old, _ = cp.children.ReplaceOrInsert(c)
 	case n.children != nil:
 		cp.children = n.children.Clone()
-		cp.children.Delete(&node{name: name})
+		old, _ = cp.children.Delete(&node{name: name})
 		if cp.children.Len() == 0 {
 			cp.children = nil
 		}
+	}
+	if old != nil {
+		cp.bytes -= old.bytes
+	}
+	if c != nil {
+		cp.bytes += c.bytes
 	}
 	return &cp
 }
@@ -123,6 +144,7 @@ func put(dir *node, elems []string, leaf *node, idx uint64) *node {
 	c := dir.child(name)
 	if c == nil {
 		c = &node{path: joinPath(dir.path, name), name: name, created: idx, modified: idx, dir: true}
+		c.bytes = c.own()
 	}
 	return dir.with(name, put(c, elems[1:], leaf, idx))
 }
@@ -132,7 +154,11 @@ func put(dir *node, elems []string, leaf *node, idx uint64) *node {
 // missing path).
 func lookup(root *node, p string, index uint64) (*node, *Error) {
 	n := root
-	for _, name := range splitPath(p) {
+	// The elements one by one, as splitPath has them, without the slice:
+	// reads run here.
+	for rest := p[1:]; p != "/"; {
+		name, tail, more := strings.Cut(rest, "/")
+		rest = tail
 		if !n.dir {
 			return nil, NewError(EcodeNotDir, n.path, index)
 		}
@@ -141,6 +167,9 @@ func lookup(root *node, p string, index uint64) (*node, *Error) {
 			return nil, NewError(EcodeKeyNotFound, joinPath(n.path, name), index)
 		}
 		n = c
+		if !more {
+			break
+		}
 	}
 	return n, nil
 }
@@ -160,6 +189,18 @@ func checkParents(root *node, dir string, index uint64) *Error {
 		n = c
 	}
 	return nil
+}
+
+// sumBytes sets the bytes of n and of every node below it from their
+// paths and values (for a tree built in place, as Open does) and returns
+// n's.
+func sumBytes(n *node) int64 {
+	n.bytes = n.own()
+	n.each(func(c *node) bool {
+		n.bytes += sumBytes(c)
+		return true
+	})
+	return n.bytes
 }
 
 // walkSubtree calls f for n and every node below it, parents first.

@@ -118,6 +118,7 @@ func (s *Store) load(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	sumBytes(root)
 	// The history: the newest contiguous run of events ending at index.
 	var events []*Event
 	c := tx.Bucket(bucketHistory).Cursor()

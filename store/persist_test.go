@@ -113,6 +113,9 @@ func requireSame(t *testing.T, step int, want, got *Store) {
 	if want.Index() != got.Index() {
 		t.Fatalf("step %d: index %d, want %d", step, got.Index(), want.Index())
 	}
+	if want.DataBytes() != got.DataBytes() {
+		t.Fatalf("step %d: DataBytes %d, want %d (recomputed on Open)", step, got.DataBytes(), want.DataBytes())
+	}
 	if want.Hash() != got.Hash() {
 		a, _ := want.Get("/", true)
 		b, _ := got.Get("/", true)

@@ -48,6 +48,12 @@ func New(historySize int) *Store {
 // Index is the current store index.
 func (s *Store) Index() uint64 { return s.cur.Load().index }
 
+// DataBytes is the size of the data: the lengths of every key's and
+// directory's path and of every value, summed. Apply keeps it as it
+// changes the tree (O(depth) per change) and Open recomputes it, so it is
+// the same on every replica at the same index and costs nothing to read.
+func (s *Store) DataBytes() int64 { return s.cur.Load().root.bytes }
+
 // RaftIndex is the Raft index of the last applied request.
 func (s *Store) RaftIndex() uint64 { return s.raftIndex.Load() }
 
@@ -87,6 +93,33 @@ func (s *Store) Get(p string, recursive bool) (*Event, error) {
 	}
 	s.stats.GetsSuccess.Add(1)
 	return &Event{Action: ActionGet, Node: view(n, true, recursive), Index: v.index}, nil
+}
+
+// SubtreeBytes is the data of the node at p and of everything below it,
+// counted as DataBytes counts (hidden nodes included); O(depth).
+func (s *Store) SubtreeBytes(p string) (int64, error) {
+	v := s.cur.Load()
+	n, err := lookup(v.root, p, v.index)
+	if err != nil {
+		return 0, err
+	}
+	return n.bytes, nil
+}
+
+// Visit calls f with each node that Get(p, recursive) would return, in the
+// order Get lists them (the node at p first, then each listed child and,
+// when recursive, its subtree, parents first), each without its Nodes, and
+// stops as soon as f returns false. It builds no view, so the cost of
+// sizing a read before making it is bounded by where f stops. It returns
+// Get's error when p cannot be read.
+func (s *Store) Visit(p string, recursive bool, f func(NodeView) bool) error {
+	v := s.cur.Load()
+	n, err := lookup(v.root, p, v.index)
+	if err != nil {
+		return err
+	}
+	visit(n, true, recursive, f)
+	return nil
 }
 
 // Watch registers a watcher on p. since is the first index of interest
@@ -296,6 +329,7 @@ func (a *applier) put(p, action, value string, prev *node) (*Event, error) {
 	if !r.Dir {
 		n.value = value
 	}
+	n.bytes = n.own()
 	if prev != nil {
 		a.forgetTTLs(prev)
 	}
@@ -356,6 +390,7 @@ func (a *applier) rewrite(n *node, action string) (*Event, error) {
 			cp.value = r.Value
 		}
 	}
+	cp.bytes += cp.own() - n.own()
 	a.replace(n.path, &cp, idx)
 	a.setTTL(&cp)
 	nv := view(&cp, false, false)
