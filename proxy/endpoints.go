@@ -136,6 +136,7 @@ func (e *endpoints) refresh(client *http.Client) {
 			clients = append(clients, m.ClientURLs...) // a member not started yet has none
 		}
 		slices.Sort(peerURLs)
+		peerURLs = slices.Compact(peerURLs)
 		if len(peerURLs) == 0 {
 			errs = append(errs, fmt.Errorf("%s%s: no members", pu, membersPath))
 			continue

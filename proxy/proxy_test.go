@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -71,16 +70,9 @@ func newTestProxy(t *testing.T, cfg Config) (*Proxy, *httptest.Server) {
 	return p, srv
 }
 
-// deadURL is a loopback URL nothing listens on.
-func deadURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := "http://" + ln.Addr().String()
-	ln.Close()
-	return u
-}
+// deadURL is a loopback URL nothing listens on (port 1: no test server
+// can be given it, unlike a port freed a moment ago).
+func deadURL(*testing.T) string { return "http://127.0.0.1:1" }
 
 func do(t *testing.T, method, url, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
@@ -290,10 +282,10 @@ func TestRefreshAndClusterFile(t *testing.T) {
 	if body != `{"endpoints":["http://127.0.0.1:2"]}`+"\n" {
 		t.Fatalf("/v2/config/local/proxy: %s", body)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "proxy", "cluster"))
-	if err != nil || string(b) != `{"PeerURLs":["`+peer.srv.URL+`"]}` {
-		t.Fatalf("cluster file: %s %v", b, err)
-	}
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "proxy", "cluster"))
+		return err == nil && string(b) == `{"PeerURLs":["`+peer.srv.URL+`"]}`
+	})
 	p2, err := New(Config{PeerURLs: []string{"http://127.0.0.1:9"}, DataDir: dir, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
