@@ -370,6 +370,16 @@ func run(args []string) error {
 		return err
 	}
 	members, _ := cfg.Members() // validated by Load
+	// A proxy keeps no Raft state; a data directory that holds a proxy's
+	// starts one again (docs/operations.md, "Proxy mode").
+	if proxyDir, err := isProxyDir(cfg); err != nil {
+		return err
+	} else if proxyDir || cfg.ProxyMode() {
+		if !cfg.ProxyMode() {
+			cfg.Proxy = "on"
+		}
+		return runProxy(cfg, log)
+	}
 	var id, cid uint64
 	var initial []server.MemberInfo
 	join := false
@@ -385,7 +395,18 @@ func run(args []string) error {
 		}
 		join = true
 	default:
-		id, cid, initial = identities(members, members[cfg.Name], cfg.InitialClusterToken)
+		token := cfg.InitialClusterToken
+		if cfg.Bootstraps() { // --discovery or --discovery-srv (docs/operations.md, "Discovery")
+			members, token, err = discoverCluster(cfg, log)
+			if errors.Is(err, errFallBackToProxy) {
+				cfg.Proxy = "on"
+				return runProxy(cfg, log)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		id, cid, initial = identities(members, members[cfg.Name], token)
 	}
 	// Deliberate bugs, for proving that the fault-injection checkers catch
 	// what they look for (e2e/chaos*). Never in production.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -51,6 +52,21 @@ type Config struct {
 	MaxAnswerBytes     int64
 	QuotaBackendBytes  int64
 	RequestBodyTimeout time.Duration
+
+	// Discovery and proxy mode (docs/operations.md, "Discovery" and
+	// "Proxy mode"); the proxy durations are in ms, as etcd's flags.
+	Discovery            string
+	DiscoveryFallback    string
+	DiscoveryProxy       string
+	DiscoverySRV         string
+	DiscoverySRVName     string
+	DiscoverySRVResolver string // hidden: a DNS server (host:port) for the SRV lookups, for tests
+	Proxy                string
+	ProxyFailureWait     int
+	ProxyRefreshInterval int
+	ProxyDialTimeout     int
+	ProxyWriteTimeout    int
+	ProxyReadTimeout     int
 }
 
 // maxRequestBytes bounds max-request-bytes: no request needs more than a
@@ -68,6 +84,12 @@ func Default() Config {
 		InitialAdvertisePeerURLs: "http://localhost:2380",
 		InitialClusterState:      "new",
 		InitialClusterToken:      "cairn-cluster",
+		DiscoveryFallback:        "proxy",
+		Proxy:                    "off",
+		ProxyFailureWait:         5000,
+		ProxyRefreshInterval:     30000,
+		ProxyDialTimeout:         1000,
+		ProxyWriteTimeout:        5000,
 		SnapshotCount:            100000,
 		MaxSnapshots:             5,
 		MaxWALs:                  5,
@@ -177,6 +199,18 @@ var settings = []setting{
 	{"peer-cert-allowed-cn", "other members' peer certificates must have this CommonName (with peer-trusted-ca-file)", str(func(c *Config) *string { return &c.PeerCertAllowedCN })},
 	{"cipher-suites", "comma-separated TLS 1.2 cipher suites (IANA names; default: Go's)", str(func(c *Config) *string { return &c.CipherSuites })},
 	{"tls-min-version", "lowest TLS version: TLS1.2 (default) or TLS1.3", str(func(c *Config) *string { return &c.TLSMinVersion })},
+	{"discovery", "discovery URL (a v2 keys directory holding _config/size) to bootstrap the cluster with", str(func(c *Config) *string { return &c.Discovery })},
+	{"discovery-fallback", "when discovery finds the cluster full: exit, or proxy (serve as a proxy to it)", str(func(c *Config) *string { return &c.DiscoveryFallback })},
+	{"discovery-proxy", "HTTP proxy URL for reaching the discovery service", str(func(c *Config) *string { return &c.DiscoveryProxy })},
+	{"discovery-srv", "DNS domain whose _etcd-server._tcp SRV records bootstrap the cluster", str(func(c *Config) *string { return &c.DiscoverySRV })},
+	{"discovery-srv-name", "suffix of the SRV service names (_etcd-server-<name>._tcp)", str(func(c *Config) *string { return &c.DiscoverySRVName })},
+	{"discovery-srv-resolver", "DNS server host:port for the SRV lookups (for tests)", str(func(c *Config) *string { return &c.DiscoverySRVResolver })},
+	{"proxy", "off, on (forward the client API to the cluster, keeping no Raft state) or readonly (on, refusing writes)", str(func(c *Config) *string { return &c.Proxy })},
+	{"proxy-failure-wait", "time (in milliseconds) a member that failed a proxied request is left out", integer(func(c *Config) *int { return &c.ProxyFailureWait })},
+	{"proxy-refresh-interval", "time (in milliseconds) between refreshes of the proxy's member list", integer(func(c *Config) *int { return &c.ProxyRefreshInterval })},
+	{"proxy-dial-timeout", "time (in milliseconds) for the proxy to connect to a member (0: no limit)", integer(func(c *Config) *int { return &c.ProxyDialTimeout })},
+	{"proxy-write-timeout", "time (in milliseconds) for each write of the proxy to a member (0: no limit)", integer(func(c *Config) *int { return &c.ProxyWriteTimeout })},
+	{"proxy-read-timeout", "time (in milliseconds) for each read of the proxy from a member (0: no limit; keep 0 for watches)", integer(func(c *Config) *int { return &c.ProxyReadTimeout })},
 	{"snapshot-count", "applied entries between Raft snapshots", func(c *Config, v string) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
@@ -203,6 +237,10 @@ var settings = []setting{
 	{"log-format", "log format: json, or console for people", str(func(c *Config) *string { return &c.LogFormat })},
 	{"config-file", "YAML file with any of these settings (flags and CAIRN_* variables win over it)", str(func(c *Config) *string { return &c.ConfigFile })},
 }
+
+// hidden settings work like the others but are left out of --help and
+// the example file: they exist for tests.
+var hidden = map[string]bool{"discovery-srv-resolver": true}
 
 func lookup(name string) *setting {
 	for i := range settings {
@@ -289,14 +327,38 @@ func Load(args, env []string) (Config, []string, error) {
 	if c.DataDir == "" {
 		c.DataDir = c.Name + ".cairn"
 	}
+	// As etcd: an initial cluster given beside discovery is a conflict;
+	// the default one stands for this member alone.
+	var conflict error
+	if n := countSet(c.InitialCluster, c.Discovery, c.DiscoverySRV); n > 1 {
+		conflict = errors.New(`initial-cluster, discovery, discovery-srv: multiple discovery or bootstrap flags are set. Choose one of "initial-cluster", "discovery" or "discovery-srv"`)
+	}
 	if c.InitialCluster == "" {
 		c.InitialCluster = c.Name + "=" + c.InitialAdvertisePeerURLs
 	}
 	if c.QuotaBackendBytes == 0 {
 		c.QuotaBackendBytes = Default().QuotaBackendBytes
 	}
-	return c, warnings, c.Validate()
+	return c, warnings, errors.Join(conflict, c.Validate())
 }
+
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Bootstraps reports whether the member finds its initial cluster by
+// discovery (a discovery URL or DNS SRV records) rather than from
+// initial-cluster.
+func (c *Config) Bootstraps() bool { return c.Discovery != "" || c.DiscoverySRV != "" }
+
+// ProxyMode reports whether the process is a proxy (proxy on or readonly).
+func (c *Config) ProxyMode() bool { return c.Proxy == "on" || c.Proxy == "readonly" }
 
 func (c *Config) loadFile(path string) error {
 	data, err := os.ReadFile(path)
@@ -339,6 +401,19 @@ func (c *Config) loadFile(path string) error {
 		}
 	}
 	return nil
+}
+
+// DiscoveryProxyURL parses the discovery-proxy setting; as etcd, a value
+// without a scheme is taken as http://value.
+func DiscoveryProxyURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || !strings.HasPrefix(u.Scheme, "http") || u.Host == "" {
+		u, err = url.Parse("http://" + v)
+	}
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("discovery-proxy: want an http://host:port URL, got %q", v)
+	}
+	return u, nil
 }
 
 // OneURL parses a setting that must hold one http(s)://host:port URL.
@@ -403,8 +478,11 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		errs = append(errs, err)
 	}
+	// A proxy is not in the cluster it names, and discovery replaces
+	// the initial cluster: only a plain member must find itself in it.
 	if members, err := c.Members(); err != nil {
 		errs = append(errs, err)
+	} else if c.ProxyMode() || c.Bootstraps() {
 	} else if self, ok := members[c.Name]; !ok {
 		bad("initial-cluster", "no member named %q (the name setting)", c.Name)
 	} else if self != c.InitialAdvertisePeerURLs {
@@ -429,6 +507,42 @@ func (c *Config) Validate() error {
 		bad("heartbeat-interval", "must be positive, got %d", c.HeartbeatInterval)
 	} else if c.ElectionTimeout < 5*c.HeartbeatInterval {
 		bad("election-timeout", "%d must be at least 5 times heartbeat-interval (%d)", c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if !slices.Contains([]string{"off", "on", "readonly"}, c.Proxy) {
+		bad("proxy", "want off, on or readonly, got %q", c.Proxy)
+	}
+	for _, d := range []struct {
+		name string
+		v    int
+	}{{"proxy-failure-wait", c.ProxyFailureWait}, {"proxy-dial-timeout", c.ProxyDialTimeout},
+		{"proxy-write-timeout", c.ProxyWriteTimeout}, {"proxy-read-timeout", c.ProxyReadTimeout}} {
+		if d.v < 0 {
+			bad(d.name, "must not be negative, got %d", d.v)
+		}
+	}
+	if c.ProxyRefreshInterval <= 0 {
+		bad("proxy-refresh-interval", "must be positive, got %d", c.ProxyRefreshInterval)
+	}
+	if c.DiscoveryFallback != "exit" && c.DiscoveryFallback != "proxy" {
+		bad("discovery-fallback", "want exit or proxy, got %q", c.DiscoveryFallback)
+	}
+	if c.Discovery != "" {
+		if u, err := url.Parse(c.Discovery); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("discovery", "want an http(s)://host[:port]/path URL, got %q", c.Discovery)
+		}
+	}
+	if c.DiscoveryProxy != "" {
+		if _, err := DiscoveryProxyURL(c.DiscoveryProxy); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.DiscoverySRVResolver != "" {
+		if _, _, err := net.SplitHostPort(c.DiscoverySRVResolver); err != nil {
+			bad("discovery-srv-resolver", "want host:port, got %q", c.DiscoverySRVResolver)
+		}
+	}
+	if c.Bootstraps() && c.InitialClusterState == "existing" {
+		bad("initial-cluster-state", "existing: discovery bootstraps a new cluster; to join a running one, use initial-cluster")
 	}
 	if c.EventHistory < 1 {
 		bad("event-history", "must be at least 1, got %d", c.EventHistory)
@@ -486,6 +600,9 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: cairn [flags]   (or cairn version | --version | health | snapshot save|status|restore)")
 	fmt.Fprintln(w, "Every flag is also a CAIRN_* environment variable and a key of the --config-file YAML.")
 	for _, s := range settings {
+		if hidden[s.name] {
+			continue
+		}
 		fmt.Fprintf(w, "  --%-28s %s (%s)\n", s.name, s.usage, EnvName(s.name))
 	}
 }

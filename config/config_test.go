@@ -98,7 +98,7 @@ func TestExampleFileCoversEverySetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range settings {
-		if s.name == "config-file" {
+		if s.name == "config-file" || hidden[s.name] {
 			continue
 		}
 		if !strings.Contains(string(data), "\n"+s.name+":") && !strings.Contains(string(data), "# "+s.name+":") {
@@ -213,5 +213,54 @@ func TestLimits(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// Proxy and discovery settings: their defaults are etcd's, a proxy or a
+// member bootstrapped by discovery need not be in initial-cluster, and an
+// explicit initial-cluster beside discovery is refused as etcd does.
+func TestProxyAndDiscoverySettings(t *testing.T) {
+	c, _, err := Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Proxy != "off" || c.ProxyFailureWait != 5000 || c.ProxyRefreshInterval != 30000 || c.ProxyDialTimeout != 1000 ||
+		c.ProxyWriteTimeout != 5000 || c.ProxyReadTimeout != 0 || c.DiscoveryFallback != "proxy" || c.ProxyMode() || c.Bootstraps() {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, _, err = Load([]string{"--proxy", "readonly", "--name", "p", "--initial-cluster", "a=http://127.0.0.1:1,b=http://127.0.0.1:2"},
+		[]string{"CAIRN_PROXY_REFRESH_INTERVAL=200"})
+	if err != nil || !c.ProxyMode() || c.ProxyRefreshInterval != 200 {
+		t.Fatalf("a proxy naming the cluster's members: %v %+v", err, c)
+	}
+	c, _, err = Load([]string{"--discovery", "http://127.0.0.1:2379/v2/keys/_etcd/registry/tok", "--discovery-proxy", "127.0.0.1:3128"}, nil)
+	if err != nil || !c.Bootstraps() || c.InitialCluster != "default=http://localhost:2380" {
+		t.Fatalf("discovery: %v %+v", err, c)
+	}
+	if u, err := DiscoveryProxyURL(c.DiscoveryProxy); err != nil || u.String() != "http://127.0.0.1:3128" {
+		t.Fatalf("discovery-proxy without a scheme: %v %v", u, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--proxy", "yes"}, "proxy: want off, on or readonly"},
+		{[]string{"--proxy-refresh-interval", "0"}, "proxy-refresh-interval: must be positive"},
+		{[]string{"--proxy-dial-timeout", "-1"}, "proxy-dial-timeout: must not be negative"},
+		{[]string{"--discovery-fallback", "stay"}, "discovery-fallback: want exit or proxy"},
+		{[]string{"--discovery", "127.0.0.1:2379/tok"}, "discovery: want an http(s)"},
+		{[]string{"--discovery", "http://h/tok", "--initial-cluster", "default=http://localhost:2380"}, "multiple discovery or bootstrap flags are set"},
+		{[]string{"--discovery", "http://h/tok", "--discovery-srv", "example.com"}, "multiple discovery or bootstrap flags are set"},
+		{[]string{"--discovery-srv", "example.com", "--initial-cluster-state", "existing"}, "initial-cluster-state: existing"},
+		{[]string{"--discovery-srv", "example.com", "--discovery-srv-resolver", "127.0.0.1"}, "discovery-srv-resolver: want host:port"},
+	} {
+		if _, _, err := Load(tc.args, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	var help strings.Builder
+	Usage(&help)
+	if !strings.Contains(help.String(), "--proxy-failure-wait") || strings.Contains(help.String(), "discovery-srv-resolver") {
+		t.Fatalf("--help shows the proxy settings but not the hidden ones:\n%s", help.String())
 	}
 }

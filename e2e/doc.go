@@ -3,15 +3,23 @@
 // flags, talked to over HTTP, killed with SIGKILL and restarted, and
 // always stopped by PID. Beside the cluster scenarios (faults, membership,
 // clients, locks and queues, backups, the compose cluster, the README's
-// quick start, the recipes page, etcd's --version and --enable-v2,
-// readiness at the first healthy answer on a loaded machine, the deploy/
-// kit: a real Prometheus scraping a cluster and firing an alert,
-// the dashboard's and rules' metric names checked against what members
-// serve, the systemd unit, TLS on both ports with certificates the tests make,
-// their rotation, auto TLS and mixed listeners, hostile requests against
-// the request limits, with the members' memory measured), chaos*_test.go is a fault-injection harness:
-// peer proxies for partitions, kills, pauses, slow disks and membership
-// changes on a seeded schedule, with register histories checked by
-// porcupine and appends, watches, locks and queues checked against the
-// cluster's own event history (-chaos.soak for long runs).
+// quick start, the recipes page), it covers:
+//   - etcd's --version and --enable-v2;
+//   - readiness at the first healthy answer on a loaded machine;
+//   - hostile requests against the request limits, with the members'
+//     memory measured, and forged peer messages that must not poison the
+//     log;
+//   - TLS on both ports with certificates the tests make, their rotation,
+//     auto TLS and mixed listeners;
+//   - proxy mode and discovery (a Cairn or etcd key prefix, Debian's
+//     etcd-discovery service, DNS SRV records);
+//   - the deploy/ kit: a real Prometheus scraping a cluster and firing an
+//     alert, the dashboard's and rules' metric names checked against what
+//     members serve, the systemd unit.
+//
+// chaos*_test.go is a fault-injection harness: peer proxies for
+// partitions, kills, pauses, slow disks and membership changes on a
+// seeded schedule, with register histories checked by porcupine and
+// appends, watches, locks and queues checked against the cluster's own
+// event history (-chaos.soak for long runs).
 package e2e
