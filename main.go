@@ -404,9 +404,13 @@ func run(args []string) error {
 	// instead of holding shutdown until its deadline.
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
+	guest := server.GuestFull
+	if cfg.AuthGuest == "none" {
+		guest = server.GuestNone
+	}
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
-			UnsafeLockGrant: unsafeGrant}),
+			UnsafeLockGrant: unsafeGrant, AuthGuest: guest}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return base },
 	}

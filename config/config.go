@@ -36,6 +36,7 @@ type Config struct {
 	LogLevel                 string
 	LogFormat                string
 	ConfigFile               string
+	AuthGuest                string // full or none
 }
 
 // Default is the configuration of `cairn` with nothing set.
@@ -57,6 +58,7 @@ func Default() Config {
 		EventHistory:             10000,
 		LogLevel:                 "info",
 		LogFormat:                "json",
+		AuthGuest:                "full",
 	}
 }
 
@@ -109,6 +111,7 @@ var settings = []setting{
 	{"event-history", "events kept for waitIndex watches", integer(func(c *Config) *int { return &c.EventHistory })},
 	{"log-level", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-format", "log format: json, or console for people", str(func(c *Config) *string { return &c.LogFormat })},
+	{"auth-guest", "access of the guest role that enabling v2 auth creates: full (etcd's) or none (recommended)", str(func(c *Config) *string { return &c.AuthGuest })},
 	{"config-file", "YAML file with any of these settings (flags and CAIRN_* variables win over it)", str(func(c *Config) *string { return &c.ConfigFile })},
 }
 
@@ -329,6 +332,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.AuthGuest != "full" && c.AuthGuest != "none" {
+		bad("auth-guest", "want full or none, got %q", c.AuthGuest)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		bad("log-format", "want json or console, got %q", c.LogFormat)
