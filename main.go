@@ -215,13 +215,14 @@ func snapshotCmd(args []string) error {
 	switch args[0] {
 	case "save":
 		endpoint := fs.String("endpoints", "http://127.0.0.1:2379", "the member to back up (one client URL)")
+		user := fs.String("user", "", "name:password of a user with the root role, when v2 auth is enabled")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
 			return errors.New("snapshot save: want one file name")
 		}
-		return snapshotSave(strings.TrimRight(*endpoint, "/"), fs.Arg(0))
+		return snapshotSave(strings.TrimRight(*endpoint, "/"), fs.Arg(0), *user)
 	case "status":
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -275,8 +276,15 @@ func snapshotCmd(args []string) error {
 
 // snapshotSave fetches a backup from the member at endpoint into file,
 // atomically, and checks it before keeping it.
-func snapshotSave(endpoint, file string) error {
-	resp, err := http.Get(endpoint + "/snapshot")
+func snapshotSave(endpoint, file, user string) error {
+	req, err := http.NewRequest(http.MethodGet, endpoint+"/snapshot", nil)
+	if err != nil {
+		return err
+	}
+	if name, password, ok := strings.Cut(user, ":"); ok {
+		req.SetBasicAuth(name, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,6 +229,27 @@ func TestAuthEtcdctl(t *testing.T) {
 	if n := fltMetric(t, victim, "cairn_auth_failures_total", `reason="password"`); n < 1 {
 		t.Fatalf("%s counted no password failures", victim.name)
 	}
+	// A backup needs root, and keeps auth: a member restored from it is
+	// as closed as the cluster was.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if out, err := exec.Command(binary, "snapshot", "save", "--endpoints", ep, backup).CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("snapshot save without credentials: %v %s", err, out)
+	}
+	if out, err := exec.Command(binary, "snapshot", "save", "--endpoints", ep, "--user", "root:rootpw", backup).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot save as root: %v %s", err, out)
+	}
+	r := &proc{name: "restored", dir: filepath.Join(t.TempDir(), "restored"),
+		client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), peer: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	rc := &cluster{t: t, initial: "restored=" + r.peer, procs: []*proc{r}}
+	if out, err := exec.Command(binary, "snapshot", "restore", backup, "--name", r.name, "--data-dir", r.dir,
+		"--initial-cluster", rc.initial, "--initial-advertise-peer-urls", r.peer).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot restore: %v\n%s", err, out)
+	}
+	rc.start(r)
+	t.Cleanup(func() { rc.kill(r, syscall.SIGTERM) })
+	fltWaitHealthy(t, r, 20*time.Second)
+	authCheckEnforced(t, r, "apw2")
+
 	// Disabling opens the cluster again.
 	ctl("Authentication Disabled\n", append(root, "auth", "disable")...)
 	for _, p := range c.procs {
