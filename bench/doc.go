@@ -53,6 +53,10 @@
 // A watch run adds watchers=, events= and expected=; its throughput is the
 // writer's, and its percentiles are the events' delivery latencies.
 //
+// --user name:password sends HTTP basic auth with every request, for a
+// server with v2 auth enabled. bench/authcost.sh uses it to measure the
+// server CPU a request costs with auth off and on (docs/auth.md).
+//
 // --rate paces the whole run (requests per second over all clients);
 // latencies are measured from each request's actual start, so a server
 // slower than the pace shows as lower throughput, not as longer latency.
