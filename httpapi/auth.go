@@ -191,6 +191,9 @@ func (a *authorizer) refused(r *http.Request, id identity, resource string) {
 	if id.guest {
 		user = "(guest)"
 	}
+	if len(user) > 128 { // a name is the client's to choose: bound the log line
+		user = strings.ToValidUTF8(user[:128], "") + "..."
+	}
 	a.log.Warn().Str("reason", id.failed).Str("user", user).Str("method", r.Method).
 		Str("resource", resource).Str("remote", r.RemoteAddr).Msg("auth: request refused")
 }
