@@ -253,6 +253,7 @@ func snapshotCmd(args []string) error {
 		endpoint := fs.String("endpoints", "http://127.0.0.1:2379", "the member to back up (one client URL)")
 		var tlsFlags tlsutil.ClientFlags
 		tlsFlags.Register(fs)
+		user := fs.String("user", "", "name:password of a user with the root role, when v2 auth is enabled")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -263,7 +264,7 @@ func snapshotCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		return snapshotSave(client, strings.TrimRight(*endpoint, "/"), fs.Arg(0))
+		return snapshotSave(client, strings.TrimRight(*endpoint, "/"), fs.Arg(0), *user)
 	case "status":
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -317,8 +318,15 @@ func snapshotCmd(args []string) error {
 
 // snapshotSave fetches a backup from the member at endpoint into file,
 // atomically, and checks it before keeping it.
-func snapshotSave(client *http.Client, endpoint, file string) error {
-	resp, err := client.Get(endpoint + "/snapshot")
+func snapshotSave(client *http.Client, endpoint, file, user string) error {
+	req, err := http.NewRequest(http.MethodGet, endpoint+"/snapshot", nil)
+	if err != nil {
+		return err
+	}
+	if name, password, ok := strings.Cut(user, ":"); ok {
+		req.SetBasicAuth(name, password)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -484,11 +492,16 @@ func run(args []string) error {
 	// instead of holding shutdown until its deadline.
 	base, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
+	guest := server.GuestFull
+	if cfg.AuthGuest == "none" {
+		guest = server.GuestNone
+	}
 	srv := &http.Server{
 		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
 			UnsafeLockGrant: unsafeGrant, Limits: httpapi.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxKeyDepth: cfg.MaxKeyDepth,
 				MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes, MaxAnswerBytes: cfg.MaxAnswerBytes,
-				QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout}}),
+				QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout},
+			AuthGuest: guest, ClientCertAuth: cfg.ClientCertAuth}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       idleTimeout,
 		// The request line (the URL: path and query string) is bounded

@@ -49,6 +49,7 @@ type config struct {
 	locks       int
 	queues      int
 	tls         *tls.Config // https endpoints; nil: Go's defaults
+	user        string      // "name:password" for HTTP basic auth ("": none)
 }
 
 // Main runs `cairn bench` with args (the arguments after "bench") and
@@ -94,6 +95,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&cfg.prefix, "prefix", "/bench", "directory under /v2/keys that holds the keys written (lock and queue workloads: the start of the lock and queue names, e.g. bench-lock-0)")
 	fs.IntVar(&cfg.locks, "locks", 1, "lock workload: distinct locks; client i uses lock i mod --locks")
 	fs.IntVar(&cfg.queues, "queues", 1, "queue workload: distinct queues; client i uses queue i mod --queues")
+	fs.StringVar(&cfg.user, "user", "", "send HTTP basic auth as name:password on every request (a server with v2 auth enabled)")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "time allowed per request (watch: also for watchers to arm and to receive the last events)")
 	var tlsFlags tlsutil.ClientFlags
 	tlsFlags.Register(fs)
@@ -173,6 +175,9 @@ Flags:
 		return cfg, errors.New("--locks must be at least 1")
 	case cfg.queues < 1:
 		return cfg, errors.New("--queues must be at least 1")
+	}
+	if cfg.user != "" && !strings.Contains(cfg.user, ":") {
+		return cfg, errors.New("--user: want name:password")
 	}
 	return cfg, nil
 }

@@ -57,6 +57,9 @@
 // roots), and --cert/--key present a client certificate to members
 // started with --client-cert-auth (etcdctl v3's flag names);
 // --insecure-skip-tls-verify is for members with --auto-tls.
+// --user name:password sends HTTP basic auth with every request, for a
+// server with v2 auth enabled. bench/authcost.sh uses it to measure the
+// server CPU a request costs with auth off and on (docs/auth.md).
 //
 // --rate paces the whole run (requests per second over all clients);
 // latencies are measured from each request's actual start, so a server

@@ -81,10 +81,14 @@ func newRunner(cfg config) *runner {
 		keys[i] = fmt.Sprintf("%s/%0*d", cfg.prefix, width, i)
 	}
 	value := makeValue(cfg.valueSize)
+	var rt http.RoundTripper = tr
+	if name, password, ok := strings.Cut(cfg.user, ":"); ok {
+		rt = basicAuth{next: tr, user: name, password: password}
+	}
 	return &runner{
 		cfg:    cfg,
-		client: &http.Client{Transport: tr, Timeout: cfg.timeout},
-		watchc: &http.Client{Transport: tr},
+		client: &http.Client{Transport: rt, Timeout: cfg.timeout},
+		watchc: &http.Client{Transport: rt},
 		keys:   keys,
 		value:  value,
 		body:   "value=" + value,
@@ -324,4 +328,16 @@ func (r *runner) op(ctx context.Context, c int) func() error {
 		}
 	}
 	return put
+}
+
+// basicAuth adds HTTP basic credentials to every request.
+type basicAuth struct {
+	next           http.RoundTripper
+	user, password string
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.user, b.password)
+	return b.next.RoundTrip(r)
 }

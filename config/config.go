@@ -67,6 +67,10 @@ type Config struct {
 	ProxyDialTimeout     int
 	ProxyWriteTimeout    int
 	ProxyReadTimeout     int
+
+	// AuthGuest is what the guest role gets when enabling v2 auth creates
+	// it: full or none.
+	AuthGuest string
 }
 
 // maxRequestBytes bounds max-request-bytes: no request needs more than a
@@ -107,6 +111,7 @@ func Default() Config {
 		MaxAnswerBytes:     64 << 20,
 		QuotaBackendBytes:  2 << 30,
 		RequestBodyTimeout: 10 * time.Second,
+		AuthGuest:          "full",
 	}
 }
 
@@ -235,6 +240,7 @@ var settings = []setting{
 	{"request-body-timeout", "time a client request's body may take to arrive (a Go duration: 10s, 1m)", duration(func(c *Config) *time.Duration { return &c.RequestBodyTimeout })},
 	{"log-level", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"log-format", "log format: json, or console for people", str(func(c *Config) *string { return &c.LogFormat })},
+	{"auth-guest", "access of the guest role that enabling v2 auth creates: full (etcd's) or none (recommended)", str(func(c *Config) *string { return &c.AuthGuest })},
 	{"config-file", "YAML file with any of these settings (flags and CAIRN_* variables win over it)", str(func(c *Config) *string { return &c.ConfigFile })},
 }
 
@@ -581,6 +587,9 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		bad("log-level", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.AuthGuest != "full" && c.AuthGuest != "none" {
+		bad("auth-guest", "want full or none, got %q", c.AuthGuest)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "console" {
 		bad("log-format", "want json or console, got %q", c.LogFormat)

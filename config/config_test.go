@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil || len(warn) != 0 {
 		t.Fatal(err, warn)
 	}
-	if c.DataDir != "default.cairn" || c.InitialCluster != "default=http://localhost:2380" || c.ListenClientURLs != "http://127.0.0.1:2379" {
+	if c.DataDir != "default.cairn" || c.InitialCluster != "default=http://localhost:2380" || c.ListenClientURLs != "http://127.0.0.1:2379" || c.AuthGuest != "full" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -63,6 +63,7 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--initial-cluster-state", "joined"}, want: "initial-cluster-state"},
 		{args: []string{"--log-level", "loud"}, want: "log-level"},
 		{args: []string{"--log-format", "xml"}, want: "log-format"},
+		{env: []string{"CAIRN_AUTH_GUEST=some"}, want: "auth-guest: want full or none"},
 		{args: []string{"--cors", "example.com"}, want: "cors"},
 		{args: []string{"--no-such-flag"}, want: "no-such-flag"},
 		{file: "snapshot-count: 5\nbogus: 1\n", want: `unknown setting "bogus"`},

@@ -2,7 +2,8 @@
 // binary is built once per test run, members are started with etcd's
 // flags, talked to over HTTP, killed with SIGKILL and restarted, and
 // always stopped by PID. Beside the cluster scenarios (faults, membership,
-// clients, locks and queues, backups, the compose cluster, the README's
+// clients, v2 auth set up with etcdctl and kept across restarts and
+// snapshot installs, locks and queues, backups, the compose cluster, the README's
 // quick start, the recipes page), it covers:
 //   - etcd's --version and --enable-v2;
 //   - readiness at the first healthy answer on a loaded machine;

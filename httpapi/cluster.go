@@ -155,3 +155,15 @@ func selfStats(be SelfStater) http.HandlerFunc {
 		_, _ = w.Write(b)
 	}
 }
+
+// rootOnly lets through only requests from a user with the root role
+// while auth is enabled: a backup holds every key and the auth registry.
+func rootOnly(authz *authorizer, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !authz.rootAccess(r) {
+			writeNoAuth(w)
+			return
+		}
+		h(w, r)
+	}
+}

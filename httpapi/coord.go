@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,7 @@ type coordHandler struct {
 	queues *queue.Queues
 	now    func() time.Time
 	lim    *limiter
+	authz  *authorizer
 }
 
 // coordParams holds the parameters these endpoints share.
@@ -133,6 +135,9 @@ func (h *coordHandler) lock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
+	if !h.allowed(w, r, locks.Dir(p.name), http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete) {
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		if !p.hasTTL {
@@ -211,6 +216,9 @@ func (h *coordHandler) queue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, perr)
 		return
 	}
+	if !h.allowed(w, r, queue.Dir(p.name), http.MethodGet, http.MethodPost, http.MethodDelete) {
+		return
+	}
 	switch r.Method {
 	case http.MethodPost:
 		if se := h.admit(p.value, len(queue.Dir(p.name))+inOrderName); se != nil {
@@ -284,7 +292,7 @@ func onlyMethod(w http.ResponseWriter, r *http.Request, method string) (*coordPa
 // head for ?ttl seconds and answers it with a receipt.
 func (h *coordHandler) reservations(w http.ResponseWriter, r *http.Request) {
 	p, ok := onlyMethod(w, r, http.MethodPost)
-	if !ok {
+	if !ok || !h.allowed(w, r, queue.Dir(p.name), http.MethodPost) {
 		return
 	}
 	if !p.hasTTL {
@@ -302,7 +310,7 @@ func (h *coordHandler) reservations(w http.ResponseWriter, r *http.Request) {
 // ack serves DELETE /v2/queues/{name}/reservations/{receipt}.
 func (h *coordHandler) ack(w http.ResponseWriter, r *http.Request) {
 	p, ok := onlyMethod(w, r, http.MethodDelete)
-	if !ok {
+	if !ok || !h.allowed(w, r, queue.Dir(p.name), http.MethodDelete) {
 		return
 	}
 	e, err := h.queues.Ack(r.Context(), p.name, chi.URLParam(r, "receipt"))
@@ -315,4 +323,17 @@ func (h *coordHandler) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.write(w, http.StatusOK, e, e.Time, "")
+}
+
+// allowed checks v2 auth for a lock or queue request: it takes the
+// permission of the hidden directory dir, read for GET and write for the
+// rest (acquire, refresh, release, enqueue, dequeue, reserve, ack). A
+// method the endpoint does not serve is left to its 405. False once it
+// has answered 401 (errorCode 110).
+func (h *coordHandler) allowed(w http.ResponseWriter, r *http.Request, dir string, methods ...string) bool {
+	if !slices.Contains(methods, r.Method) || h.authz.keyAccess(r, dir, false) {
+		return true
+	}
+	writeKeyNoAuth(w)
+	return false
 }

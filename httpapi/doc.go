@@ -43,4 +43,19 @@
 // implements: a leader, caught up, its client URLs published) and a
 // linearizable read completes within a second; an unhealthy answer names
 // the reason in the X-Cairn-Health-Reason header.
+//
+// etcd's v2 auth (API.md §5) is served at /v2/auth when the Backend
+// implements Auth, and enforced on every endpoint once enabled: keys,
+// watches, locks and queues (through their hidden directories
+// /_cairn/locks/NAME and /_cairn/queues/NAME) take read or write
+// permission on the path, /v2/members changes and /snapshot need the
+// root role, /version, /health, /metrics, /v2/stats and /v2/machines stay
+// open. A request is made by the user of its HTTP basic credentials (or,
+// with ClientCertAuth, of its TLS client certificate's common name), or
+// by a guest when it carries none; a bad Authorization header is refused
+// even where a guest would be let in. Verified credentials are cached
+// (salted SHA-256 of the password, never the password) so that only the
+// first request of a client pays bcrypt; an entry counts only while the
+// user's stored hash is the one it was verified against. Roles are read
+// fresh on every request.
 package httpapi

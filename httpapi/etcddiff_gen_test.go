@@ -32,6 +32,8 @@ type diffOp struct {
 	watch    bool   // a waitIndex watch expected to be answered from history
 	refresh  bool   // refresh=true in effect
 	post     bool
+	// authorization is the Authorization header to send ("": none).
+	authorization string
 }
 
 var placeholder = regexp.MustCompile(`\{([io]):(-?[0-9]+)\}`)
@@ -58,6 +60,8 @@ func (op *diffOp) wire(base uint64) *wireRequest {
 		ctype:    op.ctype,
 		body:     []byte(resolvePlaceholders(op.body, base)),
 		withBody: op.withBody,
+
+		authorization: op.authorization,
 	}
 }
 
@@ -70,6 +74,9 @@ func (op *diffOp) String() string {
 	fmt.Fprintf(&b, "%s %s", op.method, target)
 	if op.ctype != "" {
 		fmt.Fprintf(&b, " [Content-Type: %s]", op.ctype)
+	}
+	if op.authorization != "" {
+		fmt.Fprintf(&b, " [Authorization: %s]", op.authorization)
 	}
 	if op.withBody || op.body != "" {
 		body := op.body

@@ -95,6 +95,8 @@ type wireRequest struct {
 	body   []byte
 	// withBody sends Content-Length (and body) even when body is empty.
 	withBody bool
+	// authorization is sent as the Authorization header when not empty.
+	authorization string
 }
 
 // wireResponse is what came back. err is set when no complete response
@@ -127,6 +129,9 @@ func (tg *diffTarget) start(r *wireRequest, deadline time.Time) (*pendingResp, e
 	fmt.Fprintf(&head, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.method, r.target, tg.addr)
 	if r.ctype != "" {
 		fmt.Fprintf(&head, "Content-Type: %s\r\n", r.ctype)
+	}
+	if r.authorization != "" {
+		fmt.Fprintf(&head, "Authorization: %s\r\n", r.authorization)
 	}
 	if r.withBody || len(r.body) > 0 {
 		fmt.Fprintf(&head, "Content-Length: %d\r\n", len(r.body))

@@ -96,6 +96,7 @@ type differ struct {
 	verbose  bool
 	skip     map[string]bool // generator rules not sent (CAIRN_DIFF_SKIP)
 	diverged bool            // a write had a different outcome: states differ
+	repro    string          // when set, the command that reproduces a difference
 }
 
 func newDiffer(t *testing.T, etcd, other *diffTarget, seed uint64) *differ {
@@ -156,6 +157,9 @@ func (d *differ) check(step int, what string, er, or wireResponse, sorted bool) 
 	repro := fmt.Sprintf("CAIRN_REQUIRE_ETCD=1 %sCAIRN_DIFF_SEED=%d CAIRN_DIFF_OPS=%d go test -race -count=1 -run 'TestEtcdDiff/seed=%d$' ./httpapi", skip, d.seed, step+1, d.seed)
 	if step < 0 {
 		repro = "CAIRN_REQUIRE_ETCD=1 go test -race -count=1 -run 'TestEtcdDiff/scenarios$' ./httpapi"
+	}
+	if d.repro != "" {
+		repro = d.repro
 	}
 	d.t.Errorf("difference at step %d: %s\n--- %s (normalised)\n%s--- %s (normalised)\n%s--- raw\n  %s: %s\n  %s: %s\nreproduce: %s",
 		step, what, d.etcd.name, indentLines(ev), d.other.name, indentLines(ov),

@@ -207,6 +207,7 @@ type keysHandler struct {
 	now     func() time.Time
 	metrics *httpMetrics
 	lim     *limiter
+	authz   *authorizer
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -236,6 +237,15 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if perr != nil {
 		h.metrics.observe(methodLabel(r, false), errorStatus(perr.Code), now)
 		writeError(w, perr)
+		return
+	}
+	// After the parameters, as etcd: the key is the path as sent, a
+	// trailing slash included.
+	if !h.authz.keyAccess(r, strings.TrimPrefix(r.URL.Path, keysPrefix), kr.recursive) {
+		if !(kr.wait && !kr.quorum) {
+			h.metrics.observe(methodLabel(r, kr.quorum), http.StatusUnauthorized, now)
+		}
+		writeKeyNoAuth(w)
 		return
 	}
 	if !(kr.wait && !kr.quorum) {

@@ -39,6 +39,7 @@ const membersPrefix = "/v2/members"
 type membersHandler struct {
 	be      Backend
 	cluster Cluster
+	authz   *authorizer
 }
 
 func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,6 +48,11 @@ func (h *membersHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Allow", "GET,POST,DELETE,PUT")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	// With auth enabled, reading the list is open; changing it needs root.
+	if r.Method != http.MethodGet && !h.authz.rootAccess(r) {
+		writeNoAuth(w)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

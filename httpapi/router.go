@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnkv/cairn/locks"
 	"github.com/cairnkv/cairn/queue"
+	"github.com/cairnkv/cairn/server"
 )
 
 // Config configures the client handler.
@@ -34,6 +35,14 @@ type Config struct {
 	UnsafeLockGrant bool
 	// Limits bound what one request may ask (zero fields: the defaults).
 	Limits Limits
+	// ClientCertAuth (etcd's --client-cert-auth): a request over TLS that
+	// has no Authorization header is made by the user its client
+	// certificate's common name names, if that user exists. Default off.
+	ClientCertAuth bool
+	// AuthGuest is the access the guest role gets when enabling auth
+	// creates it: server.GuestFull (the default, etcd's) or
+	// server.GuestNone.
+	AuthGuest server.GuestAccess
 }
 
 // DefaultCORS is etcd 3.4's default --cors.
@@ -42,6 +51,12 @@ var DefaultCORS = []string{"*"}
 // NewHandler returns the client API: /v2/keys, /version, /health, and the
 // cluster endpoints the backend supports.
 func NewHandler(cfg Config) http.Handler {
+	h, _ := newHandler(cfg)
+	return h
+}
+
+// newHandler is NewHandler, also answering the authorizer (for tests).
+func newHandler(cfg Config) (http.Handler, *authorizer) {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -54,7 +69,8 @@ func NewHandler(cfg Config) http.Handler {
 		reg = cfg.Metrics
 	}
 	lim := newLimiter(cfg.Limits, cfg.Backend, reg)
-	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim}
+	authz := newAuthorizer(cfg.Backend, cfg.ClientCertAuth, cfg.Logger, reg)
+	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz}
 	r := chi.NewRouter()
 	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded)
 	// chi answers methods it does not know before any handler runs; the
@@ -71,7 +87,7 @@ func NewHandler(cfg Config) http.Handler {
 		r.HandleFunc("/v2/stats/store", getOnly(storeStats(ss)))
 	}
 	if c, ok := cfg.Backend.(Cluster); ok {
-		mh := &membersHandler{be: cfg.Backend, cluster: c}
+		mh := &membersHandler{be: cfg.Backend, cluster: c, authz: authz}
 		r.HandleFunc(membersPrefix, mh.ServeHTTP)
 		r.HandleFunc(membersPrefix+"/*", mh.ServeHTTP)
 		r.HandleFunc("/v2/machines", machines(c))
@@ -80,14 +96,22 @@ func NewHandler(cfg Config) http.Handler {
 		r.HandleFunc("/v2/stats/leader", getOnly(leaderStats(ls)))
 	}
 	if sn, ok := cfg.Backend.(Snapshotter); ok {
-		r.HandleFunc("/snapshot", getOnly(snapshot(sn)))
+		r.HandleFunc("/snapshot", getOnly(rootOnly(authz, snapshot(sn))))
+	}
+	if ab, ok := cfg.Backend.(Auth); ok {
+		ah := &authHandler{be: cfg.Backend, auth: ab, authz: authz, guest: cfg.AuthGuest}
+		r.HandleFunc(authPrefix+"/enable", ah.enable)
+		r.HandleFunc(authPrefix+"/users", ah.users)
+		r.HandleFunc(authPrefix+"/users/*", ah.users)
+		r.HandleFunc(authPrefix+"/roles", ah.roles)
+		r.HandleFunc(authPrefix+"/roles/*", ah.roles)
 	}
 	if reg != nil {
 		reg.MustRegister(newCoordCollector(cfg.Backend))
 	}
 	lks := locks.New(cfg.Backend, now)
 	lks.UnsafeGrant = cfg.UnsafeLockGrant
-	coord := &coordHandler{be: cfg.Backend, now: now, locks: lks, queues: queue.New(cfg.Backend, now, cfg.Logger), lim: lim}
+	coord := &coordHandler{be: cfg.Backend, now: now, locks: lks, queues: queue.New(cfg.Backend, now, cfg.Logger), lim: lim, authz: authz}
 	r.HandleFunc("/v2/locks/{name}", coord.lock)
 	r.HandleFunc("/v2/queues/{name}", coord.queue)
 	r.HandleFunc("/v2/queues/{name}/reservations", coord.reservations)
@@ -101,7 +125,7 @@ func NewHandler(cfg Config) http.Handler {
 		}
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	})
-	return r
+	return r, authz
 }
 
 // routeDecoded makes chi route on the decoded path, as Go's ServeMux did

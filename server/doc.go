@@ -65,6 +65,19 @@
 // publish as soon as it is in its own list; without a leader the proposal
 // is held and goes out the moment one is known.
 //
+// The v2 auth registry (auth.go: users with bcrypt hashes and role names,
+// roles with read and write path patterns, and whether auth is enabled) is
+// replicated the same way: changed only by applying auth entries (entry
+// kind 3), kept in the Raft metadata with the applied state (version 3 of
+// that encoding; versions 1 and 2 still decode, with auth disabled), so
+// restarts, snapshots and restored backups carry it. The member that
+// takes a change hashes any password with bcrypt before proposing it, so
+// apply reads nothing but the entry; refusals (a user that exists, a role
+// that does not, ...) reach the waiter as *AuthError. Member and Local
+// expose it through AuthState and the write methods EnableAuth,
+// DisableAuth, PutUser, DeleteUser, CreateRole, UpdateRole and
+// DeleteRole.
+//
 // Local is a non-durable, single-process Backend for tests of the HTTP
-// layer; it is always ready.
+// layer; it is always ready, and keeps the auth registry too.
 package server

@@ -14,6 +14,7 @@ import (
 //
 //	kind 1 (entryRequest): ID, then a store.Request's encoding
 //	kind 2 (memberEntry):  ID, then a membership operation (membership.go)
+//	kind 3 (authEntry):    ID, then a v2 auth operation (auth.go)
 //
 // An empty entry is a new leader's no-op. Conf-change entries carry a
 // consensus.ConfChange whose Context is encodeCCContext's.
@@ -26,6 +27,7 @@ import (
 const (
 	entryRequest = 1
 	memberEntry  = 2
+	authEntry    = 3
 )
 
 // ErrBadEntry wraps every reason an entry cannot be applied. A leader
@@ -36,10 +38,11 @@ var ErrBadEntry = errors.New("server: log entry cannot be applied")
 
 // entry is a decoded log entry.
 type entry struct {
-	kind byte   // entryRequest, memberEntry, or 0 for a no-op or a conf change
+	kind byte   // entryRequest, memberEntry, authEntry, or 0 for a no-op or a conf change
 	id   uint64 // the waiter's request ID (0: none, or not known)
 	req  *store.Request
 	op   memberOp // memberEntry
+	auth *authOp  // authEntry
 	cc   *consensus.ConfChange
 	mi   MemberInfo // a conf change's member
 	err  error      // why it cannot be applied (wraps ErrBadEntry)
@@ -98,6 +101,12 @@ func decodeEntry(e consensus.Entry) entry {
 			return bad(id, "%v", err)
 		}
 		return entry{kind: kind, id: id, op: op}
+	case kind == authEntry:
+		o, err := decodeAuthOp(e.Data[9:])
+		if err != nil {
+			return bad(id, "%v", err)
+		}
+		return entry{kind: kind, id: id, auth: o}
 	default:
 		return bad(id, "unknown entry kind %d (written by a later version?)", kind)
 	}
@@ -128,7 +137,7 @@ func requestIDOf(e consensus.Entry) (uint64, bool) {
 		}
 		id, _, err := decodeCCContext(cc.Context)
 		return id, err == nil && id != 0
-	case len(e.Data) >= 9 && (e.Data[0] == entryRequest || e.Data[0] == memberEntry):
+	case len(e.Data) >= 9 && (e.Data[0] == entryRequest || e.Data[0] == memberEntry || e.Data[0] == authEntry):
 		return binary.BigEndian.Uint64(e.Data[1:9]), true
 	}
 	return 0, false

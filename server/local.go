@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnkv/cairn/store"
@@ -19,6 +20,9 @@ type Local struct {
 	cluster uint64
 	stop    chan struct{}
 	done    chan struct{}
+	// auth is the v2 auth registry, changed under mu like the store.
+	auth atomic.Pointer[AuthState]
+	authAPI
 }
 
 // SyncInterval is how often Local checks for passed deadlines, as etcd's
@@ -32,6 +36,8 @@ func NewLocal(st *store.Store, clusterID uint64, now func() time.Time) *Local {
 		now = time.Now
 	}
 	l := &Local{st: st, now: now, cluster: clusterID, stop: make(chan struct{}), done: make(chan struct{})}
+	l.auth.Store(NewAuthState())
+	l.authAPI = authAPI{state: l.auth.Load, do: l.proposeAuth}
 	go l.expireLoop()
 	return l
 }
@@ -125,3 +131,25 @@ type Status struct {
 
 // StoreStats reports the store's operation counters and watchers.
 func (l *Local) StoreStats() (*store.Stats, int) { return l.st.Stats(), l.st.WatcherCount() }
+
+// proposeAuth runs an auth operation through the log encoding and applies
+// it, as a replica would.
+func (l *Local) proposeAuth(ctx context.Context, o *authOp) (authOutcome, error) {
+	if err := ctx.Err(); err != nil {
+		return authOutcome{}, err
+	}
+	buf := encodeAuthOp(0, o)
+	dec, err := decodeAuthOp(buf[9:])
+	if err != nil {
+		return authOutcome{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.raft++
+	a := l.auth.Load().clone()
+	out, err := a.apply(dec)
+	if err == nil {
+		l.auth.Store(a)
+	}
+	return out, err
+}

@@ -171,6 +171,7 @@ func StatePath(dataDir string) string { return filepath.Join(dataDir, "member", 
 type result struct {
 	ev  *store.Event
 	err error
+	out any // an auth operation's authOutcome
 }
 
 type proposal struct {
@@ -222,6 +223,10 @@ type Member struct {
 	view atomic.Pointer[registry]
 	// confView is m.conf for readers outside the run loop.
 	confView atomic.Pointer[consensus.ConfState]
+	// authView is the v2 auth registry as of the last applied entry; the
+	// run loop replaces it, anyone may read it.
+	authView atomic.Pointer[AuthState]
+	authAPI
 	// followers measures heartbeat round trips for /v2/stats/leader.
 	followers *followerTracker
 	// seedPeers are the peers a joining member was told of, kept until it
@@ -275,6 +280,7 @@ type incomingSnapshot struct {
 	msg     consensus.Message
 	path    string
 	members *registry
+	auth    *AuthState
 }
 
 type readRound struct {
@@ -309,6 +315,8 @@ func StartMember(c MemberConfig) (*Member, error) {
 	_, _ = rand.Read(seed[:])
 	m.nextID.Store(binary.BigEndian.Uint64(seed[:]))
 	m.view.Store(newRegistry())
+	m.authView.Store(NewAuthState())
+	m.authAPI = authAPI{state: m.authView.Load, do: m.proposeAuth}
 	m.followers = newFollowerTracker()
 	if err := m.recover(); err != nil {
 		_ = db.Close()
@@ -445,10 +453,11 @@ func (m *Member) recover() error {
 		return fmt.Errorf("server: WAL in %s belongs to another member or cluster", cfg.WALDir)
 	}
 	if covered > 0 {
-		term, conf, g, err := decodeRaftMeta(st.RaftMeta())
+		term, conf, g, auth, err := decodeRaftMeta(st.RaftMeta())
 		if err != nil {
 			return err
 		}
+		m.authView.Store(auth)
 		if g == nil { // written before the member list was replicated
 			g = newRegistry()
 			for _, mi := range cfg.InitialMembers {
@@ -867,8 +876,9 @@ func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
 	var term uint64
 	var conf consensus.ConfState
 	var g *registry
+	var auth *AuthState
 	if err == nil {
-		term, conf, g, err = decodeRaftMeta(meta)
+		term, conf, g, auth, err = decodeRaftMeta(meta)
 	}
 	if err == nil && g == nil {
 		err = errors.New("server: the snapshot has no member list (sent by an older member)")
@@ -882,7 +892,7 @@ func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
 	}
 	msg.Snapshot = &consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: index, Term: term, ConfState: conf}}
 	select {
-	case m.snapc <- incomingSnapshot{msg: msg, path: path, members: g}:
+	case m.snapc <- incomingSnapshot{msg: msg, path: path, members: g, auth: auth}:
 		return nil
 	case <-m.stopc:
 		_ = os.Remove(path)
@@ -937,6 +947,7 @@ func (m *Member) installSnapshot(snap consensus.Snapshot) error {
 	m.applied, m.appliedTerm, m.snapIndex = snap.Meta.Index, snap.Meta.Term, snap.Meta.Index
 	m.setConf(conf)
 	m.view.Store(in.members)
+	m.authView.Store(in.auth)
 	m.syncPeers(in.members)
 	m.metrics.applied.Set(float64(snap.Meta.Index))
 	m.metrics.snapshotsIn.Inc()
@@ -974,6 +985,8 @@ func (m *Member) apply(e consensus.Entry) {
 		m.applyConfChange(e, d)
 	case d.kind == memberEntry:
 		m.applyMemberEntry(e, d)
+	case d.kind == authEntry:
+		m.applyAuthEntry(e, d)
 	case d.kind == entryRequest && store.CheckLimits(d.req) != nil:
 		// Over the hard limits: the leader should have refused it.
 		d.err = store.CheckLimits(d.req)
@@ -1048,6 +1061,12 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 // await proposes p and waits (at most RequestTimeout) for it to be
 // applied.
 func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
+	res := m.awaitResult(ctx, p)
+	return res.ev, res.err
+}
+
+// awaitResult is await answering the whole result.
+func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	id := p.id
 	ch := m.register(id)
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
@@ -1058,27 +1077,28 @@ func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
 	case m.propc <- p:
 	case <-ctx.Done():
 		m.trigger(id, result{})
-		return nil, ctx.Err()
+		return result{err: ctx.Err()}
 	case <-m.stopc:
-		return nil, ErrStopped
+		return result{err: ErrStopped}
 	}
 	select {
 	case res := <-ch:
 		if res.err != nil {
 			var se *store.Error
-			if !errors.As(res.err, &se) {
+			var ae *AuthError
+			if !errors.As(res.err, &se) && !errors.As(res.err, &ae) {
 				m.metrics.failed.Inc()
 			}
 		}
-		return res.ev, res.err
+		return res
 	case <-ctx.Done():
 		res := m.abandon(id, ch)
 		if res.err != nil {
 			m.metrics.failed.Inc()
 		}
-		return res.ev, res.err
+		return res
 	case <-m.stopc:
-		return nil, ErrStopped
+		return result{err: ErrStopped}
 	}
 }
 
@@ -1221,7 +1241,7 @@ func (m *Member) maybeCapture(force bool) {
 		return
 	}
 	m.lastCapture = m.cfg.Now()
-	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load()))}
+	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load(), m.authView.Load()))}
 }
 
 // persistItem is a batch to write, or (done set) a barrier: done is
@@ -1410,35 +1430,54 @@ func Initialized(dataDir, walDir string) bool {
 	return wal.Exist(walDir, wal.Options{})
 }
 
-// Raft metadata stored with the applied state: version 2, the term of the
-// last applied entry, the voters and learners, the member list. Version 1
-// had no member list.
-func encodeRaftMeta(term uint64, cs consensus.ConfState, g *registry) []byte {
-	return g.appendTo(consensus.AppendConfState(binary.AppendUvarint([]byte{2}, term), cs))
+// Raft metadata stored with the applied state: version 3, the term of the
+// last applied entry, the voters and learners, the member list
+// (uvarint-prefixed), the v2 auth registry. Version 2 had no auth
+// registry, version 1 no member list either.
+func encodeRaftMeta(term uint64, cs consensus.ConfState, g *registry, auth *AuthState) []byte {
+	b := consensus.AppendConfState(binary.AppendUvarint([]byte{3}, term), cs)
+	reg := g.appendTo(nil)
+	b = append(binary.AppendUvarint(b, uint64(len(reg))), reg...)
+	return auth.appendTo(b)
 }
 
-// decodeRaftMeta returns a nil registry for version 1.
-func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, *registry, error) {
+// decodeRaftMeta returns a nil registry for version 1, and an empty auth
+// registry (auth disabled) for versions 1 and 2.
+func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, *registry, *AuthState, error) {
 	bad := fmt.Errorf("server: applied state has bad Raft metadata %x", b)
-	if len(b) < 1 || (b[0] != 1 && b[0] != 2) {
-		return 0, consensus.ConfState{}, nil, bad
+	if len(b) < 1 || b[0] < 1 || b[0] > 3 {
+		return 0, consensus.ConfState{}, nil, nil, bad
 	}
 	term, n := binary.Uvarint(b[1:])
 	if n <= 0 {
-		return 0, consensus.ConfState{}, nil, bad
+		return 0, consensus.ConfState{}, nil, nil, bad
 	}
 	cs, rest, err := consensus.DecodeConfState(b[1+n:])
 	if err != nil || (b[0] == 1 && len(rest) != 0) {
-		return 0, consensus.ConfState{}, nil, bad
+		return 0, consensus.ConfState{}, nil, nil, bad
 	}
 	if b[0] == 1 {
-		return term, cs, nil, nil
+		return term, cs, nil, NewAuthState(), nil
 	}
-	g, err := decodeRegistry(rest)
+	regBytes, authBytes := rest, []byte(nil)
+	if b[0] == 3 {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || size > uint64(len(rest)-n) {
+			return 0, consensus.ConfState{}, nil, nil, bad
+		}
+		regBytes, authBytes = rest[n:n+int(size)], rest[n+int(size):]
+	}
+	g, err := decodeRegistry(regBytes)
 	if err != nil {
-		return 0, consensus.ConfState{}, nil, err
+		return 0, consensus.ConfState{}, nil, nil, err
 	}
-	return term, cs, g, nil
+	auth := NewAuthState()
+	if b[0] == 3 {
+		if auth, err = decodeAuthState(authBytes); err != nil {
+			return 0, consensus.ConfState{}, nil, nil, err
+		}
+	}
+	return term, cs, g, auth, nil
 }
 
 func hex(id uint64) string { return fmt.Sprintf("%x", id) }

@@ -39,15 +39,20 @@ func TestRegistryEncodingRoundTrip(t *testing.T) {
 	if _, err := decodeRegistry(append(b, 0)); err == nil {
 		t.Fatal("trailing bytes accepted")
 	}
-	// Raft metadata: version 2 carries the registry, version 1 (written
-	// before the member list was replicated) decodes without one.
+	// Raft metadata: version 3 carries the registry and the auth
+	// registry, version 2 the registry alone, version 1 (written before
+	// the member list was replicated) neither.
 	cs := consensus.ConfState{Voters: []uint64{3, 7}}
-	term, cs2, g2, err := decodeRaftMeta(encodeRaftMeta(5, cs, g))
-	if err != nil || term != 5 || !slices.Equal(cs2.Voters, cs.Voters) || len(g2.members) != 2 {
-		t.Fatalf("v2 meta: %d %v %v %v", term, cs2, g2, err)
+	term, cs2, g2, a2, err := decodeRaftMeta(encodeRaftMeta(5, cs, g, NewAuthState()))
+	if err != nil || term != 5 || !slices.Equal(cs2.Voters, cs.Voters) || len(g2.members) != 2 || a2.Enabled() {
+		t.Fatalf("v3 meta: %d %v %v %v", term, cs2, g2, err)
+	}
+	v2 := g.appendTo(consensus.AppendConfState([]byte{2, 5}, cs))
+	if term, _, g2, a2, err := decodeRaftMeta(v2); err != nil || term != 5 || len(g2.members) != 2 || a2 == nil || a2.Enabled() {
+		t.Fatalf("v2 meta: %d %v %v", term, g2, err)
 	}
 	v1 := consensus.AppendConfState([]byte{1, 5}, cs)
-	if term, _, g1, err := decodeRaftMeta(v1); err != nil || term != 5 || g1 != nil {
+	if term, _, g1, a1, err := decodeRaftMeta(v1); err != nil || term != 5 || g1 != nil || a1 == nil {
 		t.Fatalf("v1 meta: %d %v %v", term, g1, err)
 	}
 }

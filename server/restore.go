@@ -18,7 +18,9 @@ import (
 // member list. The backup becomes the applied state, at the
 // Raft index it covers; the WAL starts with a hard state and a snapshot
 // marker there, in term 1. Starting the member afterwards serves the
-// backup's keys and history. The data directory must not hold a member.
+// backup's keys and history. The backup's v2 auth registry (users, roles,
+// whether auth is enabled) is kept: restoring a backup must not open a
+// cluster that was closed. The data directory must not hold a member.
 func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 	cfg := c.withDefaults()
 	if cfg.ID == 0 || cfg.ClusterID == 0 {
@@ -37,7 +39,15 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 		conf.Voters = append(conf.Voters, mi.ID)
 	}
 	slices.Sort(conf.Voters)
-	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g))
+	auth := NewAuthState()
+	if _, meta, err := store.SnapshotMeta(backup); err == nil && len(meta) > 0 {
+		if _, _, _, a, err := decodeRaftMeta(meta); err == nil {
+			auth = a
+		} else {
+			return store.FileStatus{}, fmt.Errorf("server: restore: %w", err)
+		}
+	}
+	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g, auth))
 	if err != nil {
 		return st, err
 	}
