@@ -80,4 +80,30 @@
 //
 // Local is a non-durable, single-process Backend for tests of the HTTP
 // layer; it is always ready, and keeps the auth registry too.
+//
+// The files, one concern each (Member's fields are grouped, in member.go,
+// by the goroutine that owns them):
+//
+//	config.go      MemberConfig, its defaults, StatePath
+//	member.go      Member, StartMember, Stop, Done, Err, fail
+//	loop.go        the run loop: tick, step, drain each Ready (persist,
+//	               send, apply, advance), hand over, shut down
+//	propose.go     Do, proposals and their waiters, TimeoutError
+//	read.go        linearizable reads (ReadIndex rounds), Watch
+//	apply.go       applying committed entries, refusals, expiry
+//	entry.go       the log-entry envelope: kinds, encoding, checks
+//	persist.go     recovery from bbolt and the WAL, the persister that
+//	               mirrors applied state, Raft snapshots and WAL purges
+//	snapshot.go    backups, and snapshots sent to and received from peers
+//	membership.go  AddMember, RemoveMember, UpdateMember, publish,
+//	               promotion, applying membership entries
+//	registry.go    the member registry and its encoding (pure)
+//	auth.go        the v2 auth registry and its encoding (pure)
+//	authapi.go     proposing and applying auth changes
+//	codec.go       the binary reader and writer of those encodings
+//	peerhttp.go    the peer endpoints /members and /version
+//	stats.go, leaderstats.go, rate.go, metrics.go, ready.go
+//	               /v2/stats, Prometheus, readiness
+//	local.go, restore.go
+//	               the in-process Backend; restoring a backup
 package server

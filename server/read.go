@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/store"
 )
 
 // Errors of a linearizable read that could not be confirmed. httpapi
@@ -102,4 +106,82 @@ func (m *Member) readAbandoned(ctx context.Context, start time.Time) error {
 	default: // the caller's own deadline
 		return &ReadTimeoutError{Waited: time.Since(start).Round(time.Millisecond)}
 	}
+}
+
+type readRound struct {
+	ctx     []byte
+	index   uint64 // 0 until the ReadState arrives
+	waiters []chan struct{}
+	ticks   int
+	lead    uint64 // the leader known when the round was asked (0: none)
+}
+
+// Get reads p; unless serializable, only after a ReadIndex round shows the
+// local state is current (linearizable). Concurrent reads share a round.
+// A read that cannot be confirmed fails with ErrReadNoLeader or a
+// *ReadTimeoutError (see confirmRead).
+func (m *Member) Get(ctx context.Context, p string, recursive, serializable bool) (*store.Event, error) {
+	if !serializable && !m.cfg.UnsafeLocalReads {
+		if err := m.confirmRead(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return m.Store().Get(p, recursive)
+}
+
+// startRead begins a ReadIndex round for the waiting reads, unless one is
+// already running.
+func (m *Member) startRead() {
+	if m.readRound != nil || len(m.reads) == 0 {
+		return
+	}
+	m.readSeq++
+	ctx := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, m.cfg.ID), m.readSeq)
+	m.readRound = &readRound{ctx: ctx, waiters: m.reads, lead: m.lead.Load()}
+	m.reads = nil
+	_ = m.node.ReadIndex(ctx)
+}
+
+func (m *Member) readState(rs consensus.ReadState) {
+	if m.readRound != nil && string(rs.RequestCtx) == string(m.readRound.ctx) {
+		m.readRound.index = rs.Index
+	}
+}
+
+// releaseReads answers a round once its read index is applied.
+func (m *Member) releaseReads() {
+	r := m.readRound
+	if r == nil || r.index == 0 || m.applied < r.index {
+		return
+	}
+	for _, w := range r.waiters {
+		close(w)
+	}
+	m.readRound = nil
+	m.startRead()
+}
+
+// tickReads re-asks a round whose answer did not come within an election
+// timeout (the request or its answer was lost), or on the next tick once
+// a leader other than the one it was asked of is known: a round asked
+// while no leader was known went nowhere, and one asked of a former
+// leader may never be answered.
+func (m *Member) tickReads() {
+	if r := m.readRound; r != nil && r.index == 0 {
+		r.ticks++
+		if lead := m.lead.Load(); r.ticks > m.cfg.ElectionTicks || (lead != 0 && lead != r.lead) {
+			m.reads = append(r.waiters, m.reads...)
+			m.readRound = nil
+			m.startRead()
+		}
+	}
+}
+
+// Watch registers a watcher on the store.
+func (m *Member) Watch(p string, recursive, stream bool, since uint64) (*store.Watcher, error) {
+	// Under the read lock: a snapshot install swaps the store and ends the
+	// old one's watchers under the write lock, so none is left behind.
+	m.storeMu.RLock()
+	defer m.storeMu.RUnlock()
+	return m.store.Watch(p, recursive, stream, since)
 }

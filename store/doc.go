@@ -32,7 +32,12 @@
 // the Raft index and metadata it covers, Batch.Write stores it off the
 // apply path; Open rebuilds the store from the file. The file is the
 // member's Raft snapshot and its backup format (WriteSnapshot, Restore,
-// StatusOf).
+// StatusOf). Every step of the file's life is here (file.go): OpenFile
+// opens it and Close closes it, ReceiveSnapshot writes a peer's file
+// beside it, synced, and Replace renames that into place, fsyncs the
+// directory, reopens it and ends the old store's watchers; InstallSnapshot
+// does the same durable write for a restored backup. No other package
+// holds the bbolt handle.
 //
 // The operations behind server-side locks and queues (OpAcquire,
 // OpEnqueue, OpDequeue) and fenced writes are applied the same way, each in

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -314,37 +312,6 @@ func (s *Store) WriteSnapshot(w io.Writer) (raftIndex uint64, n int64, err error
 		return err
 	})
 	return raftIndex, n, err
-}
-
-// InstallSnapshot writes a snapshot received from r to path atomically: a
-// temp file in the same directory, fsynced, renamed over path, and the
-// directory fsynced. The caller closes the old DB first and reopens after.
-func InstallSnapshot(r io.Reader, path string) (int64, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(tmp, r)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return n, err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return n, err
-	}
-	defer d.Close()
-	return n, d.Sync()
 }
 
 // Node record: flags (1 = dir), uvarint created, uvarint modified, varint

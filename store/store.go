@@ -35,6 +35,7 @@ type Store struct {
 	dirty    *changes
 	disk     *disk
 	raftMeta []byte // as loaded by Open
+	path     string // the file, when opened by OpenFile
 	stats    Stats
 }
 

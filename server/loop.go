@@ -1,0 +1,293 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/peer"
+)
+
+func (m *Member) run() {
+	defer m.shutdown()
+	tick := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	expiry := time.NewTicker(SyncInterval)
+	defer expiry.Stop()
+	stopc := m.stopc
+	var handoverDone <-chan time.Time
+	for {
+		select {
+		case <-stopc:
+			// A leader hands over before stopping, so that the others
+			// need not wait out an election timeout.
+			if m.Err() != nil || !m.handOver() {
+				return
+			}
+			stopc = nil
+			handoverDone = time.After(time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval)
+		case <-handoverDone:
+			return
+		case <-tick.C:
+			m.node.Tick()
+			m.tickReads()
+			m.maybePromote()
+			m.tickRemoved()
+		case <-expiry.C:
+			m.maybeExpire()
+		case p := <-m.propc:
+			m.propose(p)
+			// Everything that piled up during the last fsync goes into
+			// the next one (group commit).
+			for more := true; more; {
+				select {
+				case p := <-m.propc:
+					m.propose(p)
+				default:
+					more = false
+				}
+			}
+		case r := <-m.readc:
+			m.reads = append(m.reads, r)
+			m.startRead()
+		case msg := <-m.recvc:
+			_ = m.node.Step(msg)
+			for more := true; more; {
+				select {
+				case msg := <-m.recvc:
+					_ = m.node.Step(msg)
+				default:
+					more = false
+				}
+			}
+		case reply := <-m.savec:
+			m.maybeCapture(true)
+			err := m.syncPersister()
+			reply <- err
+			if err != nil {
+				m.fail(err)
+				return
+			}
+		case in := <-m.snapc:
+			if m.incoming != nil {
+				_ = m.incoming.file.Discard()
+			}
+			m.incoming = &in
+			_ = m.node.Step(in.msg)
+		case r := <-m.reportc:
+			if r.snapshot {
+				m.node.ReportSnapshot(r.id, r.failed)
+			} else {
+				m.node.ReportUnreachable(r.id)
+			}
+		case idx := <-m.flushedc:
+			m.flushed(idx)
+		case err := <-m.persisterErr:
+			m.fail(err)
+			return
+		}
+		if !m.drain() {
+			return
+		}
+		m.campaignAlone()
+		m.maybeCapture(false)
+		if stopc == nil && !m.isLeader {
+			return // the handover is done
+		}
+	}
+}
+
+// handOver asks the most caught-up other voter to take over leadership;
+// false if there is nobody to hand over to.
+func (m *Member) handOver() bool {
+	if !m.isLeader || m.transport == nil {
+		return false
+	}
+	st := m.node.Status()
+	var best uint64
+	var bestMatch uint64
+	for _, id := range st.Config.Voters {
+		if pr, ok := st.Progress[id]; ok && id != m.cfg.ID && (best == 0 || pr.Match > bestMatch) {
+			best, bestMatch = id, pr.Match
+		}
+	}
+	if best == 0 {
+		return false
+	}
+	m.log.Info().Str("to", fmt.Sprintf("%x", best)).Msg("handing over leadership before stopping")
+	_ = m.node.TransferLeadership(best)
+	return m.drain()
+}
+
+// drain carries out every Ready: persist, send, apply, advance.
+func (m *Member) drain() bool {
+	for m.node.HasReady() {
+		rd := m.node.Ready()
+		if rd.SoftState != nil {
+			prevLead := m.lead.Swap(rd.SoftState.Lead)
+			m.state.Store(uint32(rd.SoftState.State))
+			if rd.SoftState.Lead != prevLead {
+				m.leadSince.Store(time.Now().UnixNano())
+			}
+			leader := rd.SoftState.State == consensus.StateLeader
+			if leader && !m.isLeader {
+				m.followers.reset()
+			}
+			if leader != m.isLeader {
+				m.log.Info().Bool("leader", leader).Str("lead", fmt.Sprintf("%x", rd.SoftState.Lead)).Msg("leadership changed")
+				// An expiry proposed in an earlier term may never be
+				// applied (a new leader can drop it): waiting for it
+				// would stop every TTL while we lead.
+				m.expiryID = 0
+			}
+			if rd.SoftState.Lead != 0 && rd.SoftState.Lead != prevLead {
+				m.metrics.leaderChanges.Inc()
+			}
+			m.metrics.hasLeader.Set(b2f(rd.SoftState.Lead != 0))
+			m.metrics.isLeader.Set(b2f(leader))
+			m.isLeader = leader
+			if rd.SoftState.Lead != 0 {
+				defer m.releaseHeld()
+			}
+		}
+		// Messages that promise nothing go out while we write; the rest
+		// only once what they promise is on disk.
+		m.send(rd.Messages)
+		if !rd.Snapshot.IsEmpty() {
+			if err := m.installSnapshot(rd.Snapshot); err != nil {
+				m.fail(err)
+				return false
+			}
+		}
+		start := time.Now()
+		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
+			m.fail(err)
+			return false
+		}
+		if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
+			took := time.Since(start)
+			m.metrics.walFsync.Observe(took.Seconds())
+			if took > time.Second {
+				m.log.Warn().Dur("took", took).Int("entries", len(rd.Entries)).Msg("slow WAL fsync")
+			}
+		}
+		if err := m.rs.Append(rd.Entries); err != nil {
+			m.fail(err)
+			return false
+		}
+		m.noteIndexes(rd.Entries)
+		if !rd.HardState.IsEmpty() {
+			m.rs.SetHardState(rd.HardState)
+			m.committed.Store(rd.HardState.Commit)
+			m.metrics.committed.Set(float64(rd.HardState.Commit))
+			m.term.Store(rd.HardState.Term)
+		}
+		m.send(rd.MessagesAfterPersist)
+		for _, e := range rd.CommittedEntries {
+			m.apply(e)
+		}
+		for _, rs := range rd.ReadStates {
+			m.readState(rs)
+		}
+		m.node.Advance(rd)
+		m.releaseReads()
+	}
+	return true
+}
+
+// campaignAlone: a lone voter need not wait out an election timeout to
+// lead; it campaigns as soon as it knows it is alone (once per start).
+func (m *Member) campaignAlone() {
+	if m.campaigned || m.lead.Load() != 0 || len(m.conf.Voters) != 1 || m.conf.Voters[0] != m.cfg.ID {
+		return
+	}
+	m.campaigned = true
+	_ = m.node.Campaign()
+	m.drain()
+}
+
+func (m *Member) send(msgs []consensus.Message) {
+	if m.transport != nil && len(msgs) > 0 {
+		if m.isLeader {
+			m.followers.sending(msgs, time.Now())
+		}
+		now := time.Now()
+		for i := range msgs {
+			if msgs[i].Type == consensus.MsgApp {
+				m.sendApp.Add(1)
+				m.sendRate.add(now, peer.Size(&msgs[i]))
+			}
+		}
+		m.transport.Send(msgs)
+	}
+}
+
+// isPeer tells the transport whom to accept messages from: the members of
+// the member list as last applied here and, until this member has applied
+// its own addition (a new cluster's bootstrap entries, or a joining
+// member's add), the members it was started with.
+func (m *Member) isPeer(id uint64) bool {
+	g := m.view.Load()
+	if _, ok := g.members[id]; ok {
+		return true
+	}
+	if _, joined := g.members[m.cfg.ID]; joined || g.removed[id] {
+		return false
+	}
+	for _, mi := range m.cfg.InitialMembers {
+		if mi.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// receive takes a message from the transport; when the loop is too far
+// behind it is dropped (Raft recovers from lost messages).
+func (m *Member) receive(msg consensus.Message) {
+	now := time.Now()
+	if msg.Type == consensus.MsgApp {
+		m.recvApp.Add(1)
+		m.recvRate.add(now, peer.Size(&msg))
+		m.ready.learn(msg)
+	}
+	m.followers.received(msg, now)
+	select {
+	case m.recvc <- msg:
+	default:
+	}
+}
+
+func (m *Member) tellReport(r report) {
+	select {
+	case m.reportc <- r:
+	default:
+	}
+}
+
+func (m *Member) shutdown() {
+	defer close(m.done)
+	if m.incoming != nil {
+		_ = m.incoming.file.Discard()
+	}
+	if m.transport != nil {
+		m.transport.Stop()
+	}
+	if m.Err() == nil {
+		m.maybeCapture(true)
+	}
+	close(m.persistc)
+	<-m.persistDone // every captured batch is written (or the writer failed)
+	var errs []error
+	m.waitMu.Lock()
+	for id, ch := range m.waiters {
+		ch <- result{err: ErrStopped}
+		delete(m.waiters, id)
+	}
+	m.waitMu.Unlock()
+	errs = append(errs, m.wal.Close(), m.store.Close())
+	if err := errors.Join(errs...); err != nil && m.Err() == nil {
+		m.log.Error().Err(err).Msg("closing")
+	}
+}

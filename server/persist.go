@@ -1,0 +1,278 @@
+package server
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
+)
+
+// recover loads the applied state from bbolt and the log from the WAL: the
+// applied state is the Raft snapshot; only WAL entries after it are read.
+func (m *Member) recover() error {
+	cfg := m.cfg
+	st, err := store.OpenFile(StatePath(cfg.DataDir), cfg.EventHistory)
+	if err != nil {
+		return fmt.Errorf("server: applied state: %w", err)
+	}
+	m.store = st
+	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
+	wopts := wal.Options{FS: cfg.WALFS}
+	if !wal.Exist(cfg.WALDir, wopts) {
+		if st.RaftIndex() != 0 {
+			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())
+		}
+		w, err := wal.Create(cfg.WALDir, meta, wopts)
+		if err != nil {
+			return err
+		}
+		m.wal = w
+		g := newRegistry()
+		for _, mi := range cfg.InitialMembers {
+			g.members[mi.ID] = mi.clone()
+		}
+		if cfg.Join {
+			// The leader sends the log (or a snapshot) with the cluster's
+			// history, which builds the member list as every member built
+			// it; until then the member only knows whom to answer.
+			m.seedPeers = map[uint64]string{}
+			for _, mi := range cfg.InitialMembers {
+				if mi.ID != cfg.ID && len(mi.PeerURLs) > 0 {
+					m.seedPeers[mi.ID] = mi.PeerURLs[0]
+				}
+			}
+			m.log.Info().Str("data-dir", cfg.DataDir).Str("member-id", hex(cfg.ID)).Msg("joining an existing cluster")
+			return nil
+		}
+		voters := make([]uint64, len(cfg.InitialMembers))
+		for i, mi := range cfg.InitialMembers {
+			voters[i] = mi.ID
+		}
+		slices.Sort(voters)
+		ents, hs := consensus.BootstrapEntries(voters)
+		for i := range ents {
+			cc := consensus.ConfChange{Type: consensus.AddVoter, NodeID: voters[i], Context: encodeCCContext(0, g.members[voters[i]])}
+			ents[i].Data = cc.Marshal()
+		}
+		// Applying the bootstrap entries fills the registry again.
+		m.view.Store(newRegistry())
+		if err := w.Save(hs, ents); err != nil {
+			return err
+		}
+		if err := m.rs.Append(ents); err != nil {
+			return err
+		}
+		m.rs.SetHardState(hs)
+		m.log.Info().Str("data-dir", cfg.DataDir).Msg("bootstrapped a new cluster")
+		return nil
+	}
+	covered := st.RaftIndex()
+	w, c, err := wal.Open(cfg.WALDir, covered, wopts)
+	if err != nil {
+		return err
+	}
+	m.wal = w
+	if cfg.ID == 0 {
+		id, cid, err := decodeWALMeta(c.Metadata)
+		if err != nil {
+			return fmt.Errorf("server: WAL in %s: %w", cfg.WALDir, err)
+		}
+		m.cfg.ID, m.cfg.ClusterID = id, cid
+		meta = c.Metadata
+	}
+	if string(c.Metadata) != string(meta) {
+		return fmt.Errorf("server: WAL in %s belongs to another member or cluster", cfg.WALDir)
+	}
+	if covered > 0 {
+		term, conf, g, auth, err := decodeRaftMeta(st.RaftMeta())
+		if err != nil {
+			return err
+		}
+		m.authView.Store(auth)
+		if g == nil { // written before the member list was replicated
+			g = newRegistry()
+			for _, mi := range cfg.InitialMembers {
+				g.members[mi.ID] = mi.clone()
+			}
+		}
+		m.view.Store(g)
+		snap := consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: covered, Term: term, ConfState: conf}}
+		if err := m.rs.ApplySnapshot(snap); err != nil {
+			return err
+		}
+		m.applied, m.appliedTerm, m.snapIndex = covered, term, covered
+		m.setConf(conf)
+	}
+	if err := m.rs.Append(c.Entries); err != nil {
+		return err
+	}
+	// The applied state proves its index committed (a crash can come
+	// between installing a snapshot and persisting the hard state).
+	hs := c.HardState
+	hs.Commit = max(hs.Commit, covered)
+	m.rs.SetHardState(hs)
+	m.log.Info().Uint64("applied", covered).Int("wal-entries", len(c.Entries)).Msg("recovered")
+	return nil
+}
+
+// maybeCapture hands a batch of applied state to the persister once the
+// batch is big or old enough.
+func (m *Member) maybeCapture(force bool) {
+	n := m.store.Pending()
+	if n == 0 || (!force && n < m.cfg.FlushEntries && m.cfg.Now().Sub(m.lastCapture) < m.cfg.FlushInterval) {
+		return
+	}
+	m.lastCapture = m.cfg.Now()
+	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load(), m.authView.Load()))}
+}
+
+// persistItem is a batch to write, or (done set) a barrier: done is
+// closed once everything before it is written.
+type persistItem struct {
+	b    *store.Batch
+	done chan struct{}
+}
+
+// syncPersister waits until every batch captured so far is written.
+func (m *Member) syncPersister() error {
+	done := make(chan struct{})
+	select {
+	case m.persistc <- persistItem{done: done}:
+	case err := <-m.persisterErr:
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case err := <-m.persisterErr:
+		return err
+	}
+}
+
+// persister writes captured batches to bbolt, in order.
+func (m *Member) persister() {
+	defer close(m.persistDone)
+	for it := range m.persistc {
+		if it.done != nil {
+			close(it.done)
+			continue
+		}
+		b := it.b
+		start := time.Now()
+		err := b.Write()
+		took := time.Since(start)
+		m.metrics.backendCommit.Observe(took.Seconds())
+		if took > time.Second {
+			m.log.Warn().Dur("took", took).Msg("slow write of applied state")
+		}
+		if err != nil {
+			m.persisterErr <- fmt.Errorf("server: writing applied state: %w", err)
+			return
+		}
+		select {
+		case m.flushedc <- b.RaftIndex():
+		default:
+		}
+	}
+}
+
+// flushed runs once bbolt covers index: past SnapshotCount entries since
+// the last snapshot, take a Raft snapshot there and purge the WAL.
+func (m *Member) flushed(index uint64) {
+	if index < m.snapIndex+m.cfg.SnapshotCount {
+		return
+	}
+	conf := m.conf
+	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err != nil {
+		return
+	}
+	// Keep some entries for followers that are only a little behind.
+	if catchUp := m.cfg.CatchUpEntries; index > catchUp {
+		_ = m.rs.Compact(index - catchUp)
+	}
+	term, _ := m.rs.Term(index)
+	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term, ConfState: conf}); err != nil {
+		m.fail(err)
+		return
+	}
+	if removed, err := m.wal.Purge(index, *m.cfg.MaxWALs); err == nil && len(removed) > 0 {
+		m.log.Info().Strs("removed", removed).Msg("purged WAL segments")
+	}
+	m.snapIndex = index
+	m.log.Info().Uint64("index", index).Msg("snapshot taken")
+}
+
+func encodeWALMeta(id, cluster uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{1}, id), cluster)
+}
+
+func decodeWALMeta(b []byte) (id, cluster uint64, err error) {
+	if len(b) != 17 || b[0] != 1 {
+		return 0, 0, fmt.Errorf("bad member metadata %x", b)
+	}
+	return binary.BigEndian.Uint64(b[1:9]), binary.BigEndian.Uint64(b[9:]), nil
+}
+
+// Initialized reports whether dataDir (with its WAL in walDir, or the
+// default place when empty) already holds a member.
+func Initialized(dataDir, walDir string) bool {
+	if walDir == "" {
+		walDir = filepath.Join(dataDir, "member", "wal")
+	}
+	return wal.Exist(walDir, wal.Options{})
+}
+
+// Raft metadata stored with the applied state: version 3, the term of the
+// last applied entry, the voters and learners, the member list
+// (uvarint-prefixed), the v2 auth registry. Version 2 had no auth
+// registry, version 1 no member list either.
+func encodeRaftMeta(term uint64, cs consensus.ConfState, g *registry, auth *AuthState) []byte {
+	b := consensus.AppendConfState(binary.AppendUvarint([]byte{3}, term), cs)
+	reg := g.appendTo(nil)
+	b = append(binary.AppendUvarint(b, uint64(len(reg))), reg...)
+	return auth.appendTo(b)
+}
+
+// decodeRaftMeta returns a nil registry for version 1, and an empty auth
+// registry (auth disabled) for versions 1 and 2.
+func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, *registry, *AuthState, error) {
+	bad := fmt.Errorf("server: applied state has bad Raft metadata %x", b)
+	if len(b) < 1 || b[0] < 1 || b[0] > 3 {
+		return 0, consensus.ConfState{}, nil, nil, bad
+	}
+	term, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return 0, consensus.ConfState{}, nil, nil, bad
+	}
+	cs, rest, err := consensus.DecodeConfState(b[1+n:])
+	if err != nil || (b[0] == 1 && len(rest) != 0) {
+		return 0, consensus.ConfState{}, nil, nil, bad
+	}
+	if b[0] == 1 {
+		return term, cs, nil, NewAuthState(), nil
+	}
+	regBytes, authBytes := rest, []byte(nil)
+	if b[0] == 3 {
+		size, n := binary.Uvarint(rest)
+		if n <= 0 || size > uint64(len(rest)-n) {
+			return 0, consensus.ConfState{}, nil, nil, bad
+		}
+		regBytes, authBytes = rest[n:n+int(size)], rest[n+int(size):]
+	}
+	g, err := decodeRegistry(regBytes)
+	if err != nil {
+		return 0, consensus.ConfState{}, nil, nil, err
+	}
+	auth := NewAuthState()
+	if b[0] == 3 {
+		if auth, err = decodeAuthState(authBytes); err != nil {
+			return 0, consensus.ConfState{}, nil, nil, err
+		}
+	}
+	return term, cs, g, auth, nil
+}

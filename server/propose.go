@@ -1,0 +1,210 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/store"
+)
+
+type result struct {
+	ev  *store.Event
+	err error
+	out any // an auth operation's authOutcome
+}
+
+type proposal struct {
+	id   uint64
+	data []byte
+	cc   *consensus.ConfChange // a membership change instead of data
+}
+
+func (m *Member) propose(p proposal) {
+	m.waitMu.Lock()
+	_, waiting := m.waiters[p.id]
+	if waiting {
+		m.proposed[p.id] = 0
+	}
+	m.waitMu.Unlock()
+	if !waiting {
+		return // its caller gave up before it reached Raft
+	}
+	var err error
+	if p.cc != nil {
+		err = m.node.ProposeConfChange(*p.cc)
+	} else {
+		err = m.node.Propose(p.data)
+	}
+	if errors.Is(err, consensus.ErrNoLeader) {
+		// Hold it until a leader is known; the caller's timeout bounds
+		// the wait, and a caller that gives up meanwhile is told it was
+		// not applied.
+		m.waitMu.Lock()
+		delete(m.proposed, p.id)
+		m.waitMu.Unlock()
+		m.held = append(m.held, p)
+		return
+	}
+	if err != nil {
+		m.trigger(p.id, result{err: err})
+	}
+}
+
+// releaseHeld proposes what waited for a leader.
+func (m *Member) releaseHeld() {
+	held := m.held
+	m.held = nil
+	for _, p := range held {
+		m.waitMu.Lock()
+		_, waiting := m.waiters[p.id]
+		m.waitMu.Unlock()
+		if waiting {
+			m.propose(p)
+		}
+	}
+}
+
+func (m *Member) register(id uint64) chan result {
+	ch := make(chan result, 1)
+	m.waitMu.Lock()
+	m.waiters[id] = ch
+	m.waitMu.Unlock()
+	return ch
+}
+
+func (m *Member) trigger(id uint64, r result) {
+	m.waitMu.Lock()
+	ch, ok := m.waiters[id]
+	delete(m.waiters, id)
+	delete(m.proposed, id)
+	m.waitMu.Unlock()
+	if ok {
+		ch <- r
+	}
+}
+
+// Do proposes r and waits for it to be applied. A request over the hard
+// limits (store.CheckLimits) is refused at once, unproposed.
+func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
+	if r.Time == 0 {
+		r.Time = m.cfg.Now().UnixNano()
+	}
+	if err := store.CheckLimits(r); err != nil {
+		return nil, err
+	}
+	id := m.nextID.Add(1)
+	return m.await(ctx, proposal{id: id, data: encodeProposal(id, r)})
+}
+
+// await proposes p and waits (at most RequestTimeout) for it to be
+// applied.
+func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
+	res := m.awaitResult(ctx, p)
+	return res.ev, res.err
+}
+
+// awaitResult is await answering the whole result.
+func (m *Member) awaitResult(ctx context.Context, p proposal) result {
+	id := p.id
+	ch := m.register(id)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+	defer cancel()
+	m.metrics.pending.Inc()
+	defer m.metrics.pending.Dec()
+	select {
+	case m.propc <- p:
+	case <-ctx.Done():
+		m.trigger(id, result{})
+		return result{err: ctx.Err()}
+	case <-m.stopc:
+		return result{err: ErrStopped}
+	}
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			var se *store.Error
+			var ae *AuthError
+			if !errors.As(res.err, &se) && !errors.As(res.err, &ae) {
+				m.metrics.failed.Inc()
+			}
+		}
+		return res
+	case <-ctx.Done():
+		res := m.abandon(id, ch)
+		if res.err != nil {
+			m.metrics.failed.Inc()
+		}
+		return res
+	case <-m.stopc:
+		return result{err: ErrStopped}
+	}
+}
+
+// abandon gives up waiting for request id: ErrTimeout (outcome unknown)
+// if it reached Raft, ErrNotProposed if it never did, or its result if
+// that arrived meanwhile.
+func (m *Member) abandon(id uint64, ch chan result) result {
+	m.waitMu.Lock()
+	_, waiting := m.waiters[id]
+	index, proposed := m.proposed[id]
+	delete(m.waiters, id)
+	delete(m.proposed, id)
+	m.waitMu.Unlock()
+	if !waiting {
+		return <-ch // answered just as we gave up
+	}
+	if !proposed {
+		return result{err: ErrNotProposed}
+	}
+	return result{err: &TimeoutError{Index: index}}
+}
+
+// TimeoutError is ErrTimeout with the log index the request was given, if
+// this member saw it appended (0: not known; the proposal may have been
+// lost on its way to the leader).
+type TimeoutError struct{ Index uint64 }
+
+func (e *TimeoutError) Error() string {
+	if e.Index == 0 {
+		return ErrTimeout.Error() + " (proposed; its log index is not known)"
+	}
+	return fmt.Sprintf("%s (proposed at index %d)", ErrTimeout.Error(), e.Index)
+}
+
+// Is makes errors.Is(err, ErrTimeout) hold.
+func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
+
+// noteIndexes records the log index of appended entries whose proposer is
+// waiting here, for TimeoutError.
+func (m *Member) noteIndexes(ents []consensus.Entry) {
+	m.waitMu.Lock()
+	defer m.waitMu.Unlock()
+	if len(m.proposed) == 0 {
+		return
+	}
+	for _, e := range ents {
+		id, ok := requestIDOf(e)
+		if !ok {
+			continue
+		}
+		if _, ok := m.proposed[id]; ok {
+			m.proposed[id] = e.Index
+		}
+	}
+}
+
+// checkProposal keeps out of the log, when this member leads, what apply
+// could not take (consensus.Config.CheckProposal).
+func (m *Member) checkProposal(e consensus.Entry) error {
+	if m.cfg.UnsafeSkipProposalCheck {
+		return nil
+	}
+	err := checkProposal(e)
+	if err != nil {
+		m.metrics.proposalsRefused.Inc()
+		m.log.Warn().Err(err).Msg("refused a proposal that apply could not take")
+	}
+	return err
+}
