@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/cairnkv/cairn/consensus"
+	"github.com/cairnkv/cairn/internal/codec"
 )
 
 // ErrBadMessage is wrapped by every message decoding failure.
@@ -95,67 +96,19 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 || n != len(binary.AppendUvarint(nil, v)) {
-		r.err = fmt.Errorf("%w: bad uvarint", ErrBadMessage)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > maxField || n > uint64(len(r.b)) {
-		r.err = fmt.Errorf("%w: field of %d bytes, %d left", ErrBadMessage, n, len(r.b))
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	out := append([]byte(nil), r.b[:n]...)
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *reader) byte() byte {
-	if r.err != nil {
-		return 0
-	}
-	if len(r.b) == 0 {
-		r.err = fmt.Errorf("%w: short", ErrBadMessage)
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
 // decodeMessage decodes exactly one message from b, validating what the
 // core relies on: a known version, a message type that may cross the
 // network, known flags and entry types, and no trailing bytes.
 func decodeMessage(b []byte) (consensus.Message, error) {
 	var m consensus.Message
-	r := &reader{b: b}
-	if v := r.byte(); r.err == nil && v != codecV1 {
+	r := codec.NewReader(b, maxField, ErrBadMessage)
+	if v := r.Byte(); r.Err() == nil && v != codecV1 {
 		return m, fmt.Errorf("%w: version %d", ErrBadMessage, v)
 	}
-	m.Type = consensus.MessageType(r.byte())
-	flags := r.byte()
-	if r.err != nil {
-		return m, r.err
+	m.Type = consensus.MessageType(r.Byte())
+	flags := r.Byte()
+	if r.Err() != nil {
+		return m, r.Err()
 	}
 	if m.Type == 0 || m.Type > consensus.MsgSnapStatus || m.Type.IsLocal() {
 		return m, fmt.Errorf("%w: message type %d", ErrBadMessage, m.Type)
@@ -165,40 +118,42 @@ func decodeMessage(b []byte) (consensus.Message, error) {
 	}
 	m.Reject = flags&1 != 0
 	for _, p := range []*uint64{&m.To, &m.From, &m.Term, &m.LogTerm, &m.Index, &m.Commit, &m.RejectHint} {
-		*p = r.uvarint()
+		*p = r.Uvarint()
 	}
-	m.Context = r.bytes()
-	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)) {
-		r.err = fmt.Errorf("%w: %d entries in %d bytes", ErrBadMessage, n, len(r.b))
+	m.Context = r.Bytes()
+	n := r.Uvarint()
+	if r.Err() == nil && n > uint64(r.Len()) {
+		r.Fail("%d entries in %d bytes", n, r.Len())
 	}
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		e := consensus.Entry{Term: r.uvarint(), Index: r.uvarint(), Type: consensus.EntryType(r.byte())}
+	for i := uint64(0); i < n && r.Err() == nil; i++ {
+		e := consensus.Entry{Term: r.Uvarint(), Index: r.Uvarint(), Type: consensus.EntryType(r.Byte())}
 		if e.Type != consensus.EntryNormal && e.Type != consensus.EntryConfChange {
-			r.err = fmt.Errorf("%w: entry type %d", ErrBadMessage, e.Type)
+			r.Fail("entry type %d", e.Type)
 		}
-		e.Data = r.bytes()
+		e.Data = r.Bytes()
 		m.Entries = append(m.Entries, e)
 	}
-	if flags&2 != 0 && r.err == nil {
+	if flags&2 != 0 && r.Err() == nil {
 		s := &consensus.Snapshot{}
-		s.Meta.Index = r.uvarint()
-		s.Meta.Term = r.uvarint()
-		if r.err == nil {
-			cs, rest, err := consensus.DecodeConfState(r.b)
+		s.Meta.Index = r.Uvarint()
+		s.Meta.Term = r.Uvarint()
+		if r.Err() == nil {
+			in := r.Peek()
+			cs, rest, err := consensus.DecodeConfState(in)
 			if err != nil {
-				r.err = fmt.Errorf("%w: %v", ErrBadMessage, err)
+				r.Fail("%v", err)
 			}
-			s.Meta.ConfState, r.b = cs, rest
+			s.Meta.ConfState = cs
+			r.Skip(len(in) - len(rest))
 		}
-		s.Data = r.bytes()
+		s.Data = r.Bytes()
 		m.Snapshot = s
 	}
-	if r.err != nil {
-		return consensus.Message{}, r.err
+	if r.Err() != nil {
+		return consensus.Message{}, r.Err()
 	}
-	if len(r.b) != 0 {
-		return consensus.Message{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMessage, len(r.b))
+	if r.Len() != 0 {
+		return consensus.Message{}, fmt.Errorf("%w: %d trailing bytes", ErrBadMessage, r.Len())
 	}
 	return m, nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -323,18 +322,18 @@ func appendNullable(b []byte, ss []string) []byte {
 	return b
 }
 
-func (d *decoder) nullable() []string {
+func (d decoder) nullable() []string {
 	n := d.uvarint()
-	if d.err != nil || n == 0 {
+	if d.Err() != nil || n == 0 {
 		return nil
 	}
 	n--
-	if n > uint64(len(d.b)) {
-		d.fail()
+	if n > uint64(d.Len()) {
+		d.Fail("truncated")
 		return nil
 	}
 	out := make([]string, 0, n)
-	for ; n > 0 && d.err == nil; n-- {
+	for ; n > 0 && d.Err() == nil; n-- {
 		out = append(out, d.string())
 	}
 	return out
@@ -347,15 +346,15 @@ func appendPerms(b []byte, p *AuthPerms) []byte {
 	return appendNullable(appendNullable(append(b, 1), p.Read), p.Write)
 }
 
-func (d *decoder) perms() *AuthPerms {
+func (d decoder) perms() *AuthPerms {
 	switch d.byte() {
 	case 0:
 		return nil
 	case 1:
 		return &AuthPerms{Read: d.nullable(), Write: d.nullable()}
 	}
-	if d.err == nil {
-		d.err = errors.New("bad permissions flag")
+	if d.Err() == nil {
+		d.Fail("bad permissions flag")
 	}
 	return nil
 }
@@ -392,13 +391,13 @@ func encodeAuthOp(reqID uint64, o *authOp) []byte {
 
 // decodeAuthOp decodes an auth entry's data after the request ID.
 func decodeAuthOp(b []byte) (*authOp, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	o := &authOp{op: d.byte()}
 	switch o.op {
 	case authOpEnable:
 		o.guest = GuestAccess(d.byte())
-		if o.guest != GuestFull && o.guest != GuestNone && d.err == nil {
-			d.err = fmt.Errorf("bad guest access %d", o.guest)
+		if o.guest != GuestFull && o.guest != GuestNone && d.Err() == nil {
+			d.Fail("bad guest access %d", o.guest)
 		}
 	case authOpDisable:
 	case authOpPutUser:
@@ -406,8 +405,8 @@ func decodeAuthOp(b []byte) (*authOp, error) {
 		o.name, o.hash = d.string(), d.string()
 		o.roles = d.nullable()
 		o.grant, o.revoke = d.strings(), d.strings()
-		if (o.mode < UserCreate || o.mode > UserUpdate) && d.err == nil {
-			d.err = fmt.Errorf("bad user mode %d", o.mode)
+		if (o.mode < UserCreate || o.mode > UserUpdate) && d.Err() == nil {
+			d.Fail("bad user mode %d", o.mode)
 		}
 	case authOpDeleteUser, authOpDeleteRole:
 		o.name = d.string()
@@ -418,15 +417,15 @@ func decodeAuthOp(b []byte) (*authOp, error) {
 		o.name = d.string()
 		o.grantPerms, o.revokePerms = d.perms(), d.perms()
 	default:
-		if d.err == nil {
-			d.err = fmt.Errorf("unknown operation %d", o.op)
+		if d.Err() == nil {
+			d.Fail("unknown operation %d", o.op)
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing bytes")
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("server: bad auth entry: %w", d.err)
+	if d.Err() != nil {
+		return nil, fmt.Errorf("server: bad auth entry: %w", d.Err())
 	}
 	return o, nil
 }
@@ -636,26 +635,26 @@ func (s *AuthState) appendTo(b []byte) []byte {
 }
 
 func decodeAuthState(b []byte) (*AuthState, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	if v := d.byte(); v != authStateV1 {
 		return nil, fmt.Errorf("server: bad auth state version %d", v)
 	}
 	s := NewAuthState()
 	flags := d.byte()
 	s.enabled = flags&1 != 0
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+	for n := d.uvarint(); n > 0 && d.Err() == nil; n-- {
 		u := AuthUser{Name: d.string(), Hash: d.string(), Roles: d.nullable()}
 		s.users[u.Name] = u
 	}
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+	for n := d.uvarint(); n > 0 && d.Err() == nil; n-- {
 		r := AuthRole{Name: d.string(), Read: d.nullable(), Write: d.nullable()}
 		s.roles[r.Name] = r
 	}
-	if d.err == nil && (flags&^1 != 0 || len(d.b) != 0) {
-		d.err = errors.New("trailing bytes or unknown flags")
+	if d.Err() == nil && (flags&^1 != 0 || d.Len() != 0) {
+		d.Fail("trailing bytes or unknown flags")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("server: bad auth state: %w", d.err)
+	if d.Err() != nil {
+		return nil, fmt.Errorf("server: bad auth state: %w", d.Err())
 	}
 	return s, nil
 }

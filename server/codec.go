@@ -1,77 +1,34 @@
 package server
 
 import (
-	"encoding/binary"
 	"errors"
+
+	"github.com/cairnkv/cairn/internal/codec"
 )
 
-func appendString(b []byte, s string) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+// errEncoding is wrapped by every decoding failure of server's encodings
+// (the member and auth registries, membership and auth entries, a conf
+// change's context); the decoders wrap it again with what was decoded.
+var errEncoding = errors.New("bad encoding")
+
+// maxEncodedField bounds one length-prefixed field of those encodings:
+// they hold names, URLs, password hashes and key patterns.
+const maxEncodedField = 1 << 20
+
+func appendString(b []byte, s string) []byte { return codec.AppendString(b, s) }
+
+func appendStrings(b []byte, ss []string) []byte { return codec.AppendStrings(b, ss) }
+
+// decoder reads server's encodings with the rules every Cairn encoding
+// shares (internal/codec): minimal uvarints, bounded fields; the first
+// error sticks.
+type decoder struct{ *codec.Reader }
+
+func newDecoder(b []byte) decoder {
+	return decoder{codec.NewReader(b, maxEncodedField, errEncoding)}
 }
 
-func appendStrings(b []byte, ss []string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(ss)))
-	for _, s := range ss {
-		b = appendString(b, s)
-	}
-	return b
-}
-
-// decoder reads the encodings above; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) byte() byte {
-	if d.err != nil || len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errors.New("truncated")
-	}
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) strings() []string {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	out := make([]string, 0, n)
-	for ; n > 0 && d.err == nil; n-- {
-		out = append(out, d.string())
-	}
-	return out
-}
+func (d decoder) byte() byte        { return d.Byte() }
+func (d decoder) uvarint() uint64   { return d.Uvarint() }
+func (d decoder) string() string    { return d.String() }
+func (d decoder) strings() []string { return d.Strings() }

@@ -99,23 +99,23 @@ func (g *registry) appendTo(b []byte) []byte {
 }
 
 func decodeRegistry(b []byte) (*registry, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	if d.byte() != registryV1 {
 		return nil, errors.New("server: bad member registry version")
 	}
 	g := newRegistry()
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+	for n := d.uvarint(); n > 0 && d.Err() == nil; n-- {
 		mi := d.memberInfo()
 		g.members[mi.ID] = mi
 	}
-	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+	for n := d.uvarint(); n > 0 && d.Err() == nil; n-- {
 		g.removed[d.uvarint()] = true
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing bytes")
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("server: bad member registry: %w", d.err)
+	if d.Err() != nil {
+		return nil, fmt.Errorf("server: bad member registry: %w", d.Err())
 	}
 	return g, nil
 }
@@ -127,7 +127,7 @@ func appendMemberInfo(b []byte, mi MemberInfo) []byte {
 	return appendStrings(b, mi.ClientURLs)
 }
 
-func (d *decoder) memberInfo() MemberInfo {
+func (d decoder) memberInfo() MemberInfo {
 	return MemberInfo{ID: d.uvarint(), Name: d.string(), PeerURLs: d.strings(), ClientURLs: d.strings()}
 }
 
@@ -149,17 +149,17 @@ func decodeCCContext(b []byte) (uint64, MemberInfo, error) {
 	if len(b) == 0 {
 		return 0, MemberInfo{}, nil // bootstrap entries of older versions
 	}
-	d := decoder{b: b}
+	d := newDecoder(b)
 	if d.byte() != ccContextV1 {
 		return 0, MemberInfo{}, errors.New("server: bad conf change context version")
 	}
 	id := d.uvarint()
 	mi := d.memberInfo()
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing bytes")
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return 0, MemberInfo{}, fmt.Errorf("server: bad conf change context: %w", d.err)
+	if d.Err() != nil {
+		return 0, MemberInfo{}, fmt.Errorf("server: bad conf change context: %w", d.Err())
 	}
 	return id, mi, nil
 }
@@ -186,7 +186,7 @@ type memberOp struct {
 
 // decodeMemberOp decodes a membership entry (data after the request ID).
 func decodeMemberOp(b []byte) (memberOp, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	var o memberOp
 	o.op = d.byte()
 	o.id = d.uvarint()
@@ -194,11 +194,11 @@ func decodeMemberOp(b []byte) (memberOp, error) {
 		o.name = d.string()
 	}
 	o.urls = d.strings()
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing bytes")
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil || (o.op != opAttributes && o.op != opUpdatePeerURLs) {
-		return memberOp{}, fmt.Errorf("server: bad membership entry (op %d): %v", o.op, d.err)
+	if d.Err() != nil || (o.op != opAttributes && o.op != opUpdatePeerURLs) {
+		return memberOp{}, fmt.Errorf("server: bad membership entry (op %d): %v", o.op, d.Err())
 	}
 	return o, nil
 }

@@ -333,16 +333,16 @@ func decodeNode(p string, b []byte) (*node, error) {
 	if len(b) < 1 || b[0] > 1 || p == "/" || CleanPath(p) != p {
 		return nil, fmt.Errorf("%w: node %q", ErrBadDB, p)
 	}
-	d := decoder{b: b[1:]}
+	d := newDecoder(b[1:], ErrBadDB)
 	n := &node{path: p, dir: b[0] == 1}
 	n.name = p[strings.LastIndexByte(p, '/')+1:]
 	n.created = d.uvarint()
 	n.modified = d.uvarint()
 	n.expire = d.varint()
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: node %q: %v", ErrBadDB, p, d.err)
+	if d.Err() != nil {
+		return nil, fmt.Errorf("%w: node %q: %v", ErrBadDB, p, d.Err())
 	}
-	n.value = string(d.b)
+	n.value = string(d.Rest())
 	return n, nil
 }
 
@@ -396,7 +396,7 @@ func decodeEvent(b []byte) (*Event, error) {
 	}
 	e := &Event{Action: actionCodes[b[1]], Refresh: b[2]&1 != 0}
 	flags := b[2]
-	d := decoder{b: b[3:]}
+	d := newDecoder(b[3:], ErrBadDB)
 	e.Time = d.varint()
 	e.Index = d.uvarint()
 	for _, dst := range []**NodeView{&e.Node, &e.PrevNode} {
@@ -407,11 +407,10 @@ func decodeEvent(b []byte) (*Event, error) {
 		if flags&bit == 0 {
 			continue
 		}
-		if len(d.b) == 0 {
+		if d.Len() == 0 {
 			return nil, fmt.Errorf("%w: event node", ErrBadDB)
 		}
-		f := d.b[0]
-		d.b = d.b[1:]
+		f := d.Byte()
 		v := &NodeView{Dir: f&1 != 0, HasValue: f&2 != 0}
 		v.Key = d.str()
 		v.Value = d.str()
@@ -420,8 +419,8 @@ func decodeEvent(b []byte) (*Event, error) {
 		v.CreatedIndex = d.uvarint()
 		*dst = v
 	}
-	if d.err != nil || len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: event %d: %v", ErrBadDB, e.Index, d.err)
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("%w: event %d: %v", ErrBadDB, e.Index, err)
 	}
 	return e, nil
 }

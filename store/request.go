@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"path"
+
+	"github.com/cairnkv/cairn/internal/codec"
 )
 
 // Op is a store operation. Ops are domain actions, never HTTP verbs: the
@@ -167,7 +168,7 @@ func (r *Request) Unmarshal(b []byte) error {
 	if flags&^flagsKnown != 0 {
 		return fmt.Errorf("%w: unknown flags %#x", ErrBadEncoding, flags)
 	}
-	d := decoder{b: b[3:]}
+	d := newDecoder(b[3:], ErrBadEncoding)
 	out := Request{
 		Op:        op,
 		Dir:       flags&flagDir != 0,
@@ -187,15 +188,12 @@ func (r *Request) Unmarshal(b []byte) error {
 	if b[0] == encVersion2 {
 		out.FenceLock = d.str()
 		out.FenceToken = d.uvarint()
-		if d.err == nil && (out.FenceLock == "" || CleanPath(out.FenceLock) != out.FenceLock) {
+		if d.Err() == nil && (out.FenceLock == "" || CleanPath(out.FenceLock) != out.FenceLock) {
 			return fmt.Errorf("%w: fence path %q is not clean", ErrBadEncoding, out.FenceLock)
 		}
 	}
-	if d.err != nil {
-		return d.err
-	}
-	if len(d.b) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", ErrBadEncoding, len(d.b))
+	if err := d.Finish(); err != nil {
+		return err
 	}
 	if out.Path == "" || CleanPath(out.Path) != out.Path {
 		return fmt.Errorf("%w: path %q is not clean", ErrBadEncoding, out.Path)
@@ -204,54 +202,15 @@ func (r *Request) Unmarshal(b []byte) error {
 	return nil
 }
 
-// uvarintLen is the length of v's minimal uvarint encoding.
-func uvarintLen(v uint64) int {
-	return max(1, (bits.Len64(v)+6)/7)
+// decoder reads store's encodings (a request, and the node and event
+// records of the applied-state file) with the rules every Cairn encoding
+// shares (internal/codec): minimal integers, bounded fields.
+type decoder struct{ *codec.Reader }
+
+func newDecoder(b []byte, wrap error) decoder {
+	return decoder{codec.NewReader(b, maxFieldLen, wrap)}
 }
 
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	// Only the minimal encoding is accepted, so that every request has
-	// exactly one encoding (replicas compare and hash log bytes).
-	if n <= 0 || n != uvarintLen(v) {
-		d.err = fmt.Errorf("%w: bad uvarint", ErrBadEncoding)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 || n != uvarintLen(uint64(v)<<1^uint64(v>>63)) {
-		d.err = fmt.Errorf("%w: bad varint", ErrBadEncoding)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) str() string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > maxFieldLen || n > uint64(len(d.b)) {
-		d.err = fmt.Errorf("%w: field of %d bytes, %d left", ErrBadEncoding, n, len(d.b))
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
+func (d decoder) uvarint() uint64 { return d.Uvarint() }
+func (d decoder) varint() int64   { return d.Varint() }
+func (d decoder) str() string     { return d.String() }
