@@ -365,21 +365,21 @@ func run(args []string) error {
 	}
 	hup, stopHUP := notifyHUP() // before anything slow: SIGHUP must not end a starting member
 	defer stopHUP()
-	mtls, err := setupTLS(cfg, log)
-	if err != nil {
-		return err
-	}
-	members, _ := cfg.Members() // validated by Load
 	// A proxy keeps no Raft state; a data directory that holds a proxy's
 	// starts one again (docs/operations.md, "Proxy mode").
 	if proxyDir, err := isProxyDir(cfg); err != nil {
 		return err
-	} else if proxyDir || cfg.ProxyMode() {
-		if !cfg.ProxyMode() {
-			cfg.Proxy = "on"
-		}
-		return runProxy(cfg, log)
+	} else if proxyDir && !cfg.ProxyMode() {
+		cfg.Proxy = "on"
 	}
+	mtls, err := setupTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.ProxyMode() {
+		return runProxy(cfg, mtls, hup, log)
+	}
+	members, _ := cfg.Members() // validated by Load
 	var id, cid uint64
 	var initial []server.MemberInfo
 	join := false
@@ -400,7 +400,10 @@ func run(args []string) error {
 			members, token, err = discoverCluster(cfg, log)
 			if errors.Is(err, errFallBackToProxy) {
 				cfg.Proxy = "on"
-				return runProxy(cfg, log)
+				if mtls, err = setupTLS(cfg, log); err != nil { // a proxy's TLS: it also dials members
+					return err
+				}
+				return runProxy(cfg, mtls, hup, log)
 			}
 			if err != nil {
 				return err
