@@ -19,7 +19,8 @@ import (
 // Raft index it covers; the WAL starts with a hard state and a snapshot
 // marker there, in term 1. Starting the member afterwards serves the
 // backup's keys and history. The data directory must not hold a member.
-func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
+// p, if not nil, hears how the copy goes (store.Restore).
+func Restore(backup string, c MemberConfig, p store.Progress) (store.FileStatus, error) {
 	cfg := c.withDefaults()
 	if cfg.ID == 0 || cfg.ClusterID == 0 {
 		return store.FileStatus{}, errors.New("server: member and cluster IDs must not be 0")
@@ -37,7 +38,7 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 		conf.Voters = append(conf.Voters, mi.ID)
 	}
 	slices.Sort(conf.Voters)
-	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g))
+	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g), p)
 	if err != nil {
 		return st, err
 	}
