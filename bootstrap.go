@@ -153,8 +153,10 @@ func proxyPeerURLs(ctx context.Context, cfg config.Config, log zerolog.Logger) (
 }
 
 // runProxy serves as a proxy (--proxy on|readonly, a proxy data
-// directory, or a member that discovery found surplus) until SIGTERM.
-func runProxy(cfg config.Config, log zerolog.Logger) error {
+// directory, or a member that discovery found surplus) until SIGTERM: on
+// every listen-client-url, https ones with the member's TLS (mtls, whose
+// files are reloaded on change and on SIGHUP, as a member's).
+func runProxy(cfg config.Config, mtls memberTLS, hup <-chan os.Signal, log zerolog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log = log.With().Str("mode", "proxy").Logger()
@@ -172,26 +174,28 @@ func runProxy(cfg config.Config, log zerolog.Logger) error {
 		ReadOnly: cfg.Proxy == "readonly", PeerURLs: peerURLs, DataDir: cfg.DataDir,
 		RefreshInterval: ms(cfg.ProxyRefreshInterval), FailureWait: ms(cfg.ProxyFailureWait),
 		DialTimeout: ms(cfg.ProxyDialTimeout), ReadTimeout: ms(cfg.ProxyReadTimeout), WriteTimeout: ms(cfg.ProxyWriteTimeout),
+		ClientTLS: mtls.toMembers, PeerTLS: mtls.toPeers(),
 		Logger: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	u, err := config.OneURL("listen-client-urls", cfg.ListenClientURLs)
+	lns, err := listen("listen-client-urls", cfg.ListenClientURLs, mtls.client)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", u.Host)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	tlsCtx, stopTLS := context.WithCancel(context.Background())
+	defer stopTLS()
+	go watchTLS(tlsCtx, hup, log, mtls.sources())
+	srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+		BaseContext: func(net.Listener) context.Context { return ctx }, ErrorLog: httpErrorLog(log, "client")}
 	log.Info().Str("client-url", cfg.ListenClientURLs).Str("data-dir", cfg.DataDir).Str("proxy", cfg.Proxy).
 		Strs("endpoints", p.Endpoints()).Msg("serving the client API as a proxy")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

@@ -31,6 +31,7 @@ import (
 	"github.com/cairnkv/cairn/bench"
 	"github.com/cairnkv/cairn/config"
 	"github.com/cairnkv/cairn/httpapi"
+	"github.com/cairnkv/cairn/internal/progress"
 	"github.com/cairnkv/cairn/internal/tlsutil"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
@@ -306,10 +307,13 @@ func snapshotCmd(args []string) error {
 			return fmt.Errorf("--initial-cluster %q has no member named %q", *initialCluster, *name)
 		}
 		id, cid, initial := identities(members, self, *token)
-		st, err := server.Restore(fs.Arg(0), server.MemberConfig{ID: id, ClusterID: cid, InitialMembers: initial, DataDir: *dataDir})
+		meter := progress.New(os.Stderr, progress.IsTerminal(os.Stderr), fs.Arg(0), nil)
+		defer meter.End()
+		st, err := server.Restore(fs.Arg(0), server.MemberConfig{ID: id, ClusterID: cid, InitialMembers: initial, DataDir: *dataDir}, meter)
 		if err != nil {
 			return err
 		}
+		meter.Done("copied")
 		fmt.Printf("restored %d keys (store index %d, raft index %d) into %s\n", st.Keys, st.StoreIndex, st.RaftIndex, *dataDir)
 		return nil
 	}
@@ -317,7 +321,8 @@ func snapshotCmd(args []string) error {
 }
 
 // snapshotSave fetches a backup from the member at endpoint into file,
-// atomically, and checks it before keeping it.
+// atomically, and checks it before keeping it. On a terminal, standard
+// error shows how far it is (internal/progress).
 func snapshotSave(client *http.Client, endpoint, file, user string) error {
 	req, err := http.NewRequest(http.MethodGet, endpoint+"/snapshot", nil)
 	if err != nil {
@@ -335,18 +340,24 @@ func snapshotSave(client *http.Client, endpoint, file, user string) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return fmt.Errorf("%s: %d %s", endpoint, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
+	meter := progress.New(os.Stderr, progress.IsTerminal(os.Stderr), file, nil)
+	defer meter.End()
 	tmp := file + ".part"
-	if _, err := store.InstallSnapshot(resp.Body, tmp); err != nil {
+	n, err := store.InstallSnapshot(meter.Reader("saving", max(resp.ContentLength, 0), resp.Body), tmp)
+	if err != nil {
 		return err
 	}
+	meter.Step("checking", n)
 	st, err := store.StatusOf(tmp)
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("the backup received is not valid: %w", err)
 	}
+	meter.Keys(st.Keys)
 	if err := os.Rename(tmp, file); err != nil {
 		return err
 	}
+	meter.Done("received")
 	fmt.Printf("saved %s: %d keys, store index %d, raft index %d, %d bytes\n", file, st.Keys, st.StoreIndex, st.RaftIndex, st.Size)
 	return nil
 }
@@ -373,21 +384,21 @@ func run(args []string) error {
 	}
 	hup, stopHUP := notifyHUP() // before anything slow: SIGHUP must not end a starting member
 	defer stopHUP()
-	mtls, err := setupTLS(cfg, log)
-	if err != nil {
-		return err
-	}
-	members, _ := cfg.Members() // validated by Load
 	// A proxy keeps no Raft state; a data directory that holds a proxy's
 	// starts one again (docs/operations.md, "Proxy mode").
 	if proxyDir, err := isProxyDir(cfg); err != nil {
 		return err
-	} else if proxyDir || cfg.ProxyMode() {
-		if !cfg.ProxyMode() {
-			cfg.Proxy = "on"
-		}
-		return runProxy(cfg, log)
+	} else if proxyDir && !cfg.ProxyMode() {
+		cfg.Proxy = "on"
 	}
+	mtls, err := setupTLS(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.ProxyMode() {
+		return runProxy(cfg, mtls, hup, log)
+	}
+	members, _ := cfg.Members() // validated by Load
 	var id, cid uint64
 	var initial []server.MemberInfo
 	join := false
@@ -408,7 +419,10 @@ func run(args []string) error {
 			members, token, err = discoverCluster(cfg, log)
 			if errors.Is(err, errFallBackToProxy) {
 				cfg.Proxy = "on"
-				return runProxy(cfg, log)
+				if mtls, err = setupTLS(cfg, log); err != nil { // a proxy's TLS: it also dials members
+					return err
+				}
+				return runProxy(cfg, mtls, hup, log)
 			}
 			if err != nil {
 				return err

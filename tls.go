@@ -26,9 +26,13 @@ import (
 const peerDialTimeout = 5 * time.Second
 
 // memberTLS is a member's TLS: the certificates of its client side and of
-// its peer side (nil where none is used).
+// its peer side (nil where none is used). A proxy has the same two and
+// dials the members' client URLs with toMembers.
 type memberTLS struct {
 	client, peer *tlsutil.Source
+	// toMembers gives the config of a proxy's connection to a member's
+	// https client URL (nil: Go's defaults).
+	toMembers func(serverName string) *tls.Config
 }
 
 // setupTLS loads the certificates the configuration names, or makes the
@@ -40,9 +44,14 @@ func setupTLS(cfg config.Config, log zerolog.Logger) (memberTLS, error) {
 	if err != nil {
 		return m, err
 	}
-	if cfg.ServesClientTLS() {
+	// A proxy also dials the members' client URLs with the client
+	// settings, as etcd's does: they count without an https listener.
+	dialsMembers := cfg.ProxyMode() && (cfg.CertFile != "" || cfg.TrustedCAFile != "")
+	autoClient := false
+	if cfg.ServesClientTLS() || dialsMembers {
 		files := tlsutil.Files{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.TrustedCAFile}
-		if files.CertFile == "" { // auto-tls (Validate made sure)
+		if files.CertFile == "" && cfg.ServesClientTLS() { // auto-tls (Validate made sure)
+			autoClient = true
 			if files, err = autoCert(cfg, "client", cfg.ListenClientURLs, log); err != nil {
 				return m, err
 			}
@@ -83,7 +92,44 @@ func setupTLS(cfg config.Config, log zerolog.Logger) (memberTLS, error) {
 			log.Warn().Msg("peer-auto-tls: members do not verify each other's certificates; the peer traffic is encrypted, not authenticated")
 		}
 	}
+	if cfg.ProxyMode() {
+		m.toMembers = m.proxyToMembers(cfg, autoClient, minVersion, suites, log)
+	}
 	return m, nil
+}
+
+// proxyToMembers chooses how a proxy reaches https client URLs, as etcd's
+// proxy does: with the client settings (cert-file presented, members
+// verified against trusted-ca-file, else the system's roots); with none
+// of them, with the peer settings; with auto TLS alone, without
+// verifying the members (they may be auto TLS members too).
+func (m memberTLS) proxyToMembers(cfg config.Config, autoClient bool, minVersion uint16, suites []uint16, log zerolog.Logger) func(string) *tls.Config {
+	switch {
+	case m.client != nil && !autoClient:
+		return m.client.ClientConfigFor
+	case m.client != nil && cfg.TrustedCAFile != "":
+		// The auto TLS certificate is presented; members are verified.
+		return m.client.ClientConfigFor
+	case m.peer != nil:
+		log.Info().Msg("proxy: no cert-file or trusted-ca-file; reaching https client URLs with the peer TLS settings, as etcd's proxy does")
+		return m.peer.ClientConfigFor
+	case autoClient:
+		log.Warn().Msg("auto-tls: the proxy does not verify the members' certificates on https client URLs; set trusted-ca-file to verify them")
+		return func(serverName string) *tls.Config {
+			return &tls.Config{MinVersion: minVersion, CipherSuites: suites, ServerName: serverName,
+				InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}
+		}
+	}
+	return nil
+}
+
+// toPeers gives the config of a proxy's connection to an https peer URL
+// (the member list): the peer settings, else Go's defaults.
+func (m memberTLS) toPeers() func(string) *tls.Config {
+	if m.peer == nil {
+		return nil
+	}
+	return m.peer.ClientConfigFor
 }
 
 // autoCert makes (or finds, from an earlier start) the self-signed

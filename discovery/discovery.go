@@ -129,6 +129,8 @@ func newDiscovery(cfg Config) (*discovery, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
+		// https: the system's roots, no client certificate (etcd 3.4's
+		// discovery client has the same, an empty TLSInfo).
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.Proxy = nil
 		if cfg.Proxy != nil {

@@ -15,6 +15,10 @@
 // --initial-cluster-token, is the token the member and cluster IDs are
 // derived from, as in etcd.
 //
+// An https discovery URL is verified with the system's roots (which Go
+// reads from SSL_CERT_FILE and SSL_CERT_DIR too) and no client
+// certificate is presented, as etcd 3.4's discovery client does.
+//
 // With a DNS domain (--discovery-srv), SRV records
 // _etcd-server-ssl._tcp.<domain> (https) and _etcd-server._tcp.<domain>
 // (http) name the members' peer addresses; the member whose address

@@ -13,7 +13,8 @@
 //   - TLS on both ports with certificates the tests make, their rotation,
 //     auto TLS and mixed listeners;
 //   - proxy mode and discovery (a Cairn or etcd key prefix, Debian's
-//     etcd-discovery service, DNS SRV records);
+//     etcd-discovery service, DNS SRV records), and a proxy over TLS in
+//     front of a mutual TLS cluster, found by https discovery too;
 //   - the deploy/ kit: a real Prometheus scraping a cluster and firing an
 //     alert, the dashboard's and rules' metric names checked against what
 //     members serve, the systemd unit.

@@ -29,6 +29,12 @@ type pxProc struct {
 
 func pxStart(t *testing.T, name, dir string, args ...string) *pxProc {
 	t.Helper()
+	return pxStartEnv(t, name, dir, nil, args...)
+}
+
+// pxStartEnv is pxStart with variables added to the environment.
+func pxStartEnv(t *testing.T, name, dir string, env []string, args ...string) *pxProc {
+	t.Helper()
 	p := &pxProc{name: name, dir: dir, log: dir + ".log", exited: make(chan struct{})}
 	for i, a := range args {
 		switch {
@@ -39,6 +45,9 @@ func pxStart(t *testing.T, name, dir string, args ...string) *pxProc {
 		}
 	}
 	cmd := exec.Command(binary, append([]string{"--name", name, "--data-dir", dir}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	f, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -24,8 +25,23 @@ func TestSnapshotSaveStatusRestore(t *testing.T) {
 		}
 	}
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if out, err := exec.Command(binary, "snapshot", "save", "--endpoints", p.client, backup).CombinedOutput(); err != nil {
-		t.Fatalf("snapshot save: %v\n%s", err, out)
+	// Not on a terminal: the result on standard output, and nothing on
+	// standard error (progress is for terminals).
+	save := exec.Command(binary, "snapshot", "save", "--endpoints", p.client, backup)
+	var stderr strings.Builder
+	save.Stderr = &stderr
+	if out, err := save.Output(); err != nil || !strings.HasPrefix(string(out), "saved "+backup+": 21 keys") || stderr.Len() != 0 {
+		t.Fatalf("snapshot save: %v\n%s\nstandard error: %q", err, out, stderr.String())
+	}
+	// The member says how long the copy is.
+	resp, err := http.Get(p.client + "/snapshot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.ContentLength <= 0 || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("GET /snapshot: Content-Length %d, %d bytes, %v", resp.ContentLength, len(body), err)
 	}
 	out, err := exec.Command(binary, "snapshot", "status", backup).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"storeIndex":20`) || !strings.Contains(string(out), `"keys":21`) {
@@ -36,9 +52,12 @@ func TestSnapshotSaveStatusRestore(t *testing.T) {
 	r := &proc{name: "restored", dir: filepath.Join(t.TempDir(), "restored"),
 		client: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), peer: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
 	c.initial = "restored=" + r.peer
-	if out, err := exec.Command(binary, "snapshot", "restore", backup, "--name", r.name, "--data-dir", r.dir,
-		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", r.peer).CombinedOutput(); err != nil {
-		t.Fatalf("snapshot restore: %v\n%s", err, out)
+	restore := exec.Command(binary, "snapshot", "restore", backup, "--name", r.name, "--data-dir", r.dir,
+		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", r.peer)
+	stderr.Reset()
+	restore.Stderr = &stderr
+	if out, err := restore.Output(); err != nil || !strings.HasPrefix(string(out), "restored 21 keys") || stderr.Len() != 0 {
+		t.Fatalf("snapshot restore: %v\n%s\nstandard error: %q", err, out, stderr.String())
 	}
 	c.procs = append(c.procs, r)
 	c.start(r)

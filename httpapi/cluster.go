@@ -88,16 +88,25 @@ type Snapshotter interface {
 }
 
 // snapshot serves GET /snapshot: a consistent copy of the member's applied
-// state, for cairn snapshot save.
+// state, for cairn snapshot save, with its Content-Length (so that the
+// tool shows how far it is, and a copy cut short is seen as such).
 func snapshot(be Snapshotter) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := be.SaveSnapshot(r.Context(), w); err != nil {
+		if _, err := be.SaveSnapshot(r.Context(), sizedAnswer{w}); err != nil {
 			// Nothing was written if the member could not flush; a failure
 			// mid-stream shows as a short body the client refuses.
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	}
+}
+
+// sizedAnswer is a store.SnapshotSizer: told the size of the copy before
+// it is written, it sets the answer's Content-Length.
+type sizedAnswer struct{ http.ResponseWriter }
+
+func (a sizedAnswer) SnapshotSize(n int64) {
+	a.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 }
 
 // StoreStater is implemented by backends that report store statistics.

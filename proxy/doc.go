@@ -18,6 +18,11 @@
 // body is streamed and retried only when no connection was made. Watches
 // stream through without buffering.
 //
+// Members' https URLs are reached with the TLS configs Config.ClientTLS
+// and Config.PeerTLS give, asked for at every new connection (so that
+// reloaded certificates and CA bundles are used), under the same dial,
+// read and write timeouts as plain connections.
+//
 // Served by the proxy itself: /health (healthy when some member says it
 // is), /metrics (cairn_proxy_* and the Go and process collectors) and
 // etcd's GET /v2/config/local/proxy (the endpoints in use).

@@ -43,9 +43,13 @@ type Config struct {
 	// WriteTimeout bound each read and write on a connection to one
 	// (etcd's timeouts; keep ReadTimeout 0 so watches can wait).
 	DialTimeout, ReadTimeout, WriteTimeout time.Duration
-	// ClientTLS is used to reach members' https client URLs; PeerTLS to
-	// reach https peer URLs for the member list. Nil: the defaults.
-	ClientTLS, PeerTLS *tls.Config
+	// ClientTLS gives the TLS config of a connection to a member's https
+	// client URL, PeerTLS of one to an https peer URL (for the member
+	// list). Each is asked at every new connection, with the server's
+	// host name, so that certificates and CA bundles reloaded meanwhile
+	// are used (tlsutil.Source.ClientConfigFor). Nil: Go's defaults (the
+	// system's roots, no client certificate).
+	ClientTLS, PeerTLS func(serverName string) *tls.Config
 	// MaxReplayBody is the largest request body buffered so that the
 	// request can be sent to another member (default 64 KiB).
 	MaxReplayBody int64

@@ -160,24 +160,56 @@ func (s *streamAttempt) Read(p []byte) (int, error) {
 // Close leaves the client's body to the server, which closes it.
 func (s *streamAttempt) Close() error { return nil }
 
+// handshakeTimeout bounds a TLS handshake with a member, as
+// http.Transport's default does.
+const handshakeTimeout = 10 * time.Second
+
 // newTransport is an http.Transport with etcd's proxy timeouts: dial,
 // and a deadline for each read and each write on the connection (zero:
-// none). tlsConfig is used for https URLs.
-func newTransport(tlsConfig *tls.Config, dial, read, write time.Duration) *http.Transport {
+// none), under TLS too. tlsFor gives the config of each connection to an
+// https URL (nil: Go's defaults).
+func newTransport(tlsFor func(serverName string) *tls.Config, dial, read, write time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}
+	dialContext := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil || (read == 0 && write == 0) {
+			return c, err
+		}
+		return &timeoutConn{Conn: c, read: read, write: write}, nil
+	}
 	tr := &http.Transport{
-		Proxy: nil, // members are reached directly, never through $HTTP_PROXY
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil || (read == 0 && write == 0) {
-				return c, err
-			}
-			return &timeoutConn{Conn: c, read: read, write: write}, nil
-		},
-		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: 10 * time.Second,
+		Proxy:               nil, // members are reached directly, never through $HTTP_PROXY
+		DialContext:         dialContext,
+		TLSHandshakeTimeout: handshakeTimeout,
 		MaxIdleConnsPerHost: 128, // as etcd: 128 concurrent requests reuse connections
 		IdleConnTimeout:     90 * time.Second,
+	}
+	if tlsFor != nil {
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := tlsFor(host)
+			if cfg == nil {
+				cfg = &tls.Config{ServerName: host}
+			} else if cfg.ServerName == "" {
+				cfg = cfg.Clone()
+				cfg.ServerName = host
+			}
+			c, err := dialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+			defer cancel()
+			tc := tls.Client(c, cfg)
+			if err := tc.HandshakeContext(hctx); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return tc, nil
+		}
 	}
 	return tr
 }

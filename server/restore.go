@@ -21,7 +21,8 @@ import (
 // backup's keys and history. The backup's v2 auth registry (users, roles,
 // whether auth is enabled) is kept: restoring a backup must not open a
 // cluster that was closed. The data directory must not hold a member.
-func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
+// p, if not nil, hears how the copy goes (store.Restore).
+func Restore(backup string, c MemberConfig, p store.Progress) (store.FileStatus, error) {
 	cfg := c.withDefaults()
 	if cfg.ID == 0 || cfg.ClusterID == 0 {
 		return store.FileStatus{}, errors.New("server: member and cluster IDs must not be 0")
@@ -47,7 +48,7 @@ func Restore(backup string, c MemberConfig) (store.FileStatus, error) {
 			return store.FileStatus{}, fmt.Errorf("server: restore: %w", err)
 		}
 	}
-	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g, auth))
+	st, err := store.Restore(backup, StatePath(cfg.DataDir), encodeRaftMeta(1, conf, g, auth), p)
 	if err != nil {
 		return st, err
 	}

@@ -29,14 +29,14 @@ func TestRestoreFromBackup(t *testing.T) {
 
 	cfg := testConfig(t.TempDir())
 	cfg.ID, cfg.ClusterID = 77, 78
-	st, err := Restore(backup, cfg)
+	st, err := Restore(backup, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.StoreIndex != 2 || st.RaftIndex == 0 {
 		t.Fatalf("restored status %+v", st)
 	}
-	if _, err := Restore(backup, cfg); err == nil {
+	if _, err := Restore(backup, cfg, nil); err == nil {
 		t.Fatal("a second restore into the same directory succeeded")
 	}
 	r := startMember(t, cfg)

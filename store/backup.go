@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	bolt "go.etcd.io/bbolt"
@@ -49,23 +50,53 @@ func StatusOf(path string) (FileStatus, error) {
 	return st, nil
 }
 
+// Progress hears how a long operation goes (cairn snapshot restore shows
+// it on a terminal; internal/progress.Meter is one).
+type Progress interface {
+	// Step begins a step that reads no bytes through Reader (a check),
+	// on total bytes.
+	Step(step string, total int64)
+	// Reader begins a step over the total bytes read through the reader
+	// it returns.
+	Reader(step string, total int64, r io.Reader) io.Reader
+	// Keys gives the number of keys once known.
+	Keys(n int)
+}
+
+type noProgress struct{}
+
+func (noProgress) Step(string, int64)                              {}
+func (noProgress) Reader(_ string, _ int64, r io.Reader) io.Reader { return r }
+func (noProgress) Keys(int)                                        {}
+
 // Restore builds an applied-state file at dst from a backup at src (a file
 // written by WriteSnapshot), stamping it with raftMeta: the restoring
 // member's description of the backup's Raft index (a new term and
 // membership). The copy is written atomically (temp file, fsync, rename,
-// directory fsync). dst must not exist.
-func Restore(src, dst string, raftMeta []byte) (FileStatus, error) {
+// directory fsync). dst must not exist. p, if not nil, hears of the
+// steps: checking the backup, copying it, checking the copy.
+func Restore(src, dst string, raftMeta []byte, p Progress) (FileStatus, error) {
+	if p == nil {
+		p = noProgress{}
+	}
 	if _, err := os.Stat(dst); err == nil {
 		return FileStatus{}, fmt.Errorf("store: restore: %s already exists", dst)
 	}
-	if _, err := StatusOf(src); err != nil {
+	var size int64
+	if fi, err := os.Stat(src); err == nil {
+		size = fi.Size()
+	}
+	p.Step("checking", size)
+	st, err := StatusOf(src)
+	if err != nil {
 		return FileStatus{}, err
 	}
+	p.Keys(st.Keys)
 	f, err := os.Open(src)
 	if err != nil {
 		return FileStatus{}, err
 	}
-	_, err = InstallSnapshot(f, dst)
+	_, err = InstallSnapshot(p.Reader("restoring", st.Size, f), dst)
 	f.Close()
 	if err != nil {
 		return FileStatus{}, err
@@ -81,6 +112,7 @@ func Restore(src, dst string, raftMeta []byte) (FileStatus, error) {
 	if err != nil {
 		return FileStatus{}, err
 	}
+	p.Step("checking the copy of", st.Size)
 	return StatusOf(dst)
 }
 

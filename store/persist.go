@@ -297,17 +297,29 @@ func sortedKeys(m map[string]struct{}) []string {
 	return out
 }
 
+// SnapshotSizer is a writer that wants to know, before WriteSnapshot
+// writes to it, how many bytes it will write (an HTTP answer, for its
+// Content-Length).
+type SnapshotSizer interface {
+	SnapshotSize(n int64)
+}
+
 // WriteSnapshot streams a consistent copy of the applied-state file, as of
 // the last batch written, to w (from one read transaction; apply and
 // writes go on). It returns the Raft index the copy covers. It does not
 // flush: batches must be written in capture order, so the owner of the
-// store (the member's persister) covers what the caller needs first.
+// store (the member's persister) covers what the caller needs first. A w
+// that is a SnapshotSizer is told the size first: the copy is exactly
+// the transaction's size.
 func (s *Store) WriteSnapshot(w io.Writer) (raftIndex uint64, n int64, err error) {
 	if s.disk == nil {
 		return 0, 0, errors.New("store: not persisted")
 	}
 	err = s.disk.db.View(func(tx *bolt.Tx) error {
 		raftIndex = getU64(tx.Bucket(bucketMeta), metaRaft)
+		if sz, ok := w.(SnapshotSizer); ok {
+			sz.SnapshotSize(tx.Size())
+		}
 		n, err = tx.WriteTo(w)
 		return err
 	})

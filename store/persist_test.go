@@ -161,13 +161,16 @@ func TestSnapshotInstall(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	raft, n, err := s.WriteSnapshot(&buf)
+	buf := &sizedBuffer{size: -1}
+	raft, n, err := s.WriteSnapshot(buf)
 	if err != nil || raft != 50 || n != int64(buf.Len()) {
 		t.Fatalf("WriteSnapshot = %d, %d, %v", raft, n, err)
 	}
+	if buf.size != n || buf.sizedAt != 0 {
+		t.Fatalf("SnapshotSize said %d after %d bytes; %d were written", buf.size, buf.sizedAt, n)
+	}
 	dst := filepath.Join(dir, "b.db")
-	if _, err := InstallSnapshot(&buf, dst); err != nil {
+	if _, err := InstallSnapshot(buf, dst); err != nil {
 		t.Fatal(err)
 	}
 	db2, err := bolt.Open(dst, 0o600, nil)
@@ -262,3 +265,12 @@ func TestCaptureCarriesRaftMeta(t *testing.T) {
 		t.Fatalf("after reopen: meta %q, raft index %d", s.RaftMeta(), s.RaftIndex())
 	}
 }
+
+// sizedBuffer is a SnapshotSizer: it records the size it is told and
+// how much had been written by then.
+type sizedBuffer struct {
+	bytes.Buffer
+	size, sizedAt int64
+}
+
+func (b *sizedBuffer) SnapshotSize(n int64) { b.size, b.sizedAt = n, int64(b.Len()) }

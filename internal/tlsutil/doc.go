@@ -22,6 +22,8 @@
 //     config at dial time: the current pool as RootCAs, the server name
 //     from the address, and GetClientCertificate for the current
 //     certificate. Go's own verification checks the chain and the name.
+//   - ClientConfigFor is the same config for a client that dials by
+//     itself (the proxy), asked for at every connection.
 //   - ClientConfig is a snapshot for short-lived tools.
 //
 // With Options.AllowedCN set, the other side's verified leaf must carry

@@ -264,6 +264,13 @@ func (s *Source) clientConfig(serverName string) *tls.Config {
 // name. Long-lived clients use DialTLSContext, which follows reloads.
 func (s *Source) ClientConfig() *tls.Config { return s.clientConfig("") }
 
+// ClientConfigFor is a client config for a connection to serverName made
+// now, with the pool as it is now and the certificate fetched at the
+// handshake. A long-lived client that dials by itself (the proxy, whose
+// connections carry deadlines) asks for one at every connection, and so
+// follows reloads.
+func (s *Source) ClientConfigFor(serverName string) *tls.Config { return s.clientConfig(serverName) }
+
 // DialTLSContext is an http.Transport's DialTLSContext: it connects to
 // addr within timeout (the handshake included) and verifies the server as
 // addr's host, with the certificate and pool current at the moment.
