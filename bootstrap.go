@@ -57,7 +57,7 @@ func discoverCluster(cfg config.Config, log zerolog.Logger) (members map[string]
 		if err != nil {
 			return nil, "", err
 		}
-		dcfg.ID = memberID([]string{self}, token)
+		dcfg.ID = server.MemberIDOf([]string{self}, token)
 		dcfg.Self = cfg.Name + "=" + self
 		log.Info().Str("discovery-url", cfg.Discovery).Str("member-id", fmt.Sprintf("%x", dcfg.ID)).Msg("bootstrapping through discovery")
 		cluster, err = discovery.Join(ctx, dcfg)

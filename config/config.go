@@ -21,6 +21,10 @@ import (
 
 // Config is everything a member is started with.
 type Config struct {
+	// Faults are test-only switches, from CAIRN_UNSAFE_* and
+	// CAIRN_FAILPOINT_* variables only (faults.go).
+	Faults Faults
+
 	Name                     string
 	DataDir                  string
 	WALDir                   string
@@ -298,13 +302,18 @@ func Load(args, env []string) (Config, []string, error) {
 				vars[s.name], known = v, true
 			}
 		}
-		if !known {
+		if !known && !isFaultVar(k) {
 			warnings = append(warnings, fmt.Sprintf("unknown environment variable %s ignored", k))
 		}
 	}
 	slices.Sort(warnings)
 
 	c := Default()
+	faults, err := loadFaults(env)
+	if err != nil {
+		return Config{}, warnings, err
+	}
+	c.Faults = faults
 	file := vars["config-file"]
 	if f, ok := flags["config-file"]; ok {
 		file = f

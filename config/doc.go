@@ -19,4 +19,10 @@
 // (a test keeps the two in step) and are checked against the store's hard
 // limits (store.MaxKeyBytes and the rest), which they may not exceed; main
 // hands them to the client handler as httpapi.Limits.
+//
+// Test-only switches (Faults, faults.go: deliberate bugs and failpoints for
+// the fault-injection tests) are read here, from CAIRN_UNSAFE_* and
+// CAIRN_FAILPOINT_* variables only, and nowhere else in the program: no
+// flag or YAML key sets them, --help does not list them, and main logs
+// the ones that are on once, at start.
 package config
