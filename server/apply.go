@@ -52,7 +52,7 @@ func (m *Member) maybeExpire() {
 	if !m.isLeader || m.expiryID != 0 {
 		return
 	}
-	now := m.cfg.Now().UnixNano()
+	now := m.now.UnixNano()
 	if d, ok := m.store.NextDeadline(); !ok || d > now {
 		return
 	}

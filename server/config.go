@@ -70,8 +70,14 @@ type MemberConfig struct {
 	// Metrics is where the member registers its Prometheus metrics (none
 	// when nil).
 	Metrics prometheus.Registerer
-	// Now is the clock for proposals and expiry (default time.Now).
+	// Now is the clock (default time.Now). The run loop reads it once per
+	// event, and its decisions (expiry, batching the applied state) use
+	// only that reading; Do stamps requests with it.
 	Now func() time.Time
+	// Seed feeds the Raft core's randomised election timeouts and the
+	// first request ID (0: drawn from crypto/rand). A simulation sets it
+	// so that a run replays.
+	Seed uint64
 	// UnsafeSkipProposalCheck is a deliberate bug for testing that apply
 	// refuses what it cannot take: as leader, the member appends proposals
 	// without checking them. Never set it in production (cairn sets it

@@ -9,6 +9,110 @@ import (
 	"github.com/cairnkv/cairn/peer"
 )
 
+// The run loop is a driver and a shell. The driver (handle, after) makes
+// every decision of the member from its inputs alone: an event, and the
+// time carried by it, which is the only clock a decision reads (m.now).
+// The shell (run) turns timers, channels and goroutines into those events
+// and does nothing else; a simulator can feed the driver events itself.
+
+// eventKind is what happened.
+type eventKind uint8
+
+const (
+	evTick          eventKind = iota + 1 // a heartbeat interval passed
+	evExpiry                             // time to look for expired TTLs
+	evPropose                            // proposals (everything that piled up: group commit)
+	evRead                               // a linearizable read waits
+	evMessages                           // messages from peers
+	evSave                               // write everything applied, then answer
+	evSnapshot                           // a snapshot received from the leader
+	evReport                             // the transport's word about a peer
+	evFlushed                            // the persister wrote applied state up to an index
+	evPersistFailed                      // the persister failed: the member must stop
+)
+
+// event is one input of the driver.
+type event struct {
+	kind  eventKind
+	now   time.Time // when it happened
+	props []proposal
+	read  chan struct{}
+	msgs  []consensus.Message
+	reply chan error
+	snap  incomingSnapshot
+	rep   report
+	index uint64
+	err   error
+}
+
+// handle is the driver's step for one event; false means the member
+// failed and the loop must end. after then carries out what the event
+// made ready.
+func (m *Member) handle(ev event) bool {
+	m.now = ev.now
+	switch ev.kind {
+	case evTick:
+		m.node.Tick()
+		m.tickReads()
+		m.maybePromote()
+		m.tickRemoved()
+	case evExpiry:
+		m.maybeExpire()
+	case evPropose:
+		for _, p := range ev.props {
+			m.propose(p)
+		}
+	case evRead:
+		m.reads = append(m.reads, ev.read)
+		m.startRead()
+	case evMessages:
+		for _, msg := range ev.msgs {
+			_ = m.node.Step(msg)
+		}
+	case evSave:
+		m.maybeCapture(true)
+		err := m.syncPersister()
+		ev.reply <- err
+		if err != nil {
+			m.fail(err)
+			return false
+		}
+	case evSnapshot:
+		if m.incoming != nil {
+			_ = m.incoming.file.Discard()
+		}
+		in := ev.snap
+		m.incoming = &in
+		_ = m.node.Step(in.msg)
+	case evReport:
+		if ev.rep.snapshot {
+			m.node.ReportSnapshot(ev.rep.id, ev.rep.failed)
+		} else {
+			m.node.ReportUnreachable(ev.rep.id)
+		}
+	case evFlushed:
+		m.flushed(ev.index)
+	case evPersistFailed:
+		m.fail(ev.err)
+		return false
+	}
+	return true
+}
+
+// after carries out what the last event made ready: persist, send, apply
+// (drain), a lone voter's campaign, and a batch of applied state for the
+// persister; false if the member failed.
+func (m *Member) after() bool {
+	if !m.drain() {
+		return false
+	}
+	m.campaignAlone()
+	m.maybeCapture(false)
+	return true
+}
+
+// run is the shell: it waits for the next input and hands it to the
+// driver, on this one goroutine.
 func (m *Member) run() {
 	defer m.shutdown()
 	tick := time.NewTicker(m.cfg.HeartbeatInterval)
@@ -18,80 +122,63 @@ func (m *Member) run() {
 	stopc := m.stopc
 	var handoverDone <-chan time.Time
 	for {
+		var ev event
 		select {
 		case <-stopc:
 			// A leader hands over before stopping, so that the others
 			// need not wait out an election timeout.
+			m.now = m.cfg.Now()
 			if m.Err() != nil || !m.handOver() {
 				return
 			}
 			stopc = nil
 			handoverDone = time.After(time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval)
+			continue
 		case <-handoverDone:
 			return
 		case <-tick.C:
-			m.node.Tick()
-			m.tickReads()
-			m.maybePromote()
-			m.tickRemoved()
+			ev = event{kind: evTick}
 		case <-expiry.C:
-			m.maybeExpire()
+			ev = event{kind: evExpiry}
 		case p := <-m.propc:
-			m.propose(p)
 			// Everything that piled up during the last fsync goes into
 			// the next one (group commit).
+			ev = event{kind: evPropose, props: []proposal{p}}
 			for more := true; more; {
 				select {
 				case p := <-m.propc:
-					m.propose(p)
+					ev.props = append(ev.props, p)
 				default:
 					more = false
 				}
 			}
 		case r := <-m.readc:
-			m.reads = append(m.reads, r)
-			m.startRead()
+			ev = event{kind: evRead, read: r}
 		case msg := <-m.recvc:
-			_ = m.node.Step(msg)
+			ev = event{kind: evMessages, msgs: []consensus.Message{msg}}
 			for more := true; more; {
 				select {
 				case msg := <-m.recvc:
-					_ = m.node.Step(msg)
+					ev.msgs = append(ev.msgs, msg)
 				default:
 					more = false
 				}
 			}
 		case reply := <-m.savec:
-			m.maybeCapture(true)
-			err := m.syncPersister()
-			reply <- err
-			if err != nil {
-				m.fail(err)
-				return
-			}
+			ev = event{kind: evSave, reply: reply}
 		case in := <-m.snapc:
-			if m.incoming != nil {
-				_ = m.incoming.file.Discard()
-			}
-			m.incoming = &in
-			_ = m.node.Step(in.msg)
+			ev = event{kind: evSnapshot, snap: in}
 		case r := <-m.reportc:
-			if r.snapshot {
-				m.node.ReportSnapshot(r.id, r.failed)
-			} else {
-				m.node.ReportUnreachable(r.id)
-			}
+			ev = event{kind: evReport, rep: r}
 		case idx := <-m.flushedc:
-			m.flushed(idx)
+			ev = event{kind: evFlushed, index: idx}
 		case err := <-m.persisterErr:
-			m.fail(err)
+			ev = event{kind: evPersistFailed, err: err}
+		}
+		ev.now = m.cfg.Now()
+		if !m.handle(ev) || !m.after() {
 			return
 		}
-		if !m.drain() {
-			return
-		}
-		m.campaignAlone()
-		m.maybeCapture(false)
 		if stopc == nil && !m.isLeader {
 			return // the handover is done
 		}
@@ -128,7 +215,7 @@ func (m *Member) drain() bool {
 			prevLead := m.lead.Swap(rd.SoftState.Lead)
 			m.state.Store(uint32(rd.SoftState.State))
 			if rd.SoftState.Lead != prevLead {
-				m.leadSince.Store(time.Now().UnixNano())
+				m.leadSince.Store(m.now.UnixNano())
 			}
 			leader := rd.SoftState.State == consensus.StateLeader
 			if leader && !m.isLeader {
@@ -209,10 +296,10 @@ func (m *Member) campaignAlone() {
 
 func (m *Member) send(msgs []consensus.Message) {
 	if m.transport != nil && len(msgs) > 0 {
+		now := m.now
 		if m.isLeader {
-			m.followers.sending(msgs, time.Now())
+			m.followers.sending(msgs, now)
 		}
-		now := time.Now()
 		for i := range msgs {
 			if msgs[i].Type == consensus.MsgApp {
 				m.sendApp.Add(1)

@@ -67,6 +67,9 @@ type Member struct {
 	campaigned   bool
 	isLeader     bool
 	removedTicks int // ticks since this member applied its own removal (0: not removed)
+	// now is the time of the event being handled: the only clock the
+	// driver's decisions read.
+	now time.Time
 
 	// The store: replaced when a snapshot is installed. The run loop
 	// reads it freely (it alone writes it), others through Store or
@@ -149,9 +152,13 @@ func StartMember(c MemberConfig) (*Member, error) {
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]uint64{},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
-	var seed [8]byte
-	_, _ = rand.Read(seed[:])
-	m.nextID.Store(binary.BigEndian.Uint64(seed[:]))
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		seed = binary.BigEndian.Uint64(b[:])
+	}
+	m.nextID.Store(seed)
 	m.view.Store(newRegistry())
 	m.authView.Store(NewAuthState())
 	m.authAPI = authAPI{state: m.authView.Load, do: m.proposeAuth}
@@ -169,7 +176,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	m.ready.catchUp.Store(m.rs.HardState().Commit)
 	node, err := consensus.NewNode(&consensus.Config{
 		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: 1, Storage: m.rs, Applied: m.applied,
-		CheckQuorum: true, PreVote: true, Seed: binary.BigEndian.Uint64(seed[:]),
+		CheckQuorum: true, PreVote: true, Seed: seed,
 		CheckProposal: m.checkProposal,
 	})
 	if err != nil {
@@ -179,6 +186,7 @@ func StartMember(c MemberConfig) (*Member, error) {
 	}
 	m.node = node
 	m.lastCapture = cfg.Now()
+	m.now = m.lastCapture
 	m.started = time.Now()
 	m.metrics = newMetrics(cfg.Metrics, m)
 	m.transport = peer.New(peer.Config{

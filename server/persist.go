@@ -124,10 +124,10 @@ func (m *Member) recover() error {
 // batch is big or old enough.
 func (m *Member) maybeCapture(force bool) {
 	n := m.store.Pending()
-	if n == 0 || (!force && n < m.cfg.FlushEntries && m.cfg.Now().Sub(m.lastCapture) < m.cfg.FlushInterval) {
+	if n == 0 || (!force && n < m.cfg.FlushEntries && m.now.Sub(m.lastCapture) < m.cfg.FlushInterval) {
 		return
 	}
-	m.lastCapture = m.cfg.Now()
+	m.lastCapture = m.now
 	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load(), m.authView.Load()))}
 }
 
