@@ -109,13 +109,25 @@ func startClusterSpec(t *testing.T, spec clusterSpec, names ...string) *cluster 
 	return c
 }
 
-func (c *cluster) start(p *proc) {
+func (c *cluster) start(p *proc) { c.startWith(p, c.initial) }
+
+// join starts p as a new member of the running cluster (added already,
+// with POST /v2/members), naming initial as its initial cluster; the
+// cluster's cleanup stops it.
+func (c *cluster) join(p *proc, initial string) {
+	c.startWith(p, initial, "--initial-cluster-state", "existing")
+	c.procs = append(c.procs, p)
+}
+
+// startWith starts p with initial as its initial cluster and more flags.
+func (c *cluster) startWith(p *proc, initial string, more ...string) {
 	cmd := exec.Command(binary, "--name", p.name, "--data-dir", p.dir,
-		"--initial-cluster", c.initial, "--initial-advertise-peer-urls", p.peer,
+		"--initial-cluster", initial, "--initial-advertise-peer-urls", p.peer,
 		"--listen-peer-urls", p.peer, "--listen-client-urls", p.client, "--advertise-client-urls", p.client,
 		"--heartbeat-interval", "50", "--election-timeout", "500")
 	cmd.Args = append(cmd.Args, c.extra...)
 	cmd.Args = append(cmd.Args, p.extra...)
+	cmd.Args = append(cmd.Args, more...)
 	log, err := os.Create(p.dir + ".log")
 	if err != nil {
 		c.t.Fatal(err)
@@ -226,14 +238,21 @@ func TestThreeMembersSurviveAKill(t *testing.T) {
 		}
 	}
 	c.start(victim)
-	deadline := time.Now().Add(20 * time.Second)
+	c.waitFor(victim, "/after", `"value":"`+c.procs[2].name+`"`, 20*time.Second)
+}
+
+// waitFor reads key through p until the answer is a 200 holding want,
+// failing the test after within.
+func (c *cluster) waitFor(p *proc, key, want string, within time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
 	for {
-		code, body := c.do(victim, "GET", "/v2/keys/after", nil)
-		if code == http.StatusOK && strings.Contains(body, `"value":"`+c.procs[2].name+`"`) {
-			break
+		code, body := c.do(p, "GET", "/v2/keys"+key, nil)
+		if code == http.StatusOK && strings.Contains(body, want) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("restarted %s did not catch up: %d %s", victim.name, code, body)
+			c.t.Fatalf("%s: GET %s did not answer %s within %v: %d %s", p.name, key, want, within, code, body)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -153,17 +153,7 @@ func TestHostileRequestsAreRefusedCheaply(t *testing.T) {
 		c.start(p)
 	}
 	for _, p := range c.procs {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			code, body := c.do(p, "GET", "/v2/keys/app/config", nil)
-			if code == http.StatusOK && strings.Contains(body, `"value":"changed"`) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s after its restart: %d %s", p.name, code, body)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		c.waitFor(p, "/app/config", `"value":"changed"`, 20*time.Second)
 	}
 	healthy("the restarts")
 	t.Logf("after the restarts: VmRSS KiB a/b/c %v", rssAll())

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -100,20 +98,7 @@ func TestMembersAddAndRemoveAtRuntime(t *testing.T) {
 	if initial == nil || !strings.Contains(initial[1], "d="+d.peer) {
 		t.Fatalf("member add printed no initial cluster with d:\n%s", out)
 	}
-	cmd := exec.Command(binary, "--name", "d", "--data-dir", d.dir,
-		"--initial-cluster", initial[1], "--initial-cluster-state", "existing", "--initial-advertise-peer-urls", d.peer,
-		"--listen-peer-urls", d.peer, "--listen-client-urls", d.client, "--advertise-client-urls", d.client,
-		"--heartbeat-interval", "50", "--election-timeout", "500")
-	log, err := os.Create(d.dir + ".log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = cmd
-	c.procs = append(c.procs, d) // stopped by the cluster's cleanup
+	c.join(d, initial[1])
 	if code, body := c.do(d, "PUT", "/v2/keys/from-d", url.Values{"value": {"d"}}); code != http.StatusCreated {
 		t.Fatalf("write through the new member: %d %s", code, body)
 	}

@@ -404,20 +404,7 @@ func TestProxyFollowsMembership(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("add d through the proxy: %d %s", resp.StatusCode, b)
 	}
-	cmd := exec.Command(binary, "--name", "d", "--data-dir", d.dir,
-		"--initial-cluster", c.initial+",d="+d.peer, "--initial-cluster-state", "existing", "--initial-advertise-peer-urls", d.peer,
-		"--listen-peer-urls", d.peer, "--listen-client-urls", d.client, "--advertise-client-urls", d.client,
-		"--heartbeat-interval", "50", "--election-timeout", "500")
-	logf, err := os.Create(d.dir + ".log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = cmd
-	c.procs = append(c.procs, d)
+	c.join(d, c.initial+",d="+d.peer)
 	all := []string{c.procs[0].client, c.procs[1].client, c.procs[2].client, d.client}
 	pxWaitEndpoints(t, p.client, all, 30*time.Second)
 	t.Logf("after adding d: %v", pxEndpoints(p.client))

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/statuswriter"
 	"github.com/cairnkv/cairn/locks"
 	"github.com/cairnkv/cairn/store"
 )
@@ -249,9 +250,9 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !(kr.wait && !kr.quorum) {
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		w = sw
-		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.status, now) }()
+		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.Status, now) }()
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/cairnkv/cairn/internal/statuswriter"
 )
 
 // Config configures a proxy. Durations of zero mean no limit, except
@@ -207,12 +209,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 		r.Body = body
 		r = r.WithContext(context.WithValue(r.Context(), bodyKey{}, body))
 	}
-	sw := &statusWriter{ResponseWriter: w}
+	sw := statuswriter.New(w)
 	p.rp.ServeHTTP(sw, r)
 	if !isWatch(r) {
 		p.metrics.duration(r.Method, time.Since(start))
 	}
-	p.metrics.handled(r.Method, sw.status)
+	p.metrics.handled(r.Method, sw.Status)
 }
 
 func isWatch(r *http.Request) bool {
@@ -336,32 +338,3 @@ func writeMessage(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
 }
-
-// statusWriter records the status; Flush and Unwrap keep streaming
-// working through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
