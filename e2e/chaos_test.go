@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -66,6 +67,11 @@ var (
 
 // chCISeeds are the seeds TestChaos runs by default.
 var chCISeeds = []uint64{1, 2, 3}
+
+const (
+	chKeysDir  = "/chaos"      // the registers (/chaos/k0, ...), which the watchers follow
+	chProbeDir = "/chaosprobe" // chProbe's keys, one per member
+)
 
 // chFault is a kind of fault.
 type chFault string
@@ -161,10 +167,13 @@ func chRun(t *testing.T, o chOptions) chResult {
 	start := time.Now()
 	tl := &chTimeline{start: start}
 	tl.add("cluster %s; seed %d", c.initial, o.seed)
+	// Every client of the workload sends its requests with ctx, which
+	// carries the workload's credentials (none when auth is off).
+	ctx := c.asUser()
 
 	var keys []string
 	for i := range o.keys {
-		keys = append(keys, fmt.Sprintf("/chaos/k%d", i))
+		keys = append(keys, fmt.Sprintf("%s/k%d", chKeysDir, i))
 	}
 	target := &atomic.Int64{}
 	target.Store(-1)
@@ -174,14 +183,14 @@ func chRun(t *testing.T, o chOptions) chResult {
 		timeout: time.Second, target: target, targetFrac: o.targetFrac}, eps.get, start, o.seed)
 	chInitKeys(t, c, load, keys)
 	appends := chNewAppends(o.appenders, eps.get, start, o.seed, time.Second)
-	watchers := chNewWatchers(o.watchers, "/chaos", eps.get, o.seed)
+	watchers := chNewWatchers(o.watchers, chKeysDir, eps.get, o.seed)
 	tl.add("keys created; workload starts (%d clients, %d appenders, %d watchers, %d lockers, %d producers)",
 		o.clients, o.appenders, o.watchers, o.lockers, o.producers)
-	eps.run(tl)
-	load.run()
-	appends.run()
-	watchers.run()
-	coord := chStartCoord(t, o.lockers, o.producers, eps.get)
+	eps.run(ctx, tl)
+	load.run(ctx)
+	appends.run(ctx)
+	watchers.run(ctx)
+	coord := chStartCoord(t, ctx, o.lockers, o.producers, eps.get)
 	t.Cleanup(coord.stop)
 	t.Cleanup(eps.stop)
 	t.Cleanup(load.stop)
@@ -261,7 +270,7 @@ func chRun(t *testing.T, o chOptions) chResult {
 		t.Errorf("chaos seed=%d: members exited by themselves: %s", o.seed, strings.Join(u, "; "))
 	}
 	raw := load.history()
-	history, last, evErr := chEvents(c, "/chaos", 60*time.Second)
+	history, last, evErr := chEvents(c, chKeysDir, 60*time.Second)
 	if evErr != nil {
 		t.Logf("chaos seed=%d: event history not read (%v): unknown outcomes stay unknown", o.seed, evErr)
 	}
@@ -272,7 +281,7 @@ func chRun(t *testing.T, o chOptions) chResult {
 	eps.stop()
 	var wcheck chWatchCheck
 	if evErr == nil {
-		wcheck = chCheckWatchers(watchers.ws, history, "/chaos", last)
+		wcheck = chCheckWatchers(watchers.ws, history, chKeysDir, last)
 	} else if o.watchers > 0 {
 		t.Errorf("chaos seed=%d: the watchers cannot be checked without the event history: %v", o.seed, evErr)
 	}
@@ -436,8 +445,9 @@ func chInitKeys(t *testing.T, c *chCluster, l *chLoad, keys []string) {
 			ms := c.current()
 			m := ms[(i+attempt)%len(ms)]
 			form := url.Values{"value": {"init"}, "prevExist": {"false"}}
-			req, _ := http.NewRequest(http.MethodPut, m.client+"/v2/keys"+k, strings.NewReader(form.Encode()))
+			req, _ := http.NewRequestWithContext(c.asUser(), http.MethodPut, m.client+"/v2/keys"+k, strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			coAuthorize(req)
 			resp, err := hc.Do(req)
 			if err == nil {
 				body, _ := io.ReadAll(resp.Body)
@@ -649,7 +659,7 @@ func chWaitRecovered(c *chCluster, tl *chTimeline, within time.Duration) error {
 	c.reap(tl)
 	for _, m := range c.current() {
 		for {
-			err := chProbe(hc, m)
+			err := chProbe(c.asUser(), hc, m)
 			if err == nil {
 				break
 			}
@@ -665,10 +675,13 @@ func chWaitRecovered(c *chCluster, tl *chTimeline, within time.Duration) error {
 	return nil
 }
 
-func chProbe(hc *http.Client, m *chMember) error {
-	key := m.client + "/v2/keys/chaosprobe/" + m.name
-	req, _ := http.NewRequest(http.MethodPut, key, strings.NewReader("value=x"))
+// chProbe writes and reads a key of its own through m, with the
+// credentials ctx carries.
+func chProbe(ctx context.Context, hc *http.Client, m *chMember) error {
+	key := m.client + "/v2/keys" + chProbeDir + "/" + m.name
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, key, strings.NewReader("value=x"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	coAuthorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
@@ -678,7 +691,7 @@ func chProbe(hc *http.Client, m *chMember) error {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("PUT: %d %.200s", resp.StatusCode, body)
 	}
-	resp, err = hc.Get(key)
+	resp, err = chGet(ctx, hc, key)
 	if err != nil {
 		return err
 	}
