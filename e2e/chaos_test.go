@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -40,11 +41,14 @@ import (
 //
 // where violations counts the keys porcupine rejects and the violations
 // of the append, watch, lock and queue checks (items is delivered/
-// acknowledged).
+// acknowledged). With auth on (chaosauth_test.go), the line also says
+// how many requests auth refused to a prober (auth=N refused ok), and
+// violations counts the ones it let through.
 //
 //	go test -run 'TestChaos$' -v ./e2e                          # CI: a few fixed seeds
 //	go test -run 'TestChaos$' -v ./e2e -chaos.seed=7            # one seed (the fault schedule; timing varies)
 //	go test -run 'TestChaos$' -v -timeout 0 ./e2e -chaos.soak=1h -chaos.out=/tmp/chaos
+//	go test -run 'TestChaosWithAuth$' -v ./e2e                  # the same with v2 auth on (or -chaos.auth)
 //
 // A seed fixes the schedule (which fault, on which members, for how long)
 // and every client's choices; the interleaving of real processes does not
@@ -62,10 +66,16 @@ var (
 	chLockersFlag  = flag.Int("chaos.lockers", 4, "chaos: clients cycling on a lock with fenced writes")
 	chQueueFlag    = flag.Int("chaos.producers", 2, "chaos: queue producers (as many blocking dequeuers, and a reserver)")
 	chKeepFlag     = flag.Bool("chaos.keep", false, "chaos: write the evidence of every run, not only of runs that failed")
+	chAuthFlag     = flag.Bool("chaos.auth", false, "chaos: enable v2 auth before the faults: every client sends credentials, guests get nothing, and a prober checks that auth stays enforced")
 )
 
 // chCISeeds are the seeds TestChaos runs by default.
 var chCISeeds = []uint64{1, 2, 3}
+
+const (
+	chKeysDir  = "/chaos"      // the registers (/chaos/k0, ...), which the watchers follow
+	chProbeDir = "/chaosprobe" // chProbe's keys, one per member
+)
 
 // chFault is a kind of fault.
 type chFault string
@@ -103,6 +113,9 @@ type chOptions struct {
 	// aimed at the leader (cut off, or cut from B); targetFrac is the
 	// probability that a read goes to the member a fault isolates.
 	leaderBias, targetFrac float64
+	// auth: v2 auth is enabled before the faults, and the clients send
+	// credentials (chaosauth_test.go).
+	auth bool
 	// expectKeys, expectLocks: keys that are not linearizable, or
 	// violations of mutual exclusion, are the expected result (evidence
 	// is still written, and the test does not fail for them).
@@ -112,7 +125,7 @@ type chOptions struct {
 func chDefaults(seed uint64, duration time.Duration) chOptions {
 	return chOptions{seed: seed, duration: duration, members: *chMembersFlag, clients: *chClientsFlag,
 		keys: 5, mix: chAllFaults, readFrac: 0.5, leaderBias: 0.5, targetFrac: 0,
-		appenders: *chAppendFlag, watchers: *chWatchFlag, lockers: *chLockersFlag, producers: *chQueueFlag}
+		appenders: *chAppendFlag, watchers: *chWatchFlag, lockers: *chLockersFlag, producers: *chQueueFlag, auth: *chAuthFlag}
 }
 
 // chResult sums up a run.
@@ -123,6 +136,7 @@ type chResult struct {
 	watchViolations          int
 	lockViolations           int // of mutual exclusion, fencing or the protocol
 	queueViolations          int
+	authViolations           int // requests auth should have refused that it let through
 	inconclusive             int // keys the checker could not decide in time
 	faults                   map[chFault]int
 	summary, evidence        string
@@ -156,15 +170,25 @@ func chRun(t *testing.T, o chOptions) chResult {
 	if o.members < 3 {
 		t.Fatalf("chaos: %d members; the faults need at least 3", o.members)
 	}
-	c := chStartCluster(t, o.members, o.env, []string{"--event-history", "1000000"})
+	extra := []string{"--event-history", "1000000"}
+	if o.auth {
+		extra = append(extra, "--auth-guest", "none") // once auth is on, a request without credentials may do nothing
+	}
+	c := chStartCluster(t, o.members, o.env, extra)
 	sched := rand.New(rand.NewPCG(o.seed, 0x6368616f73)) // the fault schedule
 	start := time.Now()
 	tl := &chTimeline{start: start}
 	tl.add("cluster %s; seed %d", c.initial, o.seed)
+	if o.auth {
+		chEnableAuth(t, c, tl)
+	}
+	// Every client of the workload sends its requests with ctx, which
+	// carries the workload's credentials (none when auth is off).
+	ctx := c.asUser()
 
 	var keys []string
 	for i := range o.keys {
-		keys = append(keys, fmt.Sprintf("/chaos/k%d", i))
+		keys = append(keys, fmt.Sprintf("%s/k%d", chKeysDir, i))
 	}
 	target := &atomic.Int64{}
 	target.Store(-1)
@@ -174,14 +198,16 @@ func chRun(t *testing.T, o chOptions) chResult {
 		timeout: time.Second, target: target, targetFrac: o.targetFrac}, eps.get, start, o.seed)
 	chInitKeys(t, c, load, keys)
 	appends := chNewAppends(o.appenders, eps.get, start, o.seed, time.Second)
-	watchers := chNewWatchers(o.watchers, "/chaos", eps.get, o.seed)
+	watchers := chNewWatchers(o.watchers, chKeysDir, eps.get, o.seed)
 	tl.add("keys created; workload starts (%d clients, %d appenders, %d watchers, %d lockers, %d producers)",
 		o.clients, o.appenders, o.watchers, o.lockers, o.producers)
-	eps.run(tl)
-	load.run()
-	appends.run()
-	watchers.run()
-	coord := chStartCoord(t, o.lockers, o.producers, eps.get)
+	eps.run(ctx, tl)
+	load.run(ctx)
+	appends.run(ctx)
+	watchers.run(ctx)
+	coord := chStartCoord(t, ctx, o.lockers, o.producers, eps.get)
+	prober := chStartAuthProber(c, o.seed, tl) // does nothing without auth
+	t.Cleanup(prober.stop)
 	t.Cleanup(coord.stop)
 	t.Cleanup(eps.stop)
 	t.Cleanup(load.stop)
@@ -244,6 +270,15 @@ func chRun(t *testing.T, o chOptions) chResult {
 			c.kill(m)
 		}
 	}
+	// Auth, after the faults as during them: every member refuses what
+	// the prober sends.
+	prober.stop()
+	if err := prober.sweep(c, 30*time.Second); err != nil {
+		t.Errorf("chaos seed=%d: %v", o.seed, err)
+	}
+	if prober.enabled() {
+		tl.add("auth probed (%s)", prober.details())
+	}
 	load.stop()
 	appends.stop()
 	tl.add("workload stopped")
@@ -261,7 +296,7 @@ func chRun(t *testing.T, o chOptions) chResult {
 		t.Errorf("chaos seed=%d: members exited by themselves: %s", o.seed, strings.Join(u, "; "))
 	}
 	raw := load.history()
-	history, last, evErr := chEvents(c, "/chaos", 60*time.Second)
+	history, last, evErr := chEvents(c, chKeysDir, 60*time.Second)
 	if evErr != nil {
 		t.Logf("chaos seed=%d: event history not read (%v): unknown outcomes stay unknown", o.seed, evErr)
 	}
@@ -272,7 +307,7 @@ func chRun(t *testing.T, o chOptions) chResult {
 	eps.stop()
 	var wcheck chWatchCheck
 	if evErr == nil {
-		wcheck = chCheckWatchers(watchers.ws, history, "/chaos", last)
+		wcheck = chCheckWatchers(watchers.ws, history, chKeysDir, last)
 	} else if o.watchers > 0 {
 		t.Errorf("chaos seed=%d: the watchers cannot be checked without the event history: %v", o.seed, evErr)
 	}
@@ -307,7 +342,15 @@ func chRun(t *testing.T, o chOptions) chResult {
 	r.watchViolations = len(wcheck.violations)
 	r.lockViolations = ccheck.lockViolations
 	r.queueViolations = ccheck.queueViolations
-	r.violations = r.keyViolations + r.appendViolations + r.watchViolations + r.lockViolations + r.queueViolations
+	r.authViolations = len(prober.bypassed())
+	r.violations = r.keyViolations + r.appendViolations + r.watchViolations + r.lockViolations + r.queueViolations + r.authViolations
+	// With auth on, the members refused nobody but the prober: the
+	// workload's role covers what it does (else its checks would pass
+	// on requests that were all refused).
+	if n, eg := prober.othersRefused(c); n > 0 {
+		t.Errorf("chaos seed=%d: with auth on, the members refused %d requests that were not the prober's, e.g.\n  %s",
+			o.seed, n, strings.Join(eg, "\n  "))
+	}
 	var fs []string
 	for _, f := range chAllFaults {
 		fs = append(fs, fmt.Sprintf("%s:%d", f, faults[f]))
@@ -321,10 +364,10 @@ func chRun(t *testing.T, o chOptions) chResult {
 		}
 		return "ok"
 	}
-	r.summary = fmt.Sprintf("chaos seed=%d duration=%s ops=%d unknown=%d faults={%s} appends=%d %s watchers=%d events=%d %s %s violations=%d",
+	r.summary = fmt.Sprintf("chaos seed=%d duration=%s ops=%d unknown=%d faults={%s} appends=%d %s watchers=%d events=%d %s %s%s violations=%d",
 		o.seed, faultTime.Round(100*time.Millisecond), r.ops, r.unknown, strings.Join(fs, " "),
 		acheck.acked, verdict(lerr == nil, r.appendViolations), len(watchers.ws), wcheck.events,
-		verdict(evErr == nil, r.watchViolations), coord.summary(ccheck), r.violations)
+		verdict(evErr == nil, r.watchViolations), coord.summary(ccheck), prober.summary(), r.violations)
 	t.Log(r.summary)
 	t.Logf("chaos seed=%d details: ok: %d reads, %d writes, %d cas (and %d cas compare failed); "+
 		"unknown outcomes: %d in the event history, %d not (left out), %d unresolved; "+
@@ -335,6 +378,9 @@ func chRun(t *testing.T, o chOptions) chResult {
 	t.Logf("chaos seed=%d appends: %s", o.seed, acheck.details())
 	t.Logf("chaos seed=%d watchers: %s", o.seed, watchers.details(last))
 	t.Logf("chaos seed=%d clients' member lists: %s", o.seed, eps.details())
+	if prober.enabled() {
+		t.Logf("chaos seed=%d auth probes: %s", o.seed, prober.details())
+	}
 	t.Logf("chaos seed=%d members at the end: %s (of %d started); fault timeline:\n%s",
 		o.seed, chNames(c.current()), len(c.everyMember()), strings.Join(tl.all(), "\n"))
 	for _, u := range append(load.unexpected, appends.unexpected...) {
@@ -345,6 +391,9 @@ func chRun(t *testing.T, o chOptions) chResult {
 	}
 	for _, v := range wcheck.violations {
 		t.Logf("chaos seed=%d: watch violation: %s", o.seed, v)
+	}
+	for _, v := range prober.bypassed() {
+		t.Logf("chaos seed=%d: auth bypassed: %s", o.seed, v)
 	}
 	for _, s := range append(ccheck.lock.summary, ccheck.queue.summary...) {
 		t.Logf("chaos seed=%d locks and queue: %s", o.seed, s)
@@ -379,6 +428,9 @@ func chRun(t *testing.T, o chOptions) chResult {
 			"event-history.json": map[string]any{"last": last, "events": history},
 		}
 		maps.Copy(extra, coord.evidence(ccheck))
+		if prober.enabled() {
+			extra["auth.json"] = prober.evidence()
+		}
 		dir, err := chEvidence(t, scratch, o.seed, raw, checked, tl.all(), checks, c, extra)
 		if scratch && *chOutFlag == "" {
 			dir += " (removed when the test ends; -chaos.out keeps it)"
@@ -393,14 +445,14 @@ func chRun(t *testing.T, o chOptions) chResult {
 				htmls = append(htmls, k.html)
 			}
 		}
-		msg := fmt.Sprintf("chaos seed=%d: %d keys not linearizable %v, %d undecided, %d append violations, %d watch violations, %d lock violations, %d queue violations; evidence in %s (%s)",
-			o.seed, r.keyViolations, bad, r.inconclusive, r.appendViolations, r.watchViolations, r.lockViolations, r.queueViolations, dir, strings.Join(htmls, " "))
+		msg := fmt.Sprintf("chaos seed=%d: %d keys not linearizable %v, %d undecided, %d append violations, %d watch violations, %d lock violations, %d queue violations, %d auth bypasses; evidence in %s (%s)",
+			o.seed, r.keyViolations, bad, r.inconclusive, r.appendViolations, r.watchViolations, r.lockViolations, r.queueViolations, r.authViolations, dir, strings.Join(htmls, " "))
 		for _, k := range bad {
 			if w := chStaleWitness(checked, k); w != "" {
 				msg += "\n  e.g. " + w
 			}
 		}
-		others := append(append(slices.Clone(acheck.violations), wcheck.violations...), ccheck.queue.violations...)
+		others := append(append(append(slices.Clone(acheck.violations), wcheck.violations...), ccheck.queue.violations...), prober.bypassed()...)
 		for _, v := range ccheck.lock.violations {
 			others = append(others, v.String())
 		}
@@ -436,8 +488,9 @@ func chInitKeys(t *testing.T, c *chCluster, l *chLoad, keys []string) {
 			ms := c.current()
 			m := ms[(i+attempt)%len(ms)]
 			form := url.Values{"value": {"init"}, "prevExist": {"false"}}
-			req, _ := http.NewRequest(http.MethodPut, m.client+"/v2/keys"+k, strings.NewReader(form.Encode()))
+			req, _ := http.NewRequestWithContext(c.asUser(), http.MethodPut, m.client+"/v2/keys"+k, strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			coAuthorize(req)
 			resp, err := hc.Do(req)
 			if err == nil {
 				body, _ := io.ReadAll(resp.Body)
@@ -649,7 +702,7 @@ func chWaitRecovered(c *chCluster, tl *chTimeline, within time.Duration) error {
 	c.reap(tl)
 	for _, m := range c.current() {
 		for {
-			err := chProbe(hc, m)
+			err := chProbe(c.asUser(), hc, m)
 			if err == nil {
 				break
 			}
@@ -665,10 +718,13 @@ func chWaitRecovered(c *chCluster, tl *chTimeline, within time.Duration) error {
 	return nil
 }
 
-func chProbe(hc *http.Client, m *chMember) error {
-	key := m.client + "/v2/keys/chaosprobe/" + m.name
-	req, _ := http.NewRequest(http.MethodPut, key, strings.NewReader("value=x"))
+// chProbe writes and reads a key of its own through m, with the
+// credentials ctx carries.
+func chProbe(ctx context.Context, hc *http.Client, m *chMember) error {
+	key := m.client + "/v2/keys" + chProbeDir + "/" + m.name
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, key, strings.NewReader("value=x"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	coAuthorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err
@@ -678,7 +734,7 @@ func chProbe(hc *http.Client, m *chMember) error {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
 		return fmt.Errorf("PUT: %d %.200s", resp.StatusCode, body)
 	}
-	resp, err = hc.Get(key)
+	resp, err = chGet(ctx, hc, key)
 	if err != nil {
 		return err
 	}
@@ -694,6 +750,17 @@ func chProbe(hc *http.Client, m *chMember) error {
 // random seeds for -chaos.soak) against a three-member cluster and fails
 // on any history porcupine finds not linearizable.
 func TestChaos(t *testing.T) {
+	chRunSeeds(t, chCISeeds, func(*chOptions) {})
+}
+
+// chRunSeeds runs chRun for each of ciSeeds (or -chaos.seed, or random
+// seeds for -chaos.soak), with the default options as set changes them.
+func chRunSeeds(t *testing.T, ciSeeds []uint64, set func(*chOptions)) {
+	run := func(t *testing.T, seed uint64, dur time.Duration) {
+		o := chDefaults(seed, dur)
+		set(&o)
+		chRun(t, o)
+	}
 	dur := *chDurationFlag
 	if *chSoakFlag > 0 {
 		if dur == 0 {
@@ -706,7 +773,7 @@ func TestChaos(t *testing.T) {
 				seed = rand.Uint64()
 			}
 			ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-				chRun(t, chDefaults(seed, dur))
+				run(t, seed, dur)
 			})
 			if !ok {
 				t.Fatalf("chaos soak: seed %d failed (after %d runs)", seed, i+1)
@@ -717,13 +784,13 @@ func TestChaos(t *testing.T) {
 	if dur == 0 {
 		dur = 25 * time.Second
 	}
-	seeds := chCISeeds
+	seeds := ciSeeds
 	if *chSeedFlag != 0 {
 		seeds = []uint64{*chSeedFlag}
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			chRun(t, chDefaults(seed, dur))
+			run(t, seed, dur)
 		})
 	}
 }

@@ -61,8 +61,10 @@ func chNewAppends(n int, members func() []*chMember, start time.Time, seed uint6
 	return &chAppends{n: n, members: members, start: start, seed: seed, timeout: timeout, cancel: func() {}}
 }
 
-func (a *chAppends) run() {
-	ctx, cancel := context.WithCancel(context.Background())
+// run starts the appenders; their requests carry the credentials ctx
+// carries.
+func (a *chAppends) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
 	a.cancel = cancel
 	for i := range a.n {
 		a.wg.Add(1)
@@ -156,7 +158,7 @@ func chReadDir(c *chCluster, dir string, within time.Duration) ([]chNode, error)
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	return chFromAny(c, within, func(m *chMember, _ time.Time) ([]chNode, error) {
-		n, err := chGetTree(hc, m, dir)
+		n, err := chGetTree(c.asUser(), hc, m, dir)
 		return n.Nodes, err
 	})
 }

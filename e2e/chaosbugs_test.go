@@ -34,7 +34,7 @@ func TestChaosBugAddMemberDuplicatePeerURL(t *testing.T) {
 	lag := c.members[(ld.idx+1)%3]
 	hc := &http.Client{Timeout: 10 * time.Second}
 	defer hc.CloseIdleConnections()
-	if err := chProbe(hc, lag); err != nil {
+	if err := chProbe(c.asUser(), hc, lag); err != nil {
 		t.Fatal(err)
 	}
 	const peer = "http://127.0.0.1:9" // a URL nobody uses
@@ -42,10 +42,10 @@ func TestChaosBugAddMemberDuplicatePeerURL(t *testing.T) {
 	if err := os.WriteFile(lag.delayFile, []byte("3s"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := chProbe(hc, ld); err != nil {
+	if err := chProbe(c.asUser(), hc, ld); err != nil {
 		t.Fatal(err)
 	}
-	code, body, err := chMembersCall(hc, ld, http.MethodPost, "", map[string][]string{"peerURLs": {peer}})
+	code, body, err := chMembersCall(c.asRoot(), hc, ld, http.MethodPost, "", map[string][]string{"peerURLs": {peer}})
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("adding %s through the leader %s: %d %s %v", peer, ld.name, code, body, err)
 	}
@@ -58,7 +58,7 @@ func TestChaosBugAddMemberDuplicatePeerURL(t *testing.T) {
 	}
 	second := make(chan answer, 1)
 	go func() {
-		code, body, err := chMembersCall(hc, lag, http.MethodPost, "", map[string][]string{"peerURLs": {peer}})
+		code, body, err := chMembersCall(c.asRoot(), hc, lag, http.MethodPost, "", map[string][]string{"peerURLs": {peer}})
 		second <- answer{code, body, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -71,8 +71,8 @@ func TestChaosBugAddMemberDuplicatePeerURL(t *testing.T) {
 		var counts []string
 		worst := 0
 		for _, m := range c.members {
-			_ = chProbe(hc, m) // caught up
-			list, err := chListMembers(hc, m)
+			_ = chProbe(c.asUser(), hc, m) // caught up
+			list, err := chListMembers(c.asUser(), hc, m)
 			if err != nil {
 				counts = append(counts, fmt.Sprintf("%s: %v", m.name, err))
 				continue

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -242,7 +243,7 @@ func chEvents(c *chCluster, dir string, within time.Duration) (events []chHistEv
 			if !m.running() {
 				continue
 			}
-			ev, last, err := chEventsFrom(m, dir, deadline)
+			ev, last, err := chEventsFrom(c.asUser(), m, dir, deadline)
 			if err == nil {
 				return ev, last, nil
 			}
@@ -281,10 +282,29 @@ func (n chNode) maxModified() uint64 {
 	return hi
 }
 
+// chDirURL is the URL of dir at m for a recursive request (a read or a
+// watch of the subtree): with a trailing slash, which the store ignores,
+// so that under v2 auth a role's "dir/*" pattern covers it (a recursive
+// request needs a "*" pattern that is a prefix of the path as sent:
+// docs/auth.md).
+func chDirURL(m *chMember, dir string) string {
+	return m.client + "/v2/keys" + dir + "/"
+}
+
+// chGet sends a GET with the credentials ctx carries.
+func chGet(ctx context.Context, hc *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	coAuthorize(req)
+	return hc.Do(req)
+}
+
 // chGetTree reads dir (recursive, sorted, linearizable) at m; a dir that
 // does not exist is an empty node.
-func chGetTree(hc *http.Client, m *chMember, dir string) (chNode, error) {
-	resp, err := hc.Get(m.client + "/v2/keys" + dir + "?recursive=true&sorted=true")
+func chGetTree(ctx context.Context, hc *http.Client, m *chMember, dir string) (chNode, error) {
+	resp, err := chGet(ctx, hc, chDirURL(m, dir)+"?recursive=true&sorted=true")
 	if err != nil {
 		return chNode{}, err
 	}
@@ -307,7 +327,7 @@ func chGetTree(hc *http.Client, m *chMember, dir string) (chNode, error) {
 	return chNode{}, fmt.Errorf("GET %s: %d %.200s", dir, resp.StatusCode, body)
 }
 
-func chEventsFrom(m *chMember, dir string, deadline time.Time) ([]chHistEvent, uint64, error) {
+func chEventsFrom(ctx context.Context, m *chMember, dir string, deadline time.Time) ([]chHistEvent, uint64, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	// A linearizable read first: this member has applied everything
@@ -315,7 +335,7 @@ func chEventsFrom(m *chMember, dir string, deadline time.Time) ([]chHistEvent, u
 	// last change there (the workload deletes nothing). (X-Etcd-Index is
 	// the last change anywhere: a wait for a later change under dir
 	// would block.)
-	tree, err := chGetTree(hc, m, dir)
+	tree, err := chGetTree(ctx, hc, m, dir)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -326,7 +346,7 @@ func chEventsFrom(m *chMember, dir string, deadline time.Time) ([]chHistEvent, u
 			return nil, 0, fmt.Errorf("reading the event history: still at index %d of %d", next, last)
 		}
 		q := url.Values{"wait": {"true"}, "recursive": {"true"}, "waitIndex": {strconv.FormatUint(next, 10)}}
-		resp, err := hc.Get(m.client + "/v2/keys" + dir + "?" + q.Encode())
+		resp, err := chGet(ctx, hc, chDirURL(m, dir)+"?"+q.Encode())
 		if err != nil {
 			return nil, 0, err
 		}

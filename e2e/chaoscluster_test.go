@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,7 +67,22 @@ type chCluster struct {
 	initial string
 	env     []string // added to every member's environment
 	extra   []string // added to every member's command line
+	auth    chAuth   // set before the workload starts, when auth is on (chaosauth_test.go)
 }
+
+// chAuth is a chaos cluster's v2 auth: root's credentials and the
+// workload's user's (zero: auth is off).
+type chAuth struct {
+	root, user coCreds
+}
+
+// asUser is a context whose requests are sent as the workload's user
+// (without credentials when auth is off).
+func (c *chCluster) asUser() context.Context { return coAs(context.Background(), c.auth.user) }
+
+// asRoot is a context whose requests are sent as root (without
+// credentials when auth is off).
+func (c *chCluster) asRoot() context.Context { return coAs(context.Background(), c.auth.root) }
 
 // chStartCluster starts n members named a, b, c, ... with proxies in
 // front of their peer listeners, and learns their IDs. Everything is

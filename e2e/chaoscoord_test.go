@@ -65,8 +65,9 @@ type chCoordCheck struct {
 }
 
 // chStartCoord starts the lockers and the queue's clients against the
-// members members returns.
-func chStartCoord(t *testing.T, lockers, producers int, members func() []*chMember) *chCoord {
+// members members returns; their requests (and finish's) carry the
+// credentials ctx carries.
+func chStartCoord(t *testing.T, ctx context.Context, lockers, producers int, members func() []*chMember) *chCoord {
 	urls := func() []string {
 		ms := members()
 		out := make([]string, 0, len(ms))
@@ -75,7 +76,7 @@ func chStartCoord(t *testing.T, lockers, producers int, members func() []*chMemb
 		}
 		return out
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	k := &chCoord{t: t, ctx: ctx, cancel: cancel, lockers: lockers, producers: producers}
 	if producers > 0 {
 		k.dequeuers, k.reservers = producers, 1
@@ -193,11 +194,11 @@ func chMark(ctx context.Context, hc *http.Client, urls []string, key, value stri
 // which must come.
 func chHistoryUntil(c *chCluster, dir string, until uint64, within time.Duration) ([]coResp, error) {
 	return chFromAny(c, within, func(m *chMember, deadline time.Time) ([]coResp, error) {
-		return chHistoryFrom(m, dir, until, deadline)
+		return chHistoryFrom(c.asUser(), m, dir, until, deadline)
 	})
 }
 
-func chHistoryFrom(m *chMember, dir string, until uint64, deadline time.Time) ([]coResp, error) {
+func chHistoryFrom(ctx context.Context, m *chMember, dir string, until uint64, deadline time.Time) ([]coResp, error) {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	var events []coResp
@@ -206,7 +207,7 @@ func chHistoryFrom(m *chMember, dir string, until uint64, deadline time.Time) ([
 			return nil, fmt.Errorf("reading the event history of %s: still at index %d of %d", dir, next, until)
 		}
 		q := url.Values{"wait": {"true"}, "recursive": {"true"}, "waitIndex": {strconv.FormatUint(next, 10)}}
-		resp, err := hc.Get(m.client + "/v2/keys" + dir + "?" + q.Encode())
+		resp, err := chGet(ctx, hc, chDirURL(m, dir)+"?"+q.Encode())
 		if err != nil {
 			return nil, err
 		}

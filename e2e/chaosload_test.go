@@ -103,9 +103,10 @@ func chNewLoad(cfg chLoadConfig, members func() []*chMember, start time.Time, se
 	return l
 }
 
-// run starts the clients.
-func (l *chLoad) run() {
-	ctx, cancel := context.WithCancel(context.Background())
+// run starts the clients; their requests carry the credentials ctx
+// carries.
+func (l *chLoad) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
 	l.cancel = cancel
 	for i := range l.cfg.clients {
 		l.wg.Add(1)

@@ -42,19 +42,27 @@ type chMemberJSON struct {
 }
 
 // chMembersCall sends a membership request to m: its status and body.
-func chMembersCall(hc *http.Client, m *chMember, method, path string, body any) (int, string, error) {
+// Changes need root once auth is on: ctx carries the credentials.
+func chMembersCall(ctx context.Context, hc *http.Client, m *chMember, method, path string, body any) (int, string, error) {
+	return chCall(ctx, hc, method, m.client+"/v2/members"+path, body)
+}
+
+// chCall sends a request with body (if any) as JSON and the credentials
+// ctx carries (coAuthorize): its status and body.
+func chCall(ctx context.Context, hc *http.Client, method, u string, body any) (int, string, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, m.client+"/v2/members"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return 0, "", err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	coAuthorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -65,8 +73,8 @@ func chMembersCall(hc *http.Client, m *chMember, method, path string, body any) 
 }
 
 // chListMembers reads m's member list (its own view: not linearizable).
-func chListMembers(hc *http.Client, m *chMember) ([]chMemberJSON, error) {
-	code, body, err := chMembersCall(hc, m, http.MethodGet, "", nil)
+func chListMembers(ctx context.Context, hc *http.Client, m *chMember) ([]chMemberJSON, error) {
+	code, body, err := chMembersCall(ctx, hc, m, http.MethodGet, "", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +152,7 @@ func (c *chCluster) removeMember(victim *chMember, tl *chTimeline, rng *rand.Ran
 			break
 		}
 		via := others[(off+tries)%len(others)]
-		code, body, err := chMembersCall(hc, via, http.MethodDelete, path, nil)
+		code, body, err := chMembersCall(c.asRoot(), hc, via, http.MethodDelete, path, nil)
 		switch {
 		case err == nil && code == http.StatusNoContent:
 			c.dropMember(victim)
@@ -169,7 +177,7 @@ func (c *chCluster) removeMember(victim *chMember, tl *chTimeline, rng *rand.Ran
 	// removal (the lists change in log order). A removal that applies
 	// later is found by reap when the member stops for it.
 	for _, via := range c.others(victim) {
-		if list, err := chListMembers(hc, via); err == nil && chFindMember(list, "", victim.id) == 0 {
+		if list, err := chListMembers(c.asRoot(), hc, via); err == nil && chFindMember(list, "", victim.id) == 0 {
 			c.dropMember(victim)
 			tl.add("member-change: %s (%x) is no longer listed by %s: removed (after %d attempts; last: %s)",
 				victim.name, victim.id, via.name, tries+1, lastErr)
@@ -255,7 +263,7 @@ func (c *chCluster) addMember(tl *chTimeline, within time.Duration) (*chMember, 
 			if !x.running() {
 				continue
 			}
-			list, err := chListMembers(hc, x)
+			list, err := chListMembers(c.asRoot(), hc, x)
 			all = all && err == nil && chFindMember(list, "", m.id) != 0
 		}
 		if all || time.Now().After(wait) || time.Now().After(deadline) {
@@ -309,13 +317,13 @@ func (c *chCluster) registerMember(hc *http.Client, m *chMember, deadline time.T
 		}
 		via := others[tries%len(others)]
 		for _, x := range others {
-			if list, err := chListMembers(hc, x); err == nil {
+			if list, err := chListMembers(c.asRoot(), hc, x); err == nil {
 				if id := chFindMember(list, m.advPeer, 0); id != 0 {
 					return id, nil
 				}
 			}
 		}
-		code, body, err := chMembersCall(hc, via, http.MethodPost, "", map[string][]string{"peerURLs": {m.advPeer}})
+		code, body, err := chMembersCall(c.asRoot(), hc, via, http.MethodPost, "", map[string][]string{"peerURLs": {m.advPeer}})
 		switch {
 		case err == nil && code == http.StatusCreated:
 			var mj chMemberJSON
@@ -482,8 +490,10 @@ func (e *chEndpoints) get() []*chMember {
 	return e.list
 }
 
-func (e *chEndpoints) run(tl *chTimeline) {
-	ctx, cancel := context.WithCancel(context.Background())
+// run reads the member list every syncEvery, with ctx (and the
+// credentials it carries), until stop.
+func (e *chEndpoints) run(ctx context.Context, tl *chTimeline) {
+	ctx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
 	go func() {
 		defer close(e.done)
@@ -497,7 +507,7 @@ func (e *chEndpoints) run(tl *chTimeline) {
 			case <-time.After(e.syncEvery):
 			}
 			known := e.get()
-			list, err := chListMembers(hc, known[rng.IntN(len(known))])
+			list, err := chListMembers(ctx, hc, known[rng.IntN(len(known))])
 			if err != nil {
 				e.mu.Lock()
 				e.failures++
@@ -565,7 +575,7 @@ func (c *chCluster) membershipReport() string {
 	}
 	var out []string
 	for _, m := range cur {
-		list, err := chListMembers(hc, m)
+		list, err := chListMembers(c.asUser(), hc, m)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s: %v", m.name, err))
 			continue

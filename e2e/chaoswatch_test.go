@@ -59,8 +59,10 @@ func chNewWatchers(n int, dir string, members func() []*chMember, seed uint64) *
 	return w
 }
 
-func (w *chWatchers) run() {
-	ctx, cancel := context.WithCancel(context.Background())
+// run starts the watchers; their requests carry the credentials ctx
+// carries.
+func (w *chWatchers) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
 	w.cancel = cancel
 	for _, x := range w.ws {
 		w.wg.Add(1)
@@ -135,10 +137,11 @@ func (w *chWatchers) once(ctx context.Context, tr *http.Transport, m *chMember, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	q := url.Values{"wait": {"true"}, "recursive": {"true"}, "waitIndex": {strconv.FormatUint(next, 10)}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.client+"/v2/keys"+w.dir+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, chDirURL(m, w.dir)+"?"+q.Encode(), nil)
 	if err != nil {
 		panic(err)
 	}
+	coAuthorize(req)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return chHistEvent{}, err

@@ -101,7 +101,29 @@ func coClient(timeout time.Duration) *http.Client {
 	}}
 }
 
-// coDo sends one request (form, if any, as the body).
+// coCreds are HTTP basic credentials (zero: none). A request carries them
+// in its context (coAs), and coDo, or coAuthorize for a request made
+// elsewhere, sends them: a workload runs as a user when it is given such
+// a context, whatever requests it makes.
+type coCreds struct{ user, password string }
+
+type coCredsKey struct{}
+
+// coAs returns ctx carrying k: requests made with it are sent as k.
+func coAs(ctx context.Context, k coCreds) context.Context {
+	return context.WithValue(ctx, coCredsKey{}, k)
+}
+
+// coAuthorize sets req's basic auth to the credentials its context
+// carries, if any.
+func coAuthorize(req *http.Request) {
+	if k, _ := req.Context().Value(coCredsKey{}).(coCreds); k.user != "" {
+		req.SetBasicAuth(k.user, k.password)
+	}
+}
+
+// coDo sends one request (form, if any, as the body), with the
+// credentials ctx carries.
 func coDo(ctx context.Context, hc *http.Client, method, u string, form url.Values) coResult {
 	var body io.Reader
 	if form != nil {
@@ -114,6 +136,7 @@ func coDo(ctx context.Context, hc *http.Client, method, u string, form url.Value
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
+	coAuthorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return coResult{err: err}

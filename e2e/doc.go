@@ -23,5 +23,7 @@
 // partitions, kills, pauses, slow disks and membership changes on a
 // seeded schedule, with register histories checked by porcupine and
 // appends, watches, locks and queues checked against the cluster's own
-// event history (-chaos.soak for long runs).
+// event history (-chaos.soak for long runs), also with v2 auth on
+// (TestChaosWithAuth, -chaos.auth: every client sends credentials, and a
+// prober checks that auth refuses what it must throughout).
 package e2e
