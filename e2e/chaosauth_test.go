@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -48,8 +47,6 @@ import (
 
 // chAuthCISeeds are the seeds TestChaosWithAuth runs by default.
 var chAuthCISeeds = []uint64{1}
-
-var chOpenBugsFlag = flag.Bool("chaos.openbugs", false, "chaos: also run the reproductions of product bugs found and not fixed yet (they fail until fixed)")
 
 // TestChaosWithAuth is TestChaos with v2 auth on (as -chaos.auth): the
 // checkers must find nothing, and auth must refuse every probe during
@@ -482,7 +479,7 @@ func (p *chAuthProber) othersRefused(c *chCluster) (int, []string) {
 	return n, eg
 }
 
-// An open bug the prober found (a write without credentials acknowledged
+// A bug the prober found (a write without credentials acknowledged
 // by a member that had just joined, in a run with a broken role that let
 // an append through the same way): a member that joins the cluster
 // serves client requests from the moment it listens, and checks them
@@ -495,12 +492,10 @@ func (p *chAuthProber) othersRefused(c *chCluster) (int, []string) {
 // chance (a probe round every 1-2 s, the window well under a second);
 // here requests without credentials, and the other probes, are sent
 // every few milliseconds to a member from before it starts until it is
-// promoted: every one must be refused or fail. It fails until fixed, so
-// it runs only with -chaos.openbugs.
+// promoted: every one must be refused or fail. It failed every time until
+// members refused client requests before applying their own addition
+// (httpapi's joinedOnly).
 func TestChaosBugJoinerIgnoresAuth(t *testing.T) {
-	if !*chOpenBugsFlag {
-		t.Skip("an open bug (a joining member serves requests before it has applied the auth state); -chaos.openbugs runs it")
-	}
 	c := chStartCluster(t, 3, nil, []string{"--auth-guest", "none"})
 	tl := &chTimeline{start: time.Now()}
 	chEnableAuth(t, c, tl)

@@ -13,6 +13,7 @@ import (
 	"github.com/cairnkv/cairn/locks"
 	"github.com/cairnkv/cairn/queue"
 	"github.com/cairnkv/cairn/server"
+	"github.com/cairnkv/cairn/store"
 )
 
 // Config configures the client handler.
@@ -72,7 +73,7 @@ func newHandler(cfg Config) (http.Handler, *authorizer) {
 	authz := newAuthorizer(cfg.Backend, cfg.ClientCertAuth, cfg.Logger, reg)
 	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz}
 	r := chi.NewRouter()
-	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded)
+	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded, joinedOnly(cfg.Backend))
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
@@ -162,6 +163,44 @@ func cors(origins []string) func(http.Handler) http.Handler {
 				return
 			}
 			next.ServeHTTP(w, req)
+		})
+	}
+}
+
+// Joiner is implemented by backends that can tell whether they have
+// applied their own addition to the cluster (server.Member): until then
+// their replicated state, the auth registry among it, may lack what was
+// committed before they joined. Joined returns nil once they have.
+type Joiner interface {
+	Joined() error
+}
+
+// joinedOnly refuses client requests to a backend that has not joined
+// yet, since it could not check their permissions (etcd serves clients
+// only once its member has published itself): v2 error 300 on the keys,
+// locks and queues, 503 {"message"} elsewhere. /health, /version,
+// /metrics and /v2/stats answer as ever.
+func joinedOnly(be Backend) func(http.Handler) http.Handler {
+	j, ok := be.(Joiner)
+	return func(next http.Handler) http.Handler {
+		if !ok {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch p := r.URL.Path; {
+			case p == "/health", p == "/version", p == "/metrics", strings.HasPrefix(p, "/v2/stats/"):
+			default:
+				if err := j.Joined(); err != nil {
+					msg := err.Error() + "; retry on another member, or once its /health is true"
+					if p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") || strings.HasPrefix(p, "/v2/locks/") || strings.HasPrefix(p, "/v2/queues/") {
+						writeError(w, store.NewError(store.EcodeRaftInternal, msg, 0))
+					} else {
+						writeMessage(w, http.StatusServiceUnavailable, msg)
+					}
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }

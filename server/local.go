@@ -153,3 +153,6 @@ func (l *Local) proposeAuth(ctx context.Context, o *authOp) (authOutcome, error)
 	}
 	return out, err
 }
+
+// Joined is nil: a Local is its own cluster.
+func (l *Local) Joined() error { return nil }

@@ -77,6 +77,25 @@ func (m *Member) Ready() error {
 	return errors.Join(errs...)
 }
 
+// ErrNotJoined means the member has not yet applied its own addition to the
+// cluster, so its replicated state (the auth registry among it) may lack
+// everything committed before it joined.
+var ErrNotJoined = errors.New("this member has not yet applied its own addition to the cluster")
+
+// Joined returns nil once this member is in the member list it has
+// applied (at once for the members of a new cluster and a restarted
+// member; for a member that joins, once it has applied the entry that
+// added it, and so everything committed before, auth changes included),
+// else ErrNotJoined. Until then it cannot check a client's permissions:
+// httpapi refuses client requests, as etcd serves clients only once its
+// member has published itself.
+func (m *Member) Joined() error {
+	if _, ok := m.view.Load().members[m.cfg.ID]; !ok {
+		return ErrNotJoined
+	}
+	return nil
+}
+
 // published reports whether member list g shows this member with its
 // configured name and client URLs.
 func (m *Member) published(g *registry) bool {
