@@ -98,6 +98,13 @@ type MemberConfig struct {
 	// goroutine; the index it covers is queued in Member.flushedq for
 	// the simulator to feed back as an evFlushed event.
 	syncPersist bool
+	// unsafeKeepExpiry is a deliberate bug for the simulator: a change of
+	// leadership does not forget a pending expiry proposal, so one that a
+	// new leader dropped blocks every later expiry while this member leads.
+	unsafeKeepExpiry bool
+	// walSegmentSize overrides the WAL's segment size (the simulator
+	// keeps segments small: recovery reads a whole preallocated one).
+	walSegmentSize int64
 }
 
 func (c *MemberConfig) withDefaults() MemberConfig {
