@@ -32,7 +32,7 @@ import (
 // operations. A failing seed prints the command that replays it.
 
 var (
-	simSeeds = flag.Int("sim.seeds", 20, "whole-cluster simulator: seeds to run")
+	simSeeds = flag.Int("sim.seeds", 200, "whole-cluster simulator: seeds to run")
 	simFirst = flag.Uint64("sim.first", 1, "whole-cluster simulator: first seed")
 	simSeed  = flag.Uint64("sim.seed", 0, "whole-cluster simulator: replay only this seed, with a trace")
 	simBug   = flag.String("sim.bug", "", "whole-cluster simulator: switch on a deliberate bug (see simBugs)")
