@@ -19,11 +19,12 @@ PKGS     ?= ./...
 FUZZTIME ?= 10s
 BENCH    ?= .
 COVEROUT ?= cover.out
+SEEDS    ?= 200
 
-.PHONY: help build image test lint tools bench fuzz cover clean
+.PHONY: help build image test lint tools bench fuzz cover clean sim sim-bugs
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-7s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build the static binary bin/cairn
 	CGO_ENABLED=0 $(GO) build -o bin/cairn .
@@ -73,6 +74,15 @@ cover: ## test with coverage of every package; writes $(COVEROUT)
 	$(GO) test -count=1 -covermode=atomic -coverpkg=./... -coverprofile='$(COVEROUT)' $(PKGS)
 	@$(GO) tool cover -func='$(COVEROUT)' | tail -n 1
 	@echo "per line: go tool cover -html=$(COVEROUT)"
+
+# The whole-cluster simulator (server/sim_test.go). Each ends with its
+# verdict line: "N seeds, 0 failures" (or the failing seeds, each with
+# the command that replays it), and "K of K bugs caught".
+sim: ## run SEEDS (default 200) seeds of the whole-cluster simulator
+	@$(GO) test ./server -count=1 -v -timeout 60m -run '^TestWholeClusterSimulation$$' -sim.seeds='$(SEEDS)' | grep -v '^=== RUN'
+
+sim-bugs: ## switch on each deliberate bug in the simulator; each must be caught
+	@$(GO) test ./server -count=1 -v -timeout 30m -run '^TestWholeClusterSimulatorCatchesBugs$$' | grep -v '^=== RUN'
 
 clean: ## remove build and coverage output
 	rm -rf bin '$(COVEROUT)'

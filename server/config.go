@@ -89,6 +89,22 @@ type MemberConfig struct {
 	// set it in production (cairn sets it from CAIRN_UNSAFE_LOCAL_READS=1
 	// and logs a warning).
 	UnsafeLocalReads bool
+
+	// Set only by package server's tests (the whole-cluster simulator).
+	// transport replaces the HTTP peer transport.
+	transport transport
+	// syncPersist writes each captured batch of applied state at once,
+	// on the driver's goroutine, instead of handing it to the persister
+	// goroutine; the index it covers is queued in Member.flushedq for
+	// the simulator to feed back as an evFlushed event.
+	syncPersist bool
+	// unsafeKeepExpiry is a deliberate bug for the simulator: a change of
+	// leadership does not forget a pending expiry proposal, so one that a
+	// new leader dropped blocks every later expiry while this member leads.
+	unsafeKeepExpiry bool
+	// walSegmentSize overrides the WAL's segment size (the simulator
+	// keeps segments small: recovery reads a whole preallocated one).
+	walSegmentSize int64
 }
 
 func (c *MemberConfig) withDefaults() MemberConfig {

@@ -85,7 +85,8 @@
 // by the goroutine that owns them):
 //
 //	config.go      MemberConfig, its defaults, StatePath
-//	member.go      Member, StartMember, Stop, Done, Err, fail
+//	member.go      Member, StartMember (newMember, start), Stop, Done,
+//	               Err, fail, the transport interface
 //	loop.go        the run loop: tick, step, drain each Ready (persist,
 //	               send, apply, advance), hand over, shut down
 //	propose.go     Do, proposals and their waiters, TimeoutError
@@ -106,4 +107,11 @@
 //	               /v2/stats, Prometheus, readiness
 //	local.go, restore.go
 //	               the in-process Backend; restoring a backup
+//
+// The whole-cluster simulator (sim_test.go) builds members with newMember,
+// which starts no goroutine, gives them a simulated transport (the
+// transport interface) and a synchronous persister, and drives them with
+// handle and after from one goroutine under virtual time, with faults
+// drawn from a seed; see docs/architecture.md, "Whole-cluster simulator",
+// and make sim, make sim-bugs.
 package server

@@ -226,7 +226,9 @@ func (m *Member) drain() bool {
 				// An expiry proposed in an earlier term may never be
 				// applied (a new leader can drop it): waiting for it
 				// would stop every TTL while we lead.
-				m.expiryID = 0
+				if !m.cfg.unsafeKeepExpiry {
+					m.expiryID = 0
+				}
 			}
 			if rd.SoftState.Lead != 0 && rd.SoftState.Lead != prevLead {
 				m.metrics.leaderChanges.Inc()

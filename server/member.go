@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,7 @@ type Member struct {
 	// Set before the loop starts, read-only after.
 	cfg       MemberConfig
 	log       zerolog.Logger
-	transport *peer.Transport
+	transport transport
 	metrics   *metrics
 	started   time.Time
 	// seedPeers are the peers a joining member was told of, kept until it
@@ -67,6 +68,9 @@ type Member struct {
 	campaigned   bool
 	isLeader     bool
 	removedTicks int // ticks since this member applied its own removal (0: not removed)
+	// flushedq: with cfg.syncPersist, the indexes written, for the
+	// simulator to hand back as evFlushed events.
+	flushedq []uint64
 	// now is the time of the event being handled: the only clock the
 	// driver's decisions read.
 	now time.Time
@@ -139,9 +143,37 @@ type incomingSnapshot struct {
 	auth    *AuthState
 }
 
+// transport is what the member needs of its peer transport: the methods
+// of *peer.Transport it calls. A simulated network stands in for it in
+// the whole-cluster simulator (MemberConfig.transport).
+type transport interface {
+	Send(msgs []consensus.Message)
+	Stop()
+	KeepAlive() time.Duration
+	ActiveWithin(id uint64, d time.Duration) bool
+	Peers() map[uint64]string
+	AddPeer(id uint64, url string)
+	RemovePeer(id uint64)
+	Handler() http.Handler
+}
+
+var _ transport = (*peer.Transport)(nil)
+
 // StartMember opens (or creates) the member's state in cfg.DataDir and
 // starts it. A new member bootstraps a cluster of cfg.Voters.
 func StartMember(c MemberConfig) (*Member, error) {
+	m, err := newMember(c)
+	if err != nil {
+		return nil, err
+	}
+	m.start()
+	return m, nil
+}
+
+// newMember opens (or creates) the member's state and builds its Raft
+// core and transport; it starts no goroutine (start does), so that a
+// simulator can drive it with handle and after alone.
+func newMember(c MemberConfig) (*Member, error) {
 	cfg := c.withDefaults()
 	if (cfg.ID == 0 || cfg.ClusterID == 0) && !Initialized(cfg.DataDir, cfg.WALDir) {
 		return nil, errors.New("server: a new member needs member and cluster IDs other than 0")
@@ -189,7 +221,27 @@ func StartMember(c MemberConfig) (*Member, error) {
 	m.now = m.lastCapture
 	m.started = time.Now()
 	m.metrics = newMetrics(cfg.Metrics, m)
-	m.transport = peer.New(peer.Config{
+	if cfg.transport != nil {
+		m.transport = cfg.transport
+	} else {
+		m.transport = m.newPeerTransport()
+	}
+	m.syncPeers(m.view.Load())
+	return m, nil
+}
+
+// start starts the member's goroutines: the persister (unless it writes
+// synchronously), the run loop and publish.
+func (m *Member) start() {
+	go m.persister()
+	go m.run()
+	go m.publish()
+}
+
+// newPeerTransport is the HTTP transport to the other members.
+func (m *Member) newPeerTransport() *peer.Transport {
+	cfg := m.cfg
+	return peer.New(peer.Config{
 		ID: m.cfg.ID, ClusterID: m.cfg.ClusterID, Logger: cfg.Logger,
 		Receive:   m.receive,
 		IsRemoved: func(id uint64) bool { return m.view.Load().removed[id] },
@@ -216,12 +268,6 @@ func StartMember(c MemberConfig) (*Member, error) {
 		ReceiveSnapshot: m.receiveSnapshot,
 		DialTLSContext:  cfg.PeerDialTLS,
 	})
-
-	m.syncPeers(m.view.Load())
-	go m.persister()
-	go m.run()
-	go m.publish()
-	return m, nil
 }
 
 // Store returns the member's store (for watches and tests).

@@ -22,7 +22,7 @@ func (m *Member) recover() error {
 	}
 	m.store = st
 	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
-	wopts := wal.Options{FS: cfg.WALFS}
+	wopts := wal.Options{FS: cfg.WALFS, SegmentSize: cfg.walSegmentSize}
 	if !wal.Exist(cfg.WALDir, wopts) {
 		if st.RaftIndex() != 0 {
 			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())
@@ -128,7 +128,16 @@ func (m *Member) maybeCapture(force bool) {
 		return
 	}
 	m.lastCapture = m.now
-	m.persistc <- persistItem{b: m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load(), m.authView.Load()))}
+	b := m.store.Capture(encodeRaftMeta(m.appliedTerm, m.conf, m.view.Load(), m.authView.Load()))
+	if m.cfg.syncPersist {
+		if err := b.Write(); err != nil {
+			m.fail(fmt.Errorf("server: writing applied state: %w", err))
+			return
+		}
+		m.flushedq = append(m.flushedq, b.RaftIndex())
+		return
+	}
+	m.persistc <- persistItem{b: b}
 }
 
 // persistItem is a batch to write, or (done set) a barrier: done is
@@ -140,6 +149,9 @@ type persistItem struct {
 
 // syncPersister waits until every batch captured so far is written.
 func (m *Member) syncPersister() error {
+	if m.cfg.syncPersist {
+		return m.Err() // every batch was written when it was captured
+	}
 	done := make(chan struct{})
 	select {
 	case m.persistc <- persistItem{done: done}:

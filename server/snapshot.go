@@ -45,9 +45,25 @@ func (m *Member) writeSnapshot(w io.Writer) error {
 // file covers (at or past what the leader asked for), goes to the run
 // loop, which installs the file when the core accepts it.
 func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
-	in, err := store.ReceiveSnapshot(StatePath(m.cfg.DataDir), r)
+	in, err := m.readSnapshot(msg, r)
 	if err != nil {
 		return err
+	}
+	select {
+	case m.snapc <- in:
+		return nil
+	case <-m.stopc:
+		_ = in.file.Discard()
+		return ErrStopped
+	}
+}
+
+// readSnapshot writes a snapshot stream from the leader to a file beside
+// the applied state and rewrites msg to what the file covers.
+func (m *Member) readSnapshot(msg consensus.Message, r io.Reader) (incomingSnapshot, error) {
+	in, err := store.ReceiveSnapshot(StatePath(m.cfg.DataDir), r)
+	if err != nil {
+		return incomingSnapshot{}, err
 	}
 	term, conf, g, auth, err := decodeRaftMeta(in.RaftMeta)
 	if err == nil && g == nil {
@@ -58,16 +74,10 @@ func (m *Member) receiveSnapshot(msg consensus.Message, r io.Reader) error {
 	}
 	if err != nil {
 		_ = in.Discard()
-		return err
+		return incomingSnapshot{}, err
 	}
 	msg.Snapshot = &consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: in.RaftIndex, Term: term, ConfState: conf}}
-	select {
-	case m.snapc <- incomingSnapshot{msg: msg, file: in, members: g, auth: auth}:
-		return nil
-	case <-m.stopc:
-		_ = in.Discard()
-		return ErrStopped
-	}
+	return incomingSnapshot{msg: msg, file: in, members: g, auth: auth}, nil
 }
 
 // installSnapshot replaces the applied state with the received file the
