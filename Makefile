@@ -32,8 +32,9 @@ build: ## build the static binary bin/cairn
 image: build ## the FROM scratch Docker image cairn:dev around bin/cairn
 	docker build -t cairn:dev .
 
-test: lint ## the whole suite: lint, then every test with the race detector
+test: lint ## the whole suite: lint, every test with the race detector, then 500 simulator seeds without it
 	$(GO) test -race -count=1 $(PKGS)
+	@$(MAKE) --no-print-directory sim SEEDS=500
 
 lint: tools ## gofmt, go vet and staticcheck (checks chosen in staticcheck.conf)
 	@echo '>> gofmt -l .'
