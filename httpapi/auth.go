@@ -123,6 +123,10 @@ func (a *authorizer) identify(r *http.Request, st *server.AuthState) identity {
 	}
 	u, ok := st.User(name)
 	if !ok {
+		// Compare anyway, so that an unknown name takes as long to
+		// refuse as a wrong password: timing must not tell which user
+		// names exist.
+		_ = a.compare(dummyHash(), []byte(password))
 		return identity{user: server.AuthUser{Name: name}, failed: failNoUser}
 	}
 	if !a.checkPassword(u, password) {
@@ -197,6 +201,18 @@ func (a *authorizer) refused(r *http.Request, id identity, resource string) {
 	a.log.Warn().Str("reason", id.failed).Str("user", user).Str("method", r.Method).
 		Str("resource", resource).Str("remote", r.RemoteAddr).Msg("auth: request refused")
 }
+
+// dummyHash is a bcrypt hash of a random password at the cost real
+// hashes have, made once, on the first refusal of an unknown user.
+var dummyHash = sync.OnceValue(func() []byte {
+	var pw [16]byte
+	_, _ = rand.Read(pw[:])
+	h, err := bcrypt.GenerateFromPassword(pw[:], server.BcryptCost)
+	if err != nil {
+		return []byte("$2a$10$invalidinvalidinvalidinvalidinvalidinvalidinvalidinvali")
+	}
+	return h
+})
 
 // checkPassword compares a password with the user's bcrypt hash, through
 // the cache of credentials verified before.

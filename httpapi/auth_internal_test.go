@@ -180,6 +180,36 @@ func TestAuthRequestsHitTheCache(t *testing.T) {
 	}
 }
 
+// A request naming a user that does not exist pays a bcrypt comparison
+// too, as a wrong password does, so that timing does not tell which user
+// names exist; it is refused all the same.
+func TestUnknownUserCostsACompare(t *testing.T) {
+	be := server.NewLocal(store.New(100), 1, nil)
+	defer be.Close()
+	ctx := t.Context()
+	if _, _, err := be.PutUser(ctx, server.UserChange{Mode: server.UserCreateOrUpdate, Name: "root", Password: "rootpw"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.EnableAuth(ctx, server.GuestNone); err != nil {
+		t.Fatal(err)
+	}
+	h, authz := newHandler(Config{Backend: be})
+	var compares atomic.Int64
+	authz.compare = func(hash, p []byte) error { compares.Add(1); return bcrypt.CompareHashAndPassword(hash, p) }
+	for _, name := range []string{"nobody", "root"} {
+		req := httptest.NewRequest("GET", "/v2/keys/k", nil)
+		req.SetBasicAuth(name, "wrong")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("%s with a wrong password: %d", name, w.Code)
+		}
+	}
+	if n := compares.Load(); n != 2 {
+		t.Fatalf("%d bcrypt comparisons for an unknown user and a wrong password, want 2", n)
+	}
+}
+
 // User and role bodies are read as encoding/json reads them into etcd's
 // structs.
 func TestParseAuthJSON(t *testing.T) {
