@@ -45,6 +45,7 @@ var simBugs = []string{
 	"ack-before-fsync",  // the WAL's fsync does nothing: writes acknowledged before they are durable
 	"expiry-forgotten",  // an expiry proposed and dropped across a leader change blocks every later one
 	"torn-tail-trusted", // the WAL takes a torn record left by a crash as whole: lost unsynced data undetected
+	"lock-double-grant", // a lock client holds the lock as soon as it is queued (as locks.UnsafeGrant)
 }
 
 const (
@@ -70,6 +71,7 @@ const (
 	skPartition
 	skHealNet
 	skReport
+	skLock
 )
 
 type simEvent struct {
@@ -176,6 +178,9 @@ type simWorld struct {
 	// applied is each index's entry as the first member to apply it
 	// applied it: every member must apply the same entry at an index.
 	applied map[uint64]simApplied
+	lockers []*simLocker
+	holds   []*simHold
+	fenced  []simFenced
 }
 
 type simApplied struct {
@@ -235,6 +240,9 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 	}
 	for i := range 3 {
 		w.clients = append(w.clients, &simClient{n: i})
+	}
+	for i := range simLockers {
+		w.lockers = append(w.lockers, &simLocker{n: i})
 	}
 	return w
 }
@@ -417,6 +425,7 @@ func (w *simWorld) poll() {
 		default:
 		}
 	}
+	w.pollLocks()
 }
 
 func (w *simWorld) finish(c *simClient, out chOutput) {
@@ -559,6 +568,9 @@ func (w *simWorld) run() error {
 	for _, c := range w.clients {
 		w.at(w.dur(0, 100*time.Millisecond), &simEvent{kind: skClient, client: c.n})
 	}
+	for _, l := range w.lockers {
+		w.at(w.dur(0, 100*time.Millisecond), &simEvent{kind: skLock, client: l.n})
+	}
 	if w.p.crashEvery > 0 {
 		w.at(w.exp(w.p.crashEvery), &simEvent{kind: skCrash})
 	}
@@ -632,6 +644,11 @@ func (w *simWorld) handle(ev *simEvent) {
 		if !w.quiet {
 			w.issue(w.clients[ev.client])
 			w.at(w.dur(time.Millisecond, 200*time.Millisecond), ev)
+		}
+	case skLock:
+		if !w.quiet {
+			w.lockStep(w.lockers[ev.client])
+			w.at(w.dur(10*time.Millisecond, 200*time.Millisecond), ev)
 		}
 	case skCrash:
 		if !w.calm {
@@ -713,6 +730,10 @@ func (w *simWorld) check() error {
 			}
 		}
 	}
+	if err := w.checkLocks(); err != nil {
+		return err
+	}
+	w.trace("locks: %s", w.lockSummary())
 	res, _ := porcupine.CheckOperationsVerbose(chModel, w.hist, 20*time.Second)
 	switch res {
 	case porcupine.Illegal:
