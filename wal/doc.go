@@ -43,7 +43,7 @@
 //
 // Options.UnsafeTrustTornTail is a deliberate bug, a test-only failpoint:
 // Open takes a torn record at the tail (crc failing, zeros after it, its
-// type byte intact) as whole instead of cutting it off. The whole-cluster
+// an entry record) as whole instead of cutting it off. The whole-cluster
 // simulator (server/sim_test.go) switches it on to show that its checkers
 // catch lost unsynced data the WAL does not detect. It is an Options field
 // rather than a file-system hook because the FS sees bytes, not records

@@ -38,8 +38,8 @@ type Options struct {
 	// UnsafeTrustTornTail is a deliberate bug, a test-only failpoint:
 	// Open takes a record at the end of the last segment whose crc fails
 	// (a torn write: a prefix of unsynced data that reached the disk,
-	// zeros after it) as whole instead of cutting it off, provided its
-	// type byte survived, so a replica replays garbage. It lets a simulator show that its checkers catch
+	// zeros after it) as whole instead of cutting it off, provided it is
+	// an entry record, so a replica replays garbage. It lets a simulator show that its checkers catch
 	// a lost-unsynced-data crash the WAL does not detect. Never set it
 	// in production; nothing outside tests does.
 	UnsafeTrustTornTail bool
@@ -497,8 +497,8 @@ func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, i
 		got := crc32Update(prev, payload)
 		if got != want {
 			if end >= len(data) || allZero(data[end:]) {
-				if trustTail && isLast && len(recs) >= segmentHeaderRecords && payload[0] >= recMetadata && payload[0] <= recSnapshot {
-					// The deliberate bug: a torn record whose type survived
+				if trustTail && isLast && len(recs) >= segmentHeaderRecords && payload[0] == recEntry {
+					// The deliberate bug: a torn entry record
 					// is taken as is.
 					recs = append(recs, rec{typ: payload[0], data: payload[1:], off: off})
 					return recs, end, got, nil
