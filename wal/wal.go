@@ -39,9 +39,10 @@ type Options struct {
 	// Open takes a record at the end of the last segment whose crc fails
 	// (a torn write: a prefix of unsynced data that reached the disk,
 	// zeros after it) as whole instead of cutting it off, provided it is
-	// an entry record, so a replica replays garbage. It lets a simulator show that its checkers catch
-	// a lost-unsynced-data crash the WAL does not detect. Never set it
-	// in production; nothing outside tests does.
+	// an entry record, so a replica replays garbage. It lets a simulator
+	// show that its checkers catch a lost-unsynced-data crash the WAL
+	// does not detect. Never set it in production; nothing outside tests
+	// does.
 	UnsafeTrustTornTail bool
 }
 
