@@ -6,6 +6,9 @@ import (
 )
 
 func (m *Member) apply(e consensus.Entry) {
+	if m.cfg.onApply != nil {
+		m.cfg.onApply(e)
+	}
 	m.applied, m.appliedTerm = e.Index, e.Term
 	// Before any waiter is answered, so what a client saw applied is
 	// never ahead of the figure.

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
 )
@@ -102,6 +103,13 @@ type MemberConfig struct {
 	// leadership does not forget a pending expiry proposal, so one that a
 	// new leader dropped blocks every later expiry while this member leads.
 	unsafeKeepExpiry bool
+	// unsafeTrustTornTail is a deliberate bug for the simulator: the WAL
+	// takes a torn record at its tail as whole (wal.Options.
+	// UnsafeTrustTornTail), so a crash's lost unsynced data goes undetected.
+	unsafeTrustTornTail bool
+	// onApply, when set, sees every entry the member applies, before it
+	// is applied (the simulator compares the members' applied logs).
+	onApply func(consensus.Entry)
 	// walSegmentSize overrides the WAL's segment size (the simulator
 	// keeps segments small: recovery reads a whole preallocated one).
 	walSegmentSize int64

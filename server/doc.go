@@ -113,5 +113,8 @@
 // transport interface) and a synchronous persister, and drives them with
 // handle and after from one goroutine under virtual time, with faults
 // drawn from a seed; see docs/architecture.md, "Whole-cluster simulator",
-// and make sim, make sim-bugs.
+// and make sim, make sim-bugs. Its lock workload is in simlock_test.go.
+// MemberConfig's unexported unsafe* fields and wal.Options.
+// UnsafeTrustTornTail are the deliberate bugs it must catch; onApply lets
+// it compare the entries the members apply.
 package server

@@ -22,7 +22,7 @@ func (m *Member) recover() error {
 	}
 	m.store = st
 	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
-	wopts := wal.Options{FS: cfg.WALFS, SegmentSize: cfg.walSegmentSize}
+	wopts := wal.Options{FS: cfg.WALFS, SegmentSize: cfg.walSegmentSize, UnsafeTrustTornTail: cfg.unsafeTrustTornTail}
 	if !wal.Exist(cfg.WALDir, wopts) {
 		if st.RaftIndex() != 0 {
 			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())

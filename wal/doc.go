@@ -40,4 +40,12 @@
 //
 // All file operations go through FS, so tests can fail any write, fsync
 // or rename.
+//
+// Options.UnsafeTrustTornTail is a deliberate bug, a test-only failpoint:
+// Open takes a torn record at the tail (crc failing, zeros after it, its
+// an entry record) as whole instead of cutting it off. The whole-cluster
+// simulator (server/sim_test.go) switches it on to show that its checkers
+// catch lost unsynced data the WAL does not detect. It is an Options field
+// rather than a file-system hook because the FS sees bytes, not records
+// or checksums: only the scan can decide to trust a record.
 package wal

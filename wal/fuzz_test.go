@@ -40,7 +40,7 @@ func FuzzScan(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4}, uint32(0), false, false)
 	f.Fuzz(func(t *testing.T, data []byte, seed uint32, checkSeed, isLast bool) {
 		in := append([]byte(nil), data...)
-		recs, end, crc, err := scan(data, seed, checkSeed, isLast)
+		recs, end, crc, err := scan(data, seed, checkSeed, isLast, false)
 		if !bytes.Equal(in, data) {
 			t.Fatal("scan modified its input")
 		}
@@ -102,7 +102,7 @@ func FuzzScan(f *testing.F) {
 		}
 		// A last segment is read the same way, only more leniently.
 		if !isLast {
-			recs2, end2, crc2, err := scan(data, seed, checkSeed, true)
+			recs2, end2, crc2, err := scan(data, seed, checkSeed, true, false)
 			if err != nil || end2 != end || crc2 != crc || !reflect.DeepEqual(recs2, recs) {
 				t.Fatalf("as a last segment: %d records, end %d, %v; as a non-last one: %d, %d", len(recs2), end2, err, len(recs), end)
 			}

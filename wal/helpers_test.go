@@ -220,7 +220,7 @@ func rawRecords(t testing.TB, dir string) [][]rec {
 	var chain uint32
 	for i, name := range names {
 		data := readAll(t, filepath.Join(dir, name))
-		recs, _, crc, err := scan(data, chain, i > 0, i == len(names)-1)
+		recs, _, crc, err := scan(data, chain, i > 0, i == len(names)-1, false)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -292,3 +292,46 @@ func TestTornTailGarbageLooksLikeRecords(t *testing.T) {
 		checkResume(t, dir, l.opts, l.entries, l.hs)
 	}
 }
+
+// UnsafeTrustTornTail is a deliberate bug for the whole-cluster simulator
+// (server/sim_test.go). Without it, a last record whose unsynced tail
+// never reached the disk (a prefix, zeros after it) is cut off; with it,
+// Open returns that record as an entry with damaged data, so the switch
+// does break the detection it stands for.
+func TestUnsafeTrustTornTail(t *testing.T) {
+	tl := buildTornLog(t)
+	last := tl.recs[len(tl.recs)-1]
+	orig := tl.entries[len(tl.entries)-1]
+	tear := func() string {
+		dir := copyDir(t, tl.dir)
+		seg := lastSeg(t, dir)
+		b := readAll(t, seg)
+		// Keep the header, the entry's term, index and type and a few
+		// bytes of its data; the rest of the payload never reached the disk.
+		clear(b[last.off+headerSize+1+16 : last.payloadEnd])
+		writeAll(t, seg, b)
+		return dir
+	}
+
+	dir := tear()
+	checkResume(t, dir, tl.opts, tl.entries[:len(tl.entries)-1], tl.hs)
+
+	dir = tear()
+	opts := tl.opts
+	opts.UnsafeTrustTornTail = true
+	w, c := mustOpen(t, dir, 0, opts)
+	defer mustClose(t, w)
+	if len(c.Entries) != len(tl.entries) {
+		t.Fatalf("with the switch: %d entries, want the torn one kept too (%d)", len(c.Entries), len(tl.entries))
+	}
+	got := c.Entries[len(c.Entries)-1]
+	if got.Index != orig.Index || got.Term != orig.Term {
+		t.Fatalf("with the switch: last entry %d/%d, want %d/%d", got.Index, got.Term, orig.Index, orig.Term)
+	}
+	if bytes.Equal(got.Data, orig.Data) {
+		t.Fatal("with the switch: the torn entry's data is intact; the test did not tear it")
+	}
+	if !bytes.HasSuffix(got.Data, make([]byte, 64)) {
+		t.Fatalf("with the switch: the torn entry's data does not end in the zeros the tear left")
+	}
+}

@@ -35,6 +35,15 @@ type Options struct {
 	SegmentSize int64
 	// FS is the file system; OS when nil.
 	FS FS
+	// UnsafeTrustTornTail is a deliberate bug, a test-only failpoint:
+	// Open takes a record at the end of the last segment whose crc fails
+	// (a torn write: a prefix of unsynced data that reached the disk,
+	// zeros after it) as whole instead of cutting it off, provided it is
+	// an entry record, so a replica replays garbage. It lets a simulator
+	// show that its checkers catch a lost-unsynced-data crash the WAL
+	// does not detect. Never set it in production; nothing outside tests
+	// does.
+	UnsafeTrustTornTail bool
 }
 
 func (o Options) withDefaults() Options {
@@ -299,7 +308,7 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		recs, end, crc, err := scan(data, chain, haveChain, i == len(segs)-1)
+		recs, end, crc, err := scan(data, chain, haveChain, i == len(segs)-1, opts.UnsafeTrustTornTail)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -428,7 +437,10 @@ func allZero(b []byte) bool {
 // length that fails its check, non-zero padding, data after the end
 // marker (an out-of-order partial write is refused rather than guessed
 // at), and any damage among the segment's header records.
-func scan(data []byte, seed uint32, checkSeed, isLast bool) ([]rec, int, uint32, error) {
+//
+// trustTail is Options.UnsafeTrustTornTail: a torn record whose crc fails
+// is kept as if it were whole.
+func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, int, uint32, error) {
 	var recs []rec
 	off := 0
 	crc := seed
@@ -486,6 +498,12 @@ func scan(data []byte, seed uint32, checkSeed, isLast bool) ([]rec, int, uint32,
 		got := crc32Update(prev, payload)
 		if got != want {
 			if end >= len(data) || allZero(data[end:]) {
+				if trustTail && isLast && len(recs) >= segmentHeaderRecords && payload[0] == recEntry {
+					// The deliberate bug: a torn entry record
+					// is taken as is.
+					recs = append(recs, rec{typ: payload[0], data: payload[1:], off: off})
+					return recs, end, got, nil
+				}
 				return torn(off)
 			}
 			return corrupt(off, "bad crc")
