@@ -18,100 +18,12 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/cairnkv/cairn/internal/regmodel"
 )
 
-// The checker: a register per key, as porcupine's sequential model. The
-// state of a key is its value ("" while it does not exist; no operation
-// writes ""). Operations whose outcome is unknown return "never" (after
-// everything else), so they may take effect at any point after their
-// invocation, or not at all (at the very end, where nothing observes it).
-var chModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(chInput).Key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		slices.Sort(keys)
-		var out [][]porcupine.Operation
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(chInput), output.(chOutput)
-		switch in.Op {
-		case "read":
-			if out.Missing {
-				return st == "", st
-			}
-			return out.Value == st, st
-		case "write":
-			if out.Outcome == chNotApplied {
-				return true, st
-			}
-			return true, in.Value // ok, or unknown (linearized where it took effect)
-		case "cas":
-			switch out.Outcome {
-			case chOK:
-				return st == in.Prev, in.Value
-			case chCompareFailed:
-				if out.Missing {
-					return st == "", st
-				}
-				return st != in.Prev, st
-			case chNotApplied:
-				return true, st
-			case chUnknown:
-				if st == in.Prev {
-					return true, in.Value
-				}
-				return true, st
-			}
-		}
-		return false, st
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(chInput), output.(chOutput)
-		var s string
-		switch in.Op {
-		case "read":
-			v := strconv.Quote(out.Value)
-			if out.Missing {
-				v = "(absent)"
-			}
-			return fmt.Sprintf("read %s -> %s", in.Key, v)
-		case "write":
-			s = fmt.Sprintf("write %s %q", in.Key, in.Value)
-		default:
-			s = fmt.Sprintf("cas %s %q -> %q", in.Key, in.Prev, in.Value)
-		}
-		s += " " + string(out.Outcome)
-		if out.Detail != "" {
-			s += " (" + out.Detail + ")"
-		}
-		return s
-	},
-	DescribeState: func(state any) string {
-		if state.(string) == "" {
-			return "(absent)"
-		}
-		return strconv.Quote(state.(string))
-	},
-	DescribeOperationMetadata: func(info any) string {
-		m, ok := info.(chMeta)
-		if !ok {
-			return ""
-		}
-		return fmt.Sprintf("member %s, client %d", m.Member, m.Client)
-	},
-}
+// chModel is the registers' sequential model (internal/regmodel).
+var chModel = regmodel.Model
 
 // chKeyCheck is the verdict for one key.
 type chKeyCheck struct {

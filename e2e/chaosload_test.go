@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/cairnkv/cairn/internal/regmodel"
 )
 
 // The workload: concurrent clients doing register operations (read,
@@ -19,37 +21,21 @@ import (
 // operation recorded with its invocation and response times for
 // porcupine.
 
-// chInput is an operation's input.
-type chInput struct {
-	Op    string `json:"op"` // "read", "write", "cas"
-	Key   string `json:"key"`
-	Value string `json:"value,omitempty"` // write, cas: the new value
-	Prev  string `json:"prev,omitempty"`  // cas: the value compared
-}
-
-// chOutcome is how an operation ended.
-type chOutcome string
-
-const (
-	chOK            chOutcome = "ok"
-	chCompareFailed chOutcome = "compare-failed" // cas answered 412 errorCode 101
-	chNotApplied    chOutcome = "not-applied"    // certainly without effect
-	chUnknown       chOutcome = "unknown"        // may take effect, at any time after its invocation
+// The registers' types and model are shared with the whole-cluster
+// simulator (internal/regmodel).
+type (
+	chInput   = regmodel.Input
+	chOutcome = regmodel.Outcome
+	chOutput  = regmodel.Output
+	chMeta    = regmodel.Meta
 )
 
-// chOutput is an operation's output.
-type chOutput struct {
-	Outcome chOutcome `json:"outcome"`
-	Value   string    `json:"value,omitempty"` // read: the value read
-	Missing bool      `json:"missing,omitempty"`
-	Detail  string    `json:"detail,omitempty"` // why not ok
-}
-
-// chMeta is recorded with every operation (for the visualisation).
-type chMeta struct {
-	Member string `json:"member"`
-	Client int    `json:"client"`
-}
+const (
+	chOK            = regmodel.OK
+	chCompareFailed = regmodel.CompareFailed
+	chNotApplied    = regmodel.NotApplied
+	chUnknown       = regmodel.Unknown
+)
 
 // chOp is an operation of the history.
 type chOp struct {
