@@ -1,8 +1,3 @@
-// Command cairn runs a Cairn member.
-//
-// With no flags it starts a single-member cluster serving the etcd v2 keys
-// API on http://127.0.0.1:2379, keeping its state in ./default.cairn.
-// --initial-cluster (etcd's flag) starts a member of a larger cluster.
 package main
 
 import (
