@@ -29,7 +29,9 @@
 #   1 member, put, 64 clients: throughput, server CPU per put
 #   1 member, LOAD_KEYS (100,000) keys of 256 B written once each: RSS,
 #       data directory size (du), and the time from kill -9 to the first
-#       answered GET of the last key written (and RSS after that restart)
+#       answered GET of the last key written (and RSS after that restart);
+#       also the bytes written to disk per key (/proc/PID/io), which shows
+#       write amplification
 #   BIG=1: the same for BIG_KEYS (1,000,000) keys (several minutes)
 #
 # Usage: bash bench/compare.sh   (from anywhere; builds cairn from the repo)
@@ -44,6 +46,8 @@
 #   VALUE      value size in bytes (default 256)
 #   LOAD_KEYS  keys of the memory and restart row (default 100000)
 #   BIG        1: also the BIG_KEYS restart row (default 0: skipped)
+#   PHASES     which parts to run (default "3m 1m load": the 3-member rows,
+#              the 1-member put, the LOAD_KEYS row; "big" is the BIG_KEYS row)
 #   BIG_KEYS   keys of that row (default 1000000)
 #   SETTLE     seconds a loaded member idles before its RSS is read (default 5)
 #   BASE_PORT  first loopback port to try (default 24000: below Linux's
@@ -66,6 +70,7 @@ LOAD_KEYS=${LOAD_KEYS:-100000}
 BIG=${BIG:-0}
 BIG_KEYS=${BIG_KEYS:-1000000}
 SETTLE=${SETTLE:-5}
+PHASES=${PHASES:-3m 1m load}
 BASE_PORT=${BASE_PORT:-24000}
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -154,7 +159,14 @@ def loadgen(row, product, rnd):
     lat = d.get("latency") or {}
     ops = d.get("ops") or 0
     cpu = d.get("server_cpu_s")
+    # WAL fsyncs of all members over the window, from /metrics: how many
+    # writes share one (group commit), and how long one takes.
+    md = d.get("metrics_delta") or {}
+    fs_n = md.get(product + "_disk_wal_fsync_duration_seconds_count")
+    fs_s = md.get(product + "_disk_wal_fsync_duration_seconds_sum")
+    members = len(d.get("endpoints") or []) or 1
     print(json.dumps({"kind": "run", "row": row, "product": product, "round": int(rnd),
+        "ops_per_fsync": ops * members / fs_n if fs_n else None, "fsync_ms": fs_s * 1000 / fs_n if fs_n else None,
         "ops_per_s": d.get("ops_per_s", 0), "p50_ms": lat.get("p50_ms"), "p99_ms": lat.get("p99_ms"),
         "max_ms": lat.get("max_ms"), "cpu_us_op": cpu * 1e6 / ops if cpu is not None and ops else None,
         "other_cpu_s": d.get("other_cpu_s"), "client_cpu_s": d.get("client_cpu_s"),
@@ -172,7 +184,8 @@ def cairnbench(row, product, rnd, ticks, hz):
     print(json.dumps({"kind": "run", "row": row, "product": product, "round": int(rnd),
         "ops_per_s": float(kv.get("throughput", "0").rstrip("/s")), "p50_ms": ms("p50"), "p99_ms": ms("p99"),
         "max_ms": ms("max"), "cpu_us_op": cpu * 1e6 / reqs if reqs else None, "other_cpu_s": None,
-        "client_cpu_s": None, "window_s": ms("duration") / 1000 if ms("duration") else None,
+        "client_cpu_s": None, "ops_per_fsync": None, "fsync_ms": None,
+        "window_s": ms("duration") / 1000 if ms("duration") else None,
         "errors": int(kv.get("errors", 0))}))
 
 def ready(row, product, rnd):
@@ -200,12 +213,14 @@ def report(path, targets):
     for r in runs:
         if r["row"] not in rows:
             rows.append(r["row"])
-    print("### Every run\n")
-    print("| row | product | round | ops/s | p50 ms | p99 ms | max ms | server CPU µs/op | other CPU s | errors |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    if runs:
+        print("### Every run\n")
+        print("| row | product | round | ops/s | p50 ms | p99 ms | max ms | server CPU µs/op | ops per fsync | fsync ms | other CPU s | errors |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         print(f"| {r['row']} | {r['product']} | {r['round']} | {fmt(r['ops_per_s'])} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} "
-              f"| {fmt(r['max_ms'])} | {fmt(r['cpu_us_op'])} | {fmt(r['other_cpu_s'])} | {r['errors']} |")
+              f"| {fmt(r['max_ms'])} | {fmt(r['cpu_us_op'])} | {fmt(r.get('ops_per_fsync'))} | {fmt(r.get('fsync_ms'))} "
+              f"| {fmt(r['other_cpu_s'])} | {r['errors']} |")
     if vals:
         print("\n### Memory, disk and restart (1 member)\n")
         print("| measurement | Cairn | etcd |")
@@ -236,6 +251,8 @@ def report(path, targets):
 
     aims = []
     def aim(name, c, e, unit, target, higher, assumed=False):
+        if c is None and e is None:
+            return  # a row this run left out
         ratio = c / e if c is not None and e not in (None, 0) else None
         t = "-" if target is None else (("≥ " if higher else "≤ ") + f"{target:.2f}" + (" (assumed)" if assumed else ""))
         aims.append(f"| {name} | {fmt(c, unit)} | {fmt(e, unit)} | {'-' if ratio is None else f'{ratio:.2f}'} | {t} | {verdict(ratio, target, higher)} |")
@@ -379,7 +396,8 @@ measure() {
 	local row=$1 product=$2 round=$3 op=$4 clients=$5 populate=${6:-true} out rec
 	if [[ -n $lg ]]; then
 		out=$("$lg" -endpoints "${eps[$product]}" -op "$op" -clients "$clients" -duration "$DURATION" \
-			-keys "$KEYS" -value-size "$VALUE" -populate="$populate" -pids "${pids[$product]}" -json) || {
+			-keys "$KEYS" -value-size "$VALUE" -populate="$populate" -pids "${pids[$product]}" \
+			-metrics "${product}_disk_wal_fsync_duration_seconds_count,${product}_disk_wal_fsync_duration_seconds_sum" -json) || {
 			log "$row $product round $round: the generator failed"
 			out='{"errors":-1}'
 		}
@@ -426,6 +444,8 @@ alternate() {
 
 # rss_mib PID [FIELD]: VmRSS (or RssAnon, RssFile) in MiB.
 rss_mib() { awk -v f="${2:-VmRSS}:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+# write_bytes PID: the bytes PID has caused to be written to storage.
+write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
 du_mib() { du -sk "$1" | awk '{ printf "%.1f", $1 / 1024 }'; }
 
 # first_get PRODUCT SINCE KEY: waits for member 0 to answer /health and
@@ -457,7 +477,9 @@ load_and_restart() {
 	for p in cairn etcd; do
 		start_cluster "$p" 1 "$row"
 	done
+	declare -A wrote
 	for p in cairn etcd; do
+		wrote[$p]=$(write_bytes "${pids[$p]}")
 		log "$row: writing $n keys to $p"
 		if [[ -n $lg ]]; then
 			"$lg" -endpoints "${eps[$p]}" -op load -clients "$CLIENTS" -keys "$n" -value-size "$VALUE" -json >"$tmp/load-$p.json"
@@ -473,6 +495,7 @@ load_and_restart() {
 	done
 	sleep "$SETTLE"
 	for p in cairn etcd; do
+		value "$row" "$p" "disk bytes written per key loaded" "$((($(write_bytes "${pids[$p]}") - wrote[$p]) / n))"
 		value "$row" "$p" "RSS MiB" "$(rss_mib "${pids[$p]}")"
 		value "$row" "$p" "RSS: anonymous MiB" "$(rss_mib "${pids[$p]}" RssAnon)"
 		value "$row" "$p" "RSS: file-backed MiB" "$(rss_mib "${pids[$p]}" RssFile)"
@@ -511,20 +534,24 @@ load_and_restart() {
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
-start_cluster cairn 3 c3
-start_cluster etcd 3 c3
-alternate put-64-3m put "$CLIENTS"
-alternate get-64-3m get "$CLIENTS"
-alternate put-1-3m put 1
-stop_all
-
-start_cluster cairn 1 c1
-start_cluster etcd 1 c1
-alternate put-64-1m put "$CLIENTS"
-stop_all
-
-load_and_restart load "$LOAD_KEYS"
-if [[ $BIG == 1 ]]; then
+if [[ " $PHASES " == *" 3m "* ]]; then
+	start_cluster cairn 3 c3
+	start_cluster etcd 3 c3
+	alternate put-64-3m put "$CLIENTS"
+	alternate get-64-3m get "$CLIENTS"
+	alternate put-1-3m put 1
+	stop_all
+fi
+if [[ " $PHASES " == *" 1m "* ]]; then
+	start_cluster cairn 1 c1
+	start_cluster etcd 1 c1
+	alternate put-64-1m put "$CLIENTS"
+	stop_all
+fi
+if [[ " $PHASES " == *" load "* ]]; then
+	load_and_restart load "$LOAD_KEYS"
+fi
+if [[ $BIG == 1 || " $PHASES " == *" big "* ]]; then
 	load_and_restart big "$BIG_KEYS"
 fi
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -536,12 +563,18 @@ echo
 echo "- date: $started"
 echo "- machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, Linux $(uname -r)"
 echo "- load average (1, 5, 15 min): $load_start at the start, $load_end at the end"
-echo "- command: DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=$CLIENTS KEYS=$KEYS VALUE=$VALUE LOAD_KEYS=$LOAD_KEYS BIG=$BIG bash bench/compare.sh"
+echo "- command: DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=$CLIENTS KEYS=$KEYS VALUE=$VALUE LOAD_KEYS=$LOAD_KEYS BIG=$BIG PHASES=\"$PHASES\" bash bench/compare.sh"
 echo "- Cairn $(cd "$root" && git describe --always --dirty 2>/dev/null || echo '?') ($(go version | cut -d' ' -f3)); $("$ETCD" --version | head -1) (--enable-v2)"
 echo "- client: $client; $DURATION measured per run after 1 s of warmup; server CPU is every member's, from /proc"
 echo
 summary report "$results" "$(printf '{"tput":2.0,"cpu":0.5,"rss":%s,"p50":1.0,"maxp99":1.0,"disk":1.0,"restart":1.0,"load_keys":%d,"big_keys":%d,"value":%d}' \
 	0.3333 "$LOAD_KEYS" "$BIG_KEYS" "$VALUE")"
+echo
+echo "Server CPU per operation is the CPU time of every member over the measured window divided by"
+echo "the operations completed in it. Ops per fsync are the operations per WAL fsync of one member"
+echo "(group commit), fsync ms the mean time of one, from each product's /metrics; other CPU is what"
+echo "the rest of the machine used meanwhile (its noise). Throughput, CPU and latency ratios are of"
+echo "the means over the rounds; memory, disk and restart ratios of the medians."
 echo
 echo "Targets: throughput ≥ 2× etcd's, CPU per operation ≤ ½ and RSS ≤ ⅓ are issue 15's title."
 echo "The others are marked (assumed): no worse than etcd. Max ÷ p99 is compared with etcd's."
