@@ -18,6 +18,13 @@ STATICCHECK         := $(GOBIN)/staticcheck
 PKGS     ?= ./...
 FUZZTIME ?= 10s
 BENCH    ?= .
+# -benchtime of `make bench`. At 1s the whole run takes about two minutes
+# on an idle 2-core machine (2m49s measured at a load average of 12);
+# store/ takes half of it, as BenchmarkRestart/keys=1000000 and
+# BenchmarkMemoryPerKey build their stores outside the timer, and
+# BenchmarkMemberRoundTrip starts its clusters (1 and 3 members) once
+# each. BENCHTIME=100x or BENCH=regexp shortens a run.
+BENCHTIME ?= 1s
 COVEROUT ?= cover.out
 SEEDS    ?= 200
 
@@ -55,8 +62,19 @@ tools: ## install the pinned tools into $(go env GOPATH)/bin
 		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
 	fi
 
-bench: ## run every benchmark once (BENCH=regexp to choose)
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+# The hot paths, each with allocations per operation (-benchmem):
+#   httpapi  BenchmarkHTTPSet, BenchmarkHTTPGet (the handlers alone),
+#            BenchmarkAppendEvent (JSON event encoding),
+#            BenchmarkMemberRoundTrip (a whole request: loopback HTTP,
+#            handler, 1 or 3 real members)
+#   server   BenchmarkMemberSetParallel (the member's set path)
+#   store    BenchmarkSet, BenchmarkGet (apply and get),
+#            BenchmarkRequestMarshal, BenchmarkRequestUnmarshal
+#   wal      BenchmarkSaveWriters (WAL save with group commit)
+#   peer     BenchmarkEncodeFrame, BenchmarkDecodeFrames (peer messages)
+#   consensus BenchmarkProposeThreeMembers, BenchmarkProposeBatch64
+bench: ## run every benchmark once with -benchmem (BENCH=regexp, BENCHTIME=1s)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime '$(BENCHTIME)' -benchmem $(PKGS)
 
 # go test -fuzz takes one package and one target at a time, so list the
 # Fuzz targets per package first and run each for FUZZTIME.
