@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -117,6 +118,13 @@ func (m *Member) recover() error {
 	hs.Commit = max(hs.Commit, covered)
 	m.rs.SetHardState(hs)
 	m.log.Info().Uint64("applied", covered).Int("wal-entries", len(c.Entries)).Msg("recovered")
+	// Reading the WAL held its segments whole (64 MiB each, preallocated
+	// zeros included) and loading the store built the tree: garbage now,
+	// but the first GC ran while it was live, so the next one would wait
+	// for a heap twice that size, and an idle member would keep it (and
+	// its pages) until the runtime's forced GC minutes later. Collect it
+	// and give the pages back once, here.
+	debug.FreeOSMemory()
 	return nil
 }
 
