@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,14 +38,38 @@ func TestMain(m *testing.M) {
 }
 
 // freePort returns a loopback port that was free a moment ago.
+//
+// It picks below Linux's ephemeral range (32768 and up), where no
+// client connection's local port can take it between now and the moment
+// the member binds it (a port from the kernel's :0 could be), and never
+// hands out the same port twice in one test run.
 func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range portHigh - portLow {
+		p := portNext
+		if portNext++; portNext >= portHigh {
+			portNext = portLow
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			return p
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free loopback port in [%d, %d)", portLow, portHigh)
+	return 0
 }
+
+// The ports freePort hands out, and the next one to try (the run's PID
+// spreads concurrent test runs apart).
+const portLow, portHigh = 20000, 32000
+
+var (
+	portMu   sync.Mutex
+	portNext = portLow + os.Getpid()*7919%(portHigh-portLow)
+)
 
 type proc struct {
 	name, client, peer, dir string
