@@ -42,7 +42,10 @@
 // It is healthy when the backend is ready (Readier, which server.Member
 // implements: a leader, caught up, its client URLs published) and a
 // linearizable read completes within a second; an unhealthy answer names
-// the reason in the X-Cairn-Health-Reason header.
+// the reason in the X-Cairn-Health-Reason header. A backend that has not
+// yet applied its own addition to the cluster (Joiner) gets no client
+// request but /health, /version, /metrics and /v2/stats: it could not
+// check their permissions (joinedOnly).
 //
 // etcd's v2 auth (API.md §5) is served at /v2/auth when the Backend
 // implements Auth, and enforced on every endpoint once enabled: keys,
