@@ -143,18 +143,8 @@ func TestCredCache(t *testing.T) {
 
 // A request with basic auth pays bcrypt once, not on every request.
 func TestAuthRequestsHitTheCache(t *testing.T) {
-	be := server.NewLocal(store.New(100), 1, nil)
-	defer be.Close()
+	be, h, compares := authCountingEnv(t)
 	ctx := t.Context()
-	if _, _, err := be.PutUser(ctx, server.UserChange{Mode: server.UserCreateOrUpdate, Name: "root", Password: "rootpw"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := be.EnableAuth(ctx, server.GuestNone); err != nil {
-		t.Fatal(err)
-	}
-	h, authz := newHandler(Config{Backend: be})
-	var compares atomic.Int64
-	authz.compare = func(hash, p []byte) error { compares.Add(1); return bcrypt.CompareHashAndPassword(hash, p) }
 	for range 20 {
 		req := httptest.NewRequest("PUT", "/v2/keys/k?value=v", nil)
 		req.SetBasicAuth("root", "rootpw")
@@ -180,12 +170,12 @@ func TestAuthRequestsHitTheCache(t *testing.T) {
 	}
 }
 
-// A request naming a user that does not exist pays a bcrypt comparison
-// too, as a wrong password does, so that timing does not tell which user
-// names exist; it is refused all the same.
-func TestUnknownUserCostsACompare(t *testing.T) {
+// authCountingEnv is a handler over a Local with root (password rootpw)
+// and auth enabled (guest closed), whose password checks are counted.
+func authCountingEnv(t *testing.T) (*server.Local, http.Handler, *atomic.Int64) {
+	t.Helper()
 	be := server.NewLocal(store.New(100), 1, nil)
-	defer be.Close()
+	t.Cleanup(func() { be.Close() })
 	ctx := t.Context()
 	if _, _, err := be.PutUser(ctx, server.UserChange{Mode: server.UserCreateOrUpdate, Name: "root", Password: "rootpw"}); err != nil {
 		t.Fatal(err)
@@ -194,8 +184,16 @@ func TestUnknownUserCostsACompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, authz := newHandler(Config{Backend: be})
-	var compares atomic.Int64
+	compares := new(atomic.Int64)
 	authz.compare = func(hash, p []byte) error { compares.Add(1); return bcrypt.CompareHashAndPassword(hash, p) }
+	return be, h, compares
+}
+
+// A request naming a user that does not exist pays a bcrypt comparison
+// too, as a wrong password does, so that timing does not tell which user
+// names exist; it is refused all the same.
+func TestUnknownUserCostsACompare(t *testing.T) {
+	_, h, compares := authCountingEnv(t)
 	for _, name := range []string{"nobody", "root"} {
 		req := httptest.NewRequest("GET", "/v2/keys/k", nil)
 		req.SetBasicAuth(name, "wrong")
