@@ -23,11 +23,13 @@ func (m *Member) apply(e consensus.Entry) {
 		m.applyMemberEntry(e, d)
 	case d.kind == authEntry:
 		m.applyAuthEntry(e, d)
-	case d.kind == entryRequest && store.CheckLimits(d.req) != nil:
-		// Over the hard limits: the leader should have refused it.
-		d.err = store.CheckLimits(d.req)
-		m.refuseEntry(e, d)
 	case d.kind == entryRequest:
+		if lerr := store.CheckLimits(d.req); lerr != nil {
+			// Over the hard limits: the leader should have refused it.
+			d.err = lerr
+			m.refuseEntry(e, d)
+			return
+		}
 		ev, err := m.store.Apply(e.Index, d.req)
 		if d.id == m.expiryID {
 			m.expiryID = 0
@@ -43,7 +45,7 @@ func (m *Member) apply(e consensus.Entry) {
 // goes on. Every member refuses it alike.
 func (m *Member) refuseEntry(e consensus.Entry, d entry) {
 	m.metrics.entriesRefused.Inc()
-	m.log.Error().Err(d.err).Uint64("index", e.Index).Int("bytes", len(e.Data)).Msg("refused a log entry that cannot be applied")
+	m.refusedLog.Error().Err(d.err).Uint64("index", e.Index).Int("bytes", len(e.Data)).Msg("refused a log entry that cannot be applied")
 	m.store.MarkApplied(e.Index)
 	m.trigger(d.id, result{err: d.err})
 }
