@@ -35,11 +35,14 @@ var (
 // serves the httpapi.Backend interface.
 type Member struct {
 	// Set before the loop starts, read-only after.
-	cfg       MemberConfig
-	log       zerolog.Logger
-	transport transport
-	metrics   *metrics
-	started   time.Time
+	cfg MemberConfig
+	log zerolog.Logger
+	// refusedLog logs refused proposals and entries, at most 5 a second:
+	// a peer that sends them must not be able to flood the log.
+	refusedLog zerolog.Logger
+	transport  transport
+	metrics    *metrics
+	started    time.Time
 	// seedPeers are the peers a joining member was told of, kept until it
 	// has applied its own addition (see syncPeers).
 	seedPeers map[uint64]string
@@ -178,7 +181,8 @@ func newMember(c MemberConfig) (*Member, error) {
 	if (cfg.ID == 0 || cfg.ClusterID == 0) && !Initialized(cfg.DataDir, cfg.WALDir) {
 		return nil, errors.New("server: a new member needs member and cluster IDs other than 0")
 	}
-	m := &Member{cfg: cfg, log: cfg.Logger, rs: consensus.NewMemoryStorage(),
+	m := &Member{cfg: cfg, log: cfg.Logger,
+		refusedLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Second}), rs: consensus.NewMemoryStorage(),
 		propc: make(chan proposal, 4096), readc: make(chan chan struct{}, 4096),
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),

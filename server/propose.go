@@ -204,7 +204,7 @@ func (m *Member) checkProposal(e consensus.Entry) error {
 	err := checkProposal(e)
 	if err != nil {
 		m.metrics.proposalsRefused.Inc()
-		m.log.Warn().Err(err).Msg("refused a proposal that apply could not take")
+		m.refusedLog.Warn().Err(err).Msg("refused a proposal that apply could not take")
 	}
 	return err
 }
