@@ -86,6 +86,9 @@ func Open(db *bolt.DB, historySize int) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.disk.mu.Lock()
+	s.disk.dropMapped()
+	s.disk.mu.Unlock()
 	return s, nil
 }
 
@@ -211,6 +214,7 @@ func (b *Batch) Write() error {
 	d := b.s.disk
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.dropMapped()
 	return d.db.Update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		for _, p := range sortedKeys(b.ch.removes) {
