@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -164,12 +165,17 @@ func run(args []string) error {
 	if cfg.AuthGuest == "none" {
 		guest = server.GuestNone
 	}
+	var handler http.Handler = httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
+		UnsafeLockGrant: faults.UnsafeLockGrant, Limits: httpapi.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxKeyDepth: cfg.MaxKeyDepth,
+			MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes, MaxAnswerBytes: cfg.MaxAnswerBytes,
+			QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout},
+		AuthGuest: guest, ClientCertAuth: cfg.ClientCertAuth})
+	if cfg.EnablePprof {
+		handler = withPprof(handler)
+		log.Warn().Msg("serving the Go profiler under /debug/pprof/ on the client URLs (--enable-pprof)")
+	}
 	srv := &http.Server{
-		Handler: httpapi.NewHandler(httpapi.Config{Backend: member, Logger: log, CORS: cfg.CORSOrigins(), Metrics: reg,
-			UnsafeLockGrant: faults.UnsafeLockGrant, Limits: httpapi.Limits{MaxKeyBytes: cfg.MaxKeyBytes, MaxKeyDepth: cfg.MaxKeyDepth,
-				MaxValueBytes: cfg.MaxValueBytes, MaxRequestBytes: cfg.MaxRequestBytes, MaxAnswerBytes: cfg.MaxAnswerBytes,
-				QuotaBytes: cfg.QuotaBackendBytes, BodyTimeout: cfg.RequestBodyTimeout},
-			AuthGuest: guest, ClientCertAuth: cfg.ClientCertAuth}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       idleTimeout,
 		// The request line (the URL: path and query string) is bounded
@@ -206,4 +212,17 @@ func run(args []string) error {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// withPprof serves Go's profiler under /debug/pprof/ beside api
+// (--enable-pprof, etcd's flag).
+func withPprof(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", api)
+	return mux
 }

@@ -46,6 +46,9 @@ type Config struct {
 	LogLevel                 string
 	LogFormat                string
 	ConfigFile               string
+	// EnablePprof serves Go's profiler under /debug/pprof/ on the client
+	// URLs, as etcd's flag does.
+	EnablePprof bool
 	// The limits on client requests (httpapi.Limits, docs/api.md
 	// "Limits"). QuotaBackendBytes 0 asks for the default, as in etcd;
 	// Load resolves it.
@@ -157,7 +160,7 @@ func enableV2(_ *Config, v string) error {
 // boolFlags are the settings that may stand alone on the command line, as
 // Go's boolean flags: --enable-v2 is --enable-v2=true, --client-cert-auth
 // is --client-cert-auth=true.
-var boolFlags = map[string]bool{"enable-v2": true, "client-cert-auth": true, "auto-tls": true, "peer-client-cert-auth": true, "peer-auto-tls": true}
+var boolFlags = map[string]bool{"enable-v2": true, "client-cert-auth": true, "auto-tls": true, "peer-client-cert-auth": true, "peer-auto-tls": true, "enable-pprof": true}
 
 func int64Bytes(p func(*Config) *int64) func(*Config, string) error {
 	return func(c *Config, v string) error {
@@ -243,6 +246,7 @@ var settings = []setting{
 	{"quota-backend-bytes", "size of the data (key paths and values) past which writes are refused; 0 is the default, 2 GiB", int64Bytes(func(c *Config) *int64 { return &c.QuotaBackendBytes })},
 	{"request-body-timeout", "time a client request's body may take to arrive (a Go duration: 10s, 1m)", duration(func(c *Config) *time.Duration { return &c.RequestBodyTimeout })},
 	{"log-level", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"enable-pprof", "serve Go's runtime profiler under /debug/pprof/ on the client URLs (for diagnosis; do not expose it to untrusted clients)", boolean(func(c *Config) *bool { return &c.EnablePprof })},
 	{"log-format", "log format: json, or console for people", str(func(c *Config) *string { return &c.LogFormat })},
 	{"auth-guest", "access of the guest role that enabling v2 auth creates: full (etcd's) or none (recommended)", str(func(c *Config) *string { return &c.AuthGuest })},
 	{"config-file", "YAML file with any of these settings (flags and CAIRN_* variables win over it)", str(func(c *Config) *string { return &c.ConfigFile })},

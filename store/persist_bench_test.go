@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,6 +61,57 @@ func BenchmarkRestart(b *testing.B) {
 				b.StopTimer()
 				db.Close()
 				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkMirrorPerPut measures what the bbolt mirror costs a put: a
+// store of 10,000 keys of 256 B takes puts to random keys, written in
+// batches of the given size (100 ms of puts at 1k, 7k and 70k puts a
+// second), on a file system in memory when /dev/shm exists, so that
+// the figure is CPU, not fsync. One op is one put, applied and written.
+func BenchmarkMirrorPerPut(b *testing.B) {
+	for _, batch := range []int{100, 700, 7000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			dir := b.TempDir()
+			if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+				d, err := os.MkdirTemp("/dev/shm", "cairn-bench-")
+				if err == nil {
+					dir = d
+					defer os.RemoveAll(d)
+				}
+			}
+			s, err := OpenFile(filepath.Join(dir, "state.db"), DefaultEventHistory)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			value := strings.Repeat("v", 256)
+			idx := uint64(0)
+			put := func(k int) {
+				idx++
+				r := Request{Op: OpSet, Path: fmt.Sprintf("/bench/k%05d", k), Value: value, Time: 1}
+				if _, err := s.Apply(idx, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for k := range 10_000 {
+				put(k)
+			}
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				put(rng.IntN(10_000))
+				if (i+1)%batch == 0 || i == b.N-1 {
+					if err := s.Flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
 			}
 		})
 	}
