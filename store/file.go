@@ -37,7 +37,7 @@ func (s *Store) Close() error {
 	if s.disk == nil {
 		return nil
 	}
-	return s.disk.db.Close()
+	return s.disk.close()
 }
 
 // Incoming is an applied-state file received from a peer, synced, beside

@@ -14,7 +14,8 @@ import (
 // reads them all), they would stay counted in the member's resident
 // memory although the tree in memory already holds everything. Dropped,
 // they stay in the page cache, shared and reclaimable, and the next
-// transaction that reads one faults it back in. The caller holds d.mu,
+// transaction that reads one faults it back in (which is why a write
+// only arranges a drop a second later: dropSoon). The caller holds d.mu,
 // so no write transaction (the only thing that remaps) runs meanwhile.
 func (d *disk) dropMapped() {
 	fi, err := os.Stat(d.db.Path())

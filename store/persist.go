@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -56,6 +57,43 @@ type disk struct {
 	db       *bolt.DB
 	mu       sync.Mutex // one Write at a time
 	captured uint64     // last event index captured for writing
+	// drop, when set, will drop the file's mapped pages from resident
+	// memory (dropMapped): one second after the first write since the
+	// last drop, so a member writing 10 batches a second faults the
+	// pages its writes touch back in once a second, not 10 times.
+	drop   *time.Timer
+	closed bool
+}
+
+// dropSoon arranges for the mapped pages to be dropped a second from
+// now, unless that is arranged already. The caller holds d.mu.
+func (d *disk) dropSoon() {
+	if d.drop != nil {
+		return
+	}
+	d.drop = time.AfterFunc(dropDelay, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.drop = nil
+		if !d.closed {
+			d.dropMapped()
+		}
+	})
+}
+
+// dropDelay is how long written pages may stay resident.
+const dropDelay = time.Second
+
+// close closes the file; a pending drop is cancelled.
+func (d *disk) close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.drop != nil {
+		d.drop.Stop()
+		d.drop = nil
+	}
+	return d.db.Close()
 }
 
 // OpenDB opens (creating) the applied-state file at path with the options
@@ -214,7 +252,7 @@ func (b *Batch) Write() error {
 	d := b.s.disk
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	defer d.dropMapped()
+	defer d.dropSoon()
 	return d.db.Update(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(bucketKeys)
 		for _, p := range sortedKeys(b.ch.removes) {
