@@ -107,6 +107,11 @@ type MemberConfig struct {
 	// takes a torn record at its tail as whole (wal.Options.
 	// UnsafeTrustTornTail), so a crash's lost unsynced data goes undetected.
 	unsafeTrustTornTail bool
+	// unsafeWatchFromNow is a deliberate bug for the simulator: Watch
+	// ignores a waitIndex the store has already passed and watches from
+	// the next change, so a client resuming a watch silently misses the
+	// events between.
+	unsafeWatchFromNow bool
 	// onApply, when set, sees every entry the member applies, before it
 	// is applied (the simulator compares the members' applied logs).
 	onApply func(consensus.Entry)

@@ -183,5 +183,8 @@ func (m *Member) Watch(p string, recursive, stream bool, since uint64) (*store.W
 	// old one's watchers under the write lock, so none is left behind.
 	m.storeMu.RLock()
 	defer m.storeMu.RUnlock()
+	if m.cfg.unsafeWatchFromNow && since <= m.store.Index() {
+		since = 0
+	}
 	return m.store.Watch(p, recursive, stream, since)
 }

@@ -46,6 +46,7 @@ var simBugs = []string{
 	"expiry-forgotten",  // an expiry proposed and dropped across a leader change blocks every later one
 	"torn-tail-trusted", // the WAL takes a torn record left by a crash as whole: lost unsynced data undetected
 	"lock-double-grant", // a lock client holds the lock as soon as it is queued (as locks.UnsafeGrant)
+	"watch-skips",       // a watch resumed with a past waitIndex starts from the next change instead
 }
 
 const (
@@ -72,6 +73,7 @@ const (
 	skHealNet
 	skReport
 	skLock
+	skWatch
 )
 
 type simEvent struct {
@@ -181,6 +183,7 @@ type simWorld struct {
 	lockers []*simLocker
 	holds   []*simHold
 	fenced  []simFenced
+	wa      *simWatches
 }
 
 type simApplied struct {
@@ -211,7 +214,7 @@ func (w *simWorld) dur(lo, hi time.Duration) time.Duration {
 func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...any)) *simWorld {
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	w := &simWorld{seed: seed, bug: bug, rng: rng, base: time.Unix(1_700_000_000, 0), cut: map[[2]uint64]bool{}, trace: trace,
-		applied: map[uint64]simApplied{}}
+		applied: map[uint64]simApplied{}, wa: newSimWatches(seed)}
 	// The seed draws the world: some seeds are calm, some hostile.
 	w.p = simParams{
 		loss:     rng.Float64() * 0.2,
@@ -269,7 +272,12 @@ func (w *simWorld) start(i int) {
 		walSegmentSize:      64 << 10,
 		unsafeKeepExpiry:    w.bug == "expiry-forgotten",
 		unsafeTrustTornTail: w.bug == "torn-tail-trusted",
-		onApply:             func(e consensus.Entry) { w.checkApplied(n.id, e) },
+		unsafeWatchFromNow:  w.bug == "watch-skips",
+		EventHistory:        w.wa.history,
+		onApply: func(e consensus.Entry) {
+			w.checkApplied(n.id, e)
+			w.tapSync(i)
+		},
 	}
 	m, err := newMember(cfg)
 	if errors.Is(err, simfs.ErrInjected) {
@@ -285,6 +293,7 @@ func (w *simWorld) start(i int) {
 	}
 	n.m = m
 	n.inc++
+	w.tapStart(i)
 	w.trace("member %d up (incarnation %d)", n.id, n.inc)
 	w.at(w.dur(0, simHeartbeat), &simEvent{kind: skTick, member: i, inc: n.inc})
 	w.at(w.dur(0, SyncInterval), &simEvent{kind: skExpiry, member: i, inc: n.inc})
@@ -313,6 +322,7 @@ func (w *simWorld) crash(i int, why string) {
 		return
 	}
 	w.trace("member %d crashes (%s)", n.id, why)
+	w.tapCrash(i)
 	n.fs.Crash()
 	_ = n.m.wal.Close()
 	_ = n.m.store.Close()
@@ -426,6 +436,7 @@ func (w *simWorld) poll() {
 		}
 	}
 	w.pollLocks()
+	w.pollWatches()
 }
 
 func (w *simWorld) finish(c *simClient, out chOutput) {
@@ -571,6 +582,7 @@ func (w *simWorld) run() error {
 	for _, l := range w.lockers {
 		w.at(w.dur(0, 100*time.Millisecond), &simEvent{kind: skLock, client: l.n})
 	}
+	w.startWatchers()
 	if w.p.crashEvery > 0 {
 		w.at(w.exp(w.p.crashEvery), &simEvent{kind: skCrash})
 	}
@@ -673,6 +685,9 @@ func (w *simWorld) handle(ev *simEvent) {
 		}
 	case skHealNet:
 		clear(w.cut)
+	case skWatch:
+		w.watchStep(ev.client)
+		w.at(w.wa.dur(50*time.Millisecond, time.Second), ev)
 	}
 }
 
@@ -734,6 +749,9 @@ func (w *simWorld) check() error {
 		return err
 	}
 	w.trace("locks: %s", w.lockSummary())
+	if err := w.checkWatches(); err != nil {
+		return err
+	}
 	res, _ := porcupine.CheckOperationsVerbose(chModel, w.hist, 20*time.Second)
 	switch res {
 	case porcupine.Illegal:
