@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -243,9 +242,13 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 }
 
 // unconfirmed reports whether err is a linearizable read that no leader
-// confirmed (the read may succeed when asked again).
+// confirmed (the read may succeed when asked again): server.ErrReadNoLeader
+// and server.ErrReadTimeout say so with their ReadUnconfirmed method, so
+// that this package need not import package server (whose simulator runs
+// this package's rules).
 func unconfirmed(err error) bool {
-	return errors.Is(err, server.ErrReadNoLeader) || errors.Is(err, server.ErrReadTimeout)
+	var u interface{ ReadUnconfirmed() bool }
+	return errors.As(err, &u) && u.ReadUnconfirmed()
 }
 
 // confirmRetry is the pause before a waiter at the head asks again for a

@@ -3,6 +3,7 @@ package locks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/cairnkv/cairn/server"
@@ -48,6 +49,28 @@ func TestWaitEnded(t *testing.T) {
 			t.Errorf("%s: answered %v, want code %d", c.name, answer, c.code)
 		case c.code == 0 && answer != c.err:
 			t.Errorf("%s: answered %v, want %v", c.name, answer, c.err)
+		}
+	}
+}
+
+// A read no leader confirmed is told apart from other failures (the
+// waiter at the head asks again), without this package importing server.
+func TestUnconfirmed(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{server.ErrReadNoLeader, true},
+		{server.ErrReadTimeout, true},
+		{&server.ReadTimeoutError{}, true},
+		{fmt.Errorf("reading: %w", server.ErrReadNoLeader), true},
+		{server.ErrStopped, false},
+		{context.Canceled, false},
+		{store.NewError(store.EcodeKeyNotFound, "/k", 1), false},
+		{nil, false},
+	} {
+		if got := unconfirmed(c.err); got != c.want {
+			t.Errorf("unconfirmed(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }
