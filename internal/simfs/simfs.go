@@ -67,6 +67,10 @@ type FS struct {
 
 // inode is one file's contents: data as written, and synced, the prefix
 // of data known durable plus the bytes past it that a crash keeps.
+//
+// synced may share data's array (Sync does not copy): data never changes
+// below len(synced) without synced being cut first (write, Truncate), and
+// O_TRUNC gives data a new array, so synced always reads what was synced.
 type inode struct {
 	data   []byte
 	synced []byte
@@ -145,7 +149,7 @@ func (f *FS) Crash() {
 			kept = append(slices.Clip(in.synced), in.data[len(in.synced):len(in.synced)+extra]...)
 		}
 		in.data = slices.Clone(kept)
-		in.synced = slices.Clone(kept)
+		in.synced = in.data
 		in.size = max(in.size, int64(len(kept)))
 		files[n] = in
 	}
@@ -372,7 +376,7 @@ func (fl *file) Sync() error {
 	if fl.fs.roll(fl.fs.faults.SyncError) {
 		return fmt.Errorf("sync %s: %w", fl.name, ErrInjected)
 	}
-	fl.in.synced = slices.Clone(fl.in.data)
+	fl.in.synced = fl.in.data
 	return nil
 }
 
