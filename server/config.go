@@ -107,6 +107,11 @@ type MemberConfig struct {
 	// takes a torn record at its tail as whole (wal.Options.
 	// UnsafeTrustTornTail), so a crash's lost unsynced data goes undetected.
 	unsafeTrustTornTail bool
+	// unsafeEmptyStopAnswer is a deliberate bug for the simulator: a
+	// stopping member answers the proposals still waiting with an empty
+	// result (no error, no event), as a shutdown that ended a request's
+	// context without writing anything once answered an empty 200.
+	unsafeEmptyStopAnswer bool
 	// onApply, when set, sees every entry the member applies, before it
 	// is applied (the simulator compares the members' applied logs).
 	onApply func(consensus.Entry)
