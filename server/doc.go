@@ -113,8 +113,11 @@
 // transport interface) and a synchronous persister, and drives them with
 // handle and after from one goroutine under virtual time, with faults
 // drawn from a seed; see docs/architecture.md, "Whole-cluster simulator",
-// and make sim, make sim-bugs. Its lock workload is in simlock_test.go.
-// MemberConfig's unexported unsafe* fields and wal.Options.
-// UnsafeTrustTornTail are the deliberate bugs it must catch; onApply lets
-// it compare the entries the members apply.
+// and make sim, make sim-bugs. Its lock workload is in simlock_test.go,
+// its queue workload in simqueue_test.go, its graceful stops and slow
+// disks in simstop_test.go: it stops members through beginStop and
+// closeDown, the driver's part of the shell's stop. MemberConfig's
+// unexported unsafe* fields and wal.Options.UnsafeTrustTornTail are the
+// deliberate bugs it must catch; onApply lets it compare the entries the
+// members apply.
 package server
