@@ -346,6 +346,7 @@ func (w *simWorld) crash(i int, why string) {
 	_ = n.m.wal.Close()
 	_ = n.m.store.Close()
 	n.m = nil
+	w.dropUnsent(i)
 	n.busyUntil, n.deferred, n.stopping = 0, nil, false
 	w.at(w.dur(200*time.Millisecond, 3*time.Second), &simEvent{kind: skRestart, member: i})
 }

@@ -312,6 +312,13 @@ func (w *simWorld) lockPropose(l *simLocker, i int, kind simLockOp, r *store.Req
 // waitEnded: a waiter's wait for the head ended with err; locks.WaitEnded
 // decides, from how its key ended in the member's event history.
 func (w *simWorld) waitEnded(l *simLocker, err error, waitOver bool) {
+	if n := w.nodes[l.member]; n.m == nil || n.inc != l.inc || n.stopping {
+		// The member serving the acquire went away, and the request
+		// with it.
+		w.dropPending(l)
+		l.state, l.key = slIdle, ""
+		return
+	}
 	m := w.nodes[l.member].m
 	end := ""
 	if wt, werr := m.Store().Watch(l.key, false, false, l.token+1); werr == nil {

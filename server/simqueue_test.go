@@ -418,6 +418,10 @@ func (w *simWorld) queueAnswer(a *simQActor, res result) {
 			w.endCall(a, sqoFailed, "", fmt.Sprintf(": %v", err))
 		case ev.Action == store.ActionDequeue:
 			w.endCall(a, sqoOK, ev.PrevNode.Value, "")
+		case !w.sticky(a):
+			// Registered, but the member went away before it could
+			// watch: the registration may linger until its TTL.
+			w.endCall(a, sqoUnknown, "", ": its member went away")
 		default:
 			a.reg = ev.Node.Key
 			wt, werr := w.nodes[a.member].m.Store().Watch(a.reg, false, false, ev.Index+1)

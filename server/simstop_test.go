@@ -164,6 +164,23 @@ func (w *simWorld) finishStop(i int, why string) {
 	w.at(w.dur(200*time.Millisecond, 3*time.Second), &simEvent{kind: skRestart, member: i})
 }
 
+// dropUnsent forgets, when member i crashes, the answers its loop gave
+// in a step whose WAL write was still in progress: they never went out.
+func (w *simWorld) dropUnsent(i int) {
+	n := w.nodes[i]
+	if w.now >= n.busyUntil {
+		return
+	}
+	for _, p := range w.pendingProposals() {
+		if p.op.member == i && p.op.inc == n.inc {
+			select {
+			case <-p.op.ch:
+			default:
+			}
+		}
+	}
+}
+
 // simShellLog counts the graceful stops, the leaders' handovers among
 // them, and the proposals pending on a member when it stopped; and the
 // time members were busy writing their WAL (the longest write), and the
