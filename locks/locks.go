@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
 
@@ -112,11 +111,12 @@ func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wai
 			g.Event = &store.Event{Action: e.Action, Node: now.Node, Index: now.Index, Time: e.Time}
 			return g, nil
 		}
-		var se *store.Error
-		if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound && wctx.Err() == nil && l.expired(e.Node.Key, e.Node.CreatedIndex) {
-			// Our key expired while we waited: this member could not
-			// refresh it in time (cut off from the leader for a TTL). The
-			// caller is still waiting: join the line again, at its end.
+		end := ""
+		if keyGone(err) && wctx.Err() == nil {
+			end = l.keyEnd(e.Node.Key, e.Node.CreatedIndex)
+		}
+		rejoin, answer := WaitEnded(err, ctx.Err() != nil, wctx.Err() != nil, end, e.Index)
+		if rejoin {
 			continue
 		}
 		// Leave the line, so we are never granted. A fresh context: ctx
@@ -124,29 +124,60 @@ func (l *Locks) Acquire(ctx context.Context, name, owner string, ttl uint64, wai
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, _ = l.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: e.Node.Key, Time: l.now().UnixNano()})
 		dcancel()
-		if ctx.Err() == nil && wctx.Err() != nil {
-			return nil, WaitTimeout(e.Index)
-		}
-		return nil, err
+		return nil, answer
 	}
 }
 
-// expired tells whether waiter key me, created at index created and now
-// gone, expired (rather than being deleted), from this member's event
-// history.
-func (l *Locks) expired(me string, created uint64) bool {
+// WaitEnded decides what a waiting acquire does once its wait for the head
+// of the line ended with err (not nil) instead of a grant. It reads no
+// clock and does no I/O: the caller says whether its caller went away
+// (callerGone: the request's context ended), whether the wait's own
+// timeout passed (waitOver: the wait's context ended), and, when err is
+// store.EcodeKeyNotFound (the waiter key is gone), how the key ended:
+// keyEnd is the action of the key's first event after its creation in
+// this member's event history (refreshes notify no watcher, so that event
+// is its end), "" when not known. index is the index the waiter was
+// queued at.
+//
+// A waiter whose key expired while its caller still waits (this member
+// could not refresh it in time: cut off from the leader for a TTL) joins
+// the line again, at its end: rejoin is true. Otherwise the waiter leaves
+// the line (its key is deleted, so it is never granted) and the caller is
+// answered answer: WaitTimeout(index) when the wait's timeout passed with
+// the caller still there, else err (store.EcodeKeyNotFound for a key
+// deleted, or expired with its end unknown here).
+func WaitEnded(err error, callerGone, waitOver bool, keyEnd string, index uint64) (rejoin bool, answer error) {
+	if keyGone(err) && !waitOver && !callerGone && keyEnd == store.ActionExpire {
+		return true, nil
+	}
+	if !callerGone && waitOver {
+		return false, WaitTimeout(index)
+	}
+	return false, err
+}
+
+// keyGone reports whether err says a waiter key is gone.
+func keyGone(err error) bool {
+	var se *store.Error
+	return errors.As(err, &se) && se.Code == store.EcodeKeyNotFound
+}
+
+// keyEnd is the action that ended waiter key me, created at index created
+// and now gone, from this member's event history ("" when not known).
+func (l *Locks) keyEnd(me string, created uint64) string {
 	w, err := l.be.Watch(me, false, false, created+1)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer w.Remove()
 	select {
 	case ev, ok := <-w.C:
-		// TTL refreshes do not notify watchers: the first event is the
-		// key's end.
-		return ok && ev.Action == store.ActionExpire
+		if !ok {
+			return ""
+		}
+		return ev.Action
 	case <-time.After(time.Second):
-		return false
+		return ""
 	}
 }
 
@@ -211,9 +242,13 @@ func (l *Locks) waitHead(ctx context.Context, dir string, e *store.Event, ttl ui
 }
 
 // unconfirmed reports whether err is a linearizable read that no leader
-// confirmed (the read may succeed when asked again).
+// confirmed (the read may succeed when asked again): server.ErrReadNoLeader
+// and server.ErrReadTimeout say so with their ReadUnconfirmed method, so
+// that this package need not import package server (whose simulator runs
+// this package's rules).
 func unconfirmed(err error) bool {
-	return errors.Is(err, server.ErrReadNoLeader) || errors.Is(err, server.ErrReadTimeout)
+	var u interface{ ReadUnconfirmed() bool }
+	return errors.As(err, &u) && u.ReadUnconfirmed()
 }
 
 // confirmRetry is the pause before a waiter at the head asks again for a

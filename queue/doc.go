@@ -8,7 +8,11 @@
 // found it empty, and the enqueue that follows hands it the item in the
 // same apply (store.ActionDeliver): no item is stored, nobody races. The
 // member serving a waiting dequeuer keeps its registration alive and
-// removes it when the caller goes away or times out.
+// removes it when the caller goes away or times out; when it cannot (the
+// delete's outcome is unknown), an item may yet be handed to it and reach
+// nobody, so the caller is told the outcome is unknown
+// (ErrRegistrationLeft), not that nothing came. GaveUp, a pure function,
+// decides that answer (the whole-cluster simulator runs it).
 //
 // For consumers that may crash, Reserve gives the head item a visibility
 // timeout instead of removing it; Ack removes it by its receipt. An

@@ -100,7 +100,7 @@ func (q *Queues) Dequeue(ctx context.Context, name string, wait bool, timeout ti
 			return &Item{Key: e.PrevNode.Key, Value: e.PrevNode.Value, Index: e.Index}, nil
 		}
 		it, again, err := q.await(wctx, e)
-		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil && !errors.Is(err, ErrRegistrationLeft) {
 			return nil, locks.WaitTimeout(e.Index)
 		}
 		if !again {
@@ -170,32 +170,68 @@ func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error)
 	}
 }
 
+// ErrRegistrationLeft is the error of a blocking dequeue whose wait
+// ended (its timeout passed, or its caller went away) but whose
+// registration could not be removed: the delete's outcome is unknown, or
+// it was refused. The registration may outlive the call (until its TTL)
+// and be handed an item, which then reaches nobody, so the caller is not
+// told that nothing came: the outcome is unknown.
+var ErrRegistrationLeft = errors.New("queue: the wait ended, but the blocked dequeuer's registration could not be removed: an item handed to it would reach nobody; outcome unknown")
+
 // giveUp removes the registration; if an item was handed over first, it
-// is returned after all (the caller may still take it).
+// is returned after all (the caller may still take it). GaveUp decides.
 func (q *Queues) giveUp(me string, w *store.Watcher, cause error) (*Item, bool, error) {
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := q.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: me, Time: q.now().UnixNano()})
+	var ended *store.Event
 	var se *store.Error
-	if err == nil || !(errors.As(err, &se) && se.Code == store.EcodeKeyNotFound) {
-		return nil, false, cause
-	}
-	// Gone already: delivered (or expired). The event is at or before the
-	// current index, so the watcher has it or gets it at once.
-	select {
-	case ev, ok := <-w.C:
-		if ok && ev.Action == store.ActionDeliver {
-			if errors.Is(cause, context.Canceled) {
-				// The caller is gone: the item reached nobody. Blocking
-				// dequeue is at most once; reservations are for callers
-				// that may vanish.
-				q.log.Warn().Str("waiter", me).Uint64("index", ev.Index).Msg("an item was handed to a dequeuer that went away")
+	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+		// Gone already: delivered (or expired). The event is at or
+		// before the current index, so the watcher has it or gets it at
+		// once.
+		select {
+		case ev, ok := <-w.C:
+			if ok {
+				ended = ev
 			}
-			return &Item{Key: ev.Node.Key, Value: ev.Node.Value, Index: ev.Index}, false, nil
+		case <-dctx.Done():
 		}
-	case <-dctx.Done():
 	}
-	return nil, false, cause
+	it, answer := GaveUp(cause, err, ended)
+	switch {
+	case it != nil && errors.Is(cause, context.Canceled):
+		// The caller is gone: the item reached nobody. Blocking dequeue
+		// is at most once; reservations are for callers that may vanish.
+		q.log.Warn().Str("waiter", me).Uint64("index", it.Index).Msg("an item was handed to a dequeuer that went away")
+	case errors.Is(answer, ErrRegistrationLeft):
+		q.log.Warn().Str("waiter", me).Err(err).Msg("could not remove a blocked dequeuer's registration: an item handed to it would reach nobody")
+	}
+	return it, false, answer
+}
+
+// GaveUp decides, with no clock and no I/O, what a blocked dequeuer whose
+// wait ended (cause: its timeout passed, or its caller went away) is
+// answered, once the delete of its registration returned delErr and, if
+// the registration was gone already, its watch showed the event that
+// ended it (ended; nil if none came). It gets the item that was handed
+// over first, if one was; it is told its wait's cause if its registration
+// is surely gone without an item (deleted now, or expired); and it is
+// told ErrRegistrationLeft (wrapping delErr) when the registration may
+// still be there, to be handed an item that would reach nobody.
+func GaveUp(cause, delErr error, ended *store.Event) (*Item, error) {
+	var se *store.Error
+	switch {
+	case delErr == nil:
+		return nil, cause
+	case errors.As(delErr, &se) && se.Code == store.EcodeKeyNotFound:
+		if ended != nil && ended.Action == store.ActionDeliver {
+			return &Item{Key: ended.Node.Key, Value: ended.Node.Value, Index: ended.Index}, nil
+		}
+		return nil, cause
+	default:
+		return nil, fmt.Errorf("%w (%w)", ErrRegistrationLeft, delErr)
+	}
 }
 
 // Reservation is a reserved item and the receipt that acknowledges it.

@@ -112,6 +112,11 @@ type MemberConfig struct {
 	// the next change, so a client resuming a watch silently misses the
 	// events between.
 	unsafeWatchFromNow bool
+	// unsafeEmptyStopAnswer is a deliberate bug for the simulator: a
+	// stopping member answers the proposals still waiting with an empty
+	// result (no error, no event), as a shutdown that ended a request's
+	// context without writing anything once answered an empty 200.
+	unsafeEmptyStopAnswer bool
 	// onApply, when set, sees every entry the member applies, before it
 	// is applied (the simulator compares the members' applied logs).
 	onApply func(consensus.Entry)

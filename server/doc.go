@@ -113,13 +113,15 @@
 // transport interface) and a synchronous persister, and drives them with
 // handle and after from one goroutine under virtual time, with faults
 // drawn from a seed; see docs/architecture.md, "Whole-cluster simulator",
-// and make sim, make sim-bugs. Its lock workload is in simlock_test.go;
-// its watch workload and the checker that watches see the committed
-// history (every event equal to the one every member published at its
-// index, indexes strictly increasing across resumes on any member, no
-// gap but a 401 for a waitIndex older than the history, every matching
-// event received by the end) in simwatch_test.go.
-// MemberConfig's unexported unsafe* fields and wal.Options.
-// UnsafeTrustTornTail are the deliberate bugs it must catch; onApply lets
-// it compare the entries the members apply.
+// and make sim, make sim-bugs. Its lock workload is in simlock_test.go,
+// its queue workload in simqueue_test.go, its graceful stops and slow
+// disks in simstop_test.go (it stops members through beginStop and
+// closeDown, the driver's part of the shell's stop), its watch workload
+// and the checker that watches see the committed history (every event
+// equal to the one every member published at its index, indexes strictly
+// increasing across resumes on any member, no gap but a 401 for a
+// waitIndex older than the history, every matching event received by the
+// end) in simwatch_test.go. MemberConfig's unexported unsafe* fields and
+// wal.Options.UnsafeTrustTornTail are the deliberate bugs it must catch;
+// onApply lets it compare the entries the members apply.
 package server

@@ -128,7 +128,7 @@ func (m *Member) run() {
 			// A leader hands over before stopping, so that the others
 			// need not wait out an election timeout.
 			m.now = m.cfg.Now()
-			if m.Err() != nil || !m.handOver() {
+			if !m.beginStop() {
 				return
 			}
 			stopc = nil
@@ -183,6 +183,14 @@ func (m *Member) run() {
 			return // the handover is done
 		}
 	}
+}
+
+// beginStop is the driver's part of a stop: a leader hands over to the
+// most caught-up other voter. True means it did, and the loop must go on
+// (until this member no longer leads, or an election timeout) for the
+// handover to complete; false, that the member can shut down at once.
+func (m *Member) beginStop() bool {
+	return m.Err() == nil && m.handOver()
 }
 
 // handOver asks the most caught-up other voter to take over leadership;
@@ -355,8 +363,22 @@ func (m *Member) tellReport(r report) {
 	}
 }
 
+// shutdown is the end of the loop: closeDown, with the persister
+// goroutine writing every captured batch first.
 func (m *Member) shutdown() {
 	defer close(m.done)
+	m.closeDown(func() {
+		close(m.persistc)
+		<-m.persistDone // every captured batch is written (or the writer failed)
+	})
+}
+
+// closeDown ends the member: the transport stops, the applied state is
+// captured (and, through drainPersister, written), every proposal still
+// waiting is answered ErrStopped, and the files are closed. The simulator
+// calls it itself, with no persister to drain (its members write
+// synchronously).
+func (m *Member) closeDown(drainPersister func()) {
 	if m.incoming != nil {
 		_ = m.incoming.file.Discard()
 	}
@@ -366,12 +388,17 @@ func (m *Member) shutdown() {
 	if m.Err() == nil {
 		m.maybeCapture(true)
 	}
-	close(m.persistc)
-	<-m.persistDone // every captured batch is written (or the writer failed)
+	if drainPersister != nil {
+		drainPersister()
+	}
 	var errs []error
 	m.waitMu.Lock()
 	for id, ch := range m.waiters {
-		ch <- result{err: ErrStopped}
+		if m.cfg.unsafeEmptyStopAnswer {
+			ch <- result{}
+		} else {
+			ch <- result{err: ErrStopped}
+		}
 		delete(m.waiters, id)
 	}
 	m.waitMu.Unlock()

@@ -15,16 +15,29 @@ import (
 // reports them as code 300. A read changes nothing, so, unlike a write
 // that timed out, nothing is left unknown: the client may ask again, or
 // read this member's local copy with serializable=true.
+//
+// Both have a ReadUnconfirmed method (true), as *ReadTimeoutError has, so
+// that packages that do not import this one (package locks) can tell a
+// read worth asking again with errors.As.
 var (
 	// ErrReadNoLeader: while the read waited, this member knew no leader
 	// for about an election timeout (it lost its quorum, or an election
 	// is taking long), so nobody could confirm the read.
-	ErrReadNoLeader = errors.New("no leader could confirm the read (this member has no leader); serializable=true reads the local copy")
+	ErrReadNoLeader error = &unconfirmedError{"no leader could confirm the read (this member has no leader); serializable=true reads the local copy"}
 	// ErrReadTimeout: a leader was known, but the ReadIndex round did not
 	// complete within the request timeout (or the caller's deadline).
 	// Get returns it as a *ReadTimeoutError naming the time allowed.
-	ErrReadTimeout = errors.New("the leader did not confirm the read in time; serializable=true reads the local copy")
+	ErrReadTimeout error = &unconfirmedError{"the leader did not confirm the read in time; serializable=true reads the local copy"}
 )
+
+// unconfirmedError is a read that no leader confirmed.
+type unconfirmedError struct{ msg string }
+
+func (e *unconfirmedError) Error() string { return e.msg }
+
+// ReadUnconfirmed says the read was not confirmed: it may succeed when
+// asked again.
+func (e *unconfirmedError) ReadUnconfirmed() bool { return true }
 
 // ReadTimeoutError is ErrReadTimeout with the time the read was allowed.
 type ReadTimeoutError struct{ Waited time.Duration }
@@ -35,6 +48,10 @@ func (e *ReadTimeoutError) Error() string {
 
 // Is makes errors.Is(err, ErrReadTimeout) hold.
 func (e *ReadTimeoutError) Is(target error) bool { return target == ErrReadTimeout }
+
+// ReadUnconfirmed says the read was not confirmed: it may succeed when
+// asked again.
+func (e *ReadTimeoutError) ReadUnconfirmed() bool { return true }
 
 // errRequestTimeout is the cause of a read's own deadline (RequestTimeout),
 // told apart from the caller's.

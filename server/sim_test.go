@@ -41,12 +41,14 @@ var (
 // simBugs are the deliberate bugs the simulator must catch, each switched
 // on in the simulator only.
 var simBugs = []string{
-	"stale-read",        // reads answered from the local store without ReadIndex
-	"ack-before-fsync",  // the WAL's fsync does nothing: writes acknowledged before they are durable
-	"expiry-forgotten",  // an expiry proposed and dropped across a leader change blocks every later one
-	"torn-tail-trusted", // the WAL takes a torn record left by a crash as whole: lost unsynced data undetected
-	"lock-double-grant", // a lock client holds the lock as soon as it is queued (as locks.UnsafeGrant)
-	"watch-skips",       // a watch resumed with a past waitIndex starts from the next change instead
+	"stale-read",            // reads answered from the local store without ReadIndex
+	"ack-before-fsync",      // the WAL's fsync does nothing: writes acknowledged before they are durable
+	"expiry-forgotten",      // an expiry proposed and dropped across a leader change blocks every later one
+	"torn-tail-trusted",     // the WAL takes a torn record left by a crash as whole: lost unsynced data undetected
+	"lock-double-grant",     // a lock client holds the lock as soon as it is queued (as locks.UnsafeGrant)
+	"queue-double-delivery", // a queue consumer's ack deletes its item without the prevIndex compare
+	"stop-empty-answer",     // a stopping member answers waiting proposals with no error and no event
+	"watch-skips",           // a watch resumed with a past waitIndex starts from the next change instead
 }
 
 const (
@@ -74,6 +76,11 @@ const (
 	skReport
 	skLock
 	skWatch
+	skQueue        // a queue producer's or consumer's next move (simqueue_test.go)
+	skStop         // a graceful stop of a member (simstop_test.go)
+	skStopDeadline // a stopping leader's handover took an election timeout
+	skFree         // a member's WAL write is done: its loop takes events again
+	skScript       // a scenario's scripted move
 )
 
 type simEvent struct {
@@ -86,6 +93,7 @@ type simEvent struct {
 	msg    consensus.Message
 	snap   []byte // skDeliver of a MsgSnap: the sender's applied state
 	rep    report // skReport
+	script func() // skScript
 }
 
 type simQueue []*simEvent
@@ -113,7 +121,9 @@ type simParams struct {
 	crashEvery         time.Duration // mean time between crashes of one member (0: none)
 	powerLossEvery     time.Duration // mean time between whole-cluster power losses (0: none)
 	partitionEvery     time.Duration
+	stopEvery          time.Duration // mean time between graceful stops of one member (0: none)
 	disk               simfs.Faults
+	latency            simfs.Latency // a slow disk's write and fsync times (zero: instant)
 }
 
 type simNode struct {
@@ -122,6 +132,12 @@ type simNode struct {
 	fs  *simfs.FS
 	m   *Member // nil while down
 	inc int
+	// The member's loop is busy writing its WAL until busyUntil (the
+	// disk's latency); the events it gets meanwhile wait in deferred.
+	busyUntil time.Duration
+	deferred  []event
+	mark      time.Duration // fs.Elapsed when the current step began
+	stopping  bool          // stopped gracefully: handing over
 }
 
 // simTransport is the simulated network as one member sees it.
@@ -154,6 +170,7 @@ type simOp struct {
 	inc    int
 	input  chInput
 	call   time.Duration
+	id     uint64        // a proposal's ID
 	ch     chan result   // a proposal's waiter
 	read   chan struct{} // a read's round
 	ttl    bool          // a TTL write (not part of the register history)
@@ -183,6 +200,9 @@ type simWorld struct {
 	lockers []*simLocker
 	holds   []*simHold
 	fenced  []simFenced
+	lockLog simLockLog
+	queue   simQueueWork
+	shell   simShellLog
 	wa      *simWatches
 }
 
@@ -236,9 +256,14 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 		// to tear: the members fsync before they answer.)
 		w.p.disk = simfs.Faults{SyncError: rng.Float64() * 0.002, WriteError: rng.Float64() * 0.002, TornWrite: 0.5}
 	}
+	if rng.IntN(3) == 0 || bug == "stop-empty-answer" {
+		w.p.stopEvery = w.dur(4*time.Second, 20*time.Second)
+	}
+	w.p.latency = simDiskLatency(w)
 	trace("params %+v", w.p)
 	for i := range simMembers {
 		n := &simNode{id: uint64(i + 1), dir: simTempDir(t), fs: simfs.New(seed*31+uint64(i), w.p.disk)}
+		n.fs.SetLatency(w.p.latency)
 		w.nodes = append(w.nodes, n)
 	}
 	for i := range 3 {
@@ -247,6 +272,7 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 	for i := range simLockers {
 		w.lockers = append(w.lockers, &simLocker{n: i})
 	}
+	w.initQueue()
 	return w
 }
 
@@ -261,19 +287,21 @@ func (w *simWorld) start(i int) {
 	for j := range voters {
 		voters[j] = uint64(j + 1)
 	}
+	before := n.fs.Elapsed()
 	cfg := MemberConfig{
 		ID: n.id, ClusterID: 0xc1, Voters: voters, DataDir: n.dir, WALDir: "/wal",
 		HeartbeatInterval: simHeartbeat, ElectionTicks: 10,
 		FlushInterval: 2 * time.Second, Logger: zerolog.Nop(), WALFS: fs,
 		Now: w.clock, Seed: w.rng.Uint64() | 1,
-		UnsafeLocalReads:    w.bug == "stale-read",
-		transport:           &simTransport{w: w, peers: map[uint64]string{}},
-		syncPersist:         true,
-		walSegmentSize:      64 << 10,
-		unsafeKeepExpiry:    w.bug == "expiry-forgotten",
-		unsafeTrustTornTail: w.bug == "torn-tail-trusted",
-		unsafeWatchFromNow:  w.bug == "watch-skips",
-		EventHistory:        w.wa.history,
+		UnsafeLocalReads:      w.bug == "stale-read",
+		transport:             &simTransport{w: w, peers: map[uint64]string{}},
+		syncPersist:           true,
+		walSegmentSize:        64 << 10,
+		unsafeKeepExpiry:      w.bug == "expiry-forgotten",
+		unsafeTrustTornTail:   w.bug == "torn-tail-trusted",
+		unsafeEmptyStopAnswer: w.bug == "stop-empty-answer",
+		unsafeWatchFromNow:    w.bug == "watch-skips",
+		EventHistory:          w.wa.history,
 		onApply: func(e consensus.Entry) {
 			w.checkApplied(n.id, e)
 			w.tapSync(i)
@@ -295,6 +323,7 @@ func (w *simWorld) start(i int) {
 	n.inc++
 	w.tapStart(i)
 	w.trace("member %d up (incarnation %d)", n.id, n.inc)
+	w.busy(i, n.fs.Elapsed()-before) // recovery read and wrote the WAL
 	w.at(w.dur(0, simHeartbeat), &simEvent{kind: skTick, member: i, inc: n.inc})
 	w.at(w.dur(0, SyncInterval), &simEvent{kind: skExpiry, member: i, inc: n.inc})
 	w.step(i, event{kind: evTick}) // the first after (a lone voter's campaign, nothing here)
@@ -327,16 +356,29 @@ func (w *simWorld) crash(i int, why string) {
 	_ = n.m.wal.Close()
 	_ = n.m.store.Close()
 	n.m = nil
+	w.dropUnsent(i)
+	n.busyUntil, n.deferred, n.stopping = 0, nil, false
 	w.at(w.dur(200*time.Millisecond, 3*time.Second), &simEvent{kind: skRestart, member: i})
 }
 
-// step hands member i one event and what follows from it.
+// step hands member i one event and what follows from it, or, while its
+// loop is busy writing the WAL, keeps the event until it is free.
 func (w *simWorld) step(i int, ev event) {
 	n := w.nodes[i]
-	m := n.m
-	if m == nil {
+	if n.m == nil {
 		return
 	}
+	if w.now < n.busyUntil || len(n.deferred) > 0 {
+		w.deferEvent(n, ev)
+		return
+	}
+	w.stepNow(i, ev)
+}
+
+func (w *simWorld) stepNow(i int, ev event) {
+	n := w.nodes[i]
+	m := n.m
+	n.mark = n.fs.Elapsed()
 	ev.now = w.clock()
 	ok := m.handle(ev) && m.after()
 	for ok && m.Err() == nil && len(m.flushedq) > 0 {
@@ -346,6 +388,11 @@ func (w *simWorld) step(i int, ev event) {
 	}
 	if !ok || m.Err() != nil {
 		w.crash(i, fmt.Sprintf("failed: %v", m.Err()))
+	} else {
+		w.busy(i, n.fs.Elapsed()-n.mark)
+		if n.stopping && !m.isLeader {
+			w.finishStop(i, "handed over")
+		}
 	}
 	w.poll()
 }
@@ -372,11 +419,16 @@ func (w *simWorld) send(msg consensus.Message) {
 		return
 	}
 	copies := 1
-	if !w.calm && w.rng.Float64() < w.p.dup {
+	if !w.calm && w.rng.Float64() < w.p.dup && msg.Type != consensus.MsgProp {
+		// (Raft takes any message twice, but a proposal delivered twice
+		// is appended, and applied, twice: the peer transport never
+		// delivers one twice, a stream or a POST never retried.)
 		copies = 2
 	}
+	// A message leaves once the disk writes before it are done.
+	lag := w.nodes[from-1].fs.Elapsed() - w.nodes[from-1].mark
 	for range copies {
-		w.at(w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skDeliver, member: int(to - 1), msg: msg, snap: snap})
+		w.at(lag+w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skDeliver, member: int(to - 1), msg: msg, snap: snap})
 	}
 }
 
@@ -403,7 +455,7 @@ func (w *simWorld) deliverSnapshot(ev *simEvent) {
 func (w *simWorld) poll() {
 	for _, c := range w.clients {
 		op := c.pending
-		if op == nil {
+		if op == nil || w.loopBusy(op.member) {
 			continue
 		}
 		n := w.nodes[op.member]
@@ -420,6 +472,7 @@ func (w *simWorld) poll() {
 		}
 		select {
 		case res := <-op.ch:
+			w.checkAnswer(res, fmt.Sprintf("client %d: %s %s", c.n, op.input.Op, op.input.Key))
 			out := chOutput{Outcome: chOK}
 			var se *store.Error
 			switch {
@@ -437,6 +490,7 @@ func (w *simWorld) poll() {
 	}
 	w.pollLocks()
 	w.pollWatches()
+	w.pollQueue()
 }
 
 func (w *simWorld) finish(c *simClient, out chOutput) {
@@ -482,7 +536,7 @@ func (w *simWorld) issue(c *simClient) {
 	}
 	i := w.rng.IntN(len(w.nodes))
 	n := w.nodes[i]
-	if n.m == nil {
+	if n.m == nil || n.stopping {
 		return
 	}
 	m := n.m
@@ -592,6 +646,10 @@ func (w *simWorld) run() error {
 	if w.p.partitionEvery > 0 {
 		w.at(w.exp(w.p.partitionEvery), &simEvent{kind: skPartition})
 	}
+	if w.p.stopEvery > 0 {
+		w.at(w.exp(w.p.stopEvery), &simEvent{kind: skStop, member: -1})
+	}
+	w.startQueue()
 	w.loop(simChaos)
 	// Healing: faults stop, every member comes back.
 	w.calm = true
@@ -688,6 +746,21 @@ func (w *simWorld) handle(ev *simEvent) {
 	case skWatch:
 		w.watchStep(ev.client)
 		w.at(w.wa.dur(50*time.Millisecond, time.Second), ev)
+	case skQueue:
+		if !w.quiet {
+			w.queueStep(ev.client)
+			w.at(w.queuePause(ev.client), ev)
+		}
+	case skStop:
+		w.stopEvent(ev)
+	case skStopDeadline:
+		if n := w.nodes[ev.member]; n.m != nil && n.inc == ev.inc && n.stopping {
+			w.finishStop(ev.member, "handover timed out")
+		}
+	case skFree:
+		w.free(ev)
+	case skScript:
+		ev.script()
 	}
 }
 
@@ -749,6 +822,10 @@ func (w *simWorld) check() error {
 		return err
 	}
 	w.trace("locks: %s", w.lockSummary())
+	w.trace("stops and disks: %+v", w.shell)
+	if err := w.checkQueue(); err != nil {
+		return err
+	}
 	if err := w.checkWatches(); err != nil {
 		return err
 	}

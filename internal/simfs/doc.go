@@ -7,8 +7,11 @@
 // renamed or removed survive a crash only once SyncDir made their
 // directory durable. Faults (Faults) make Sync and SyncDir fail, and
 // WriteAt fail, optionally after writing a prefix of its data (a torn
-// write). Every random choice comes from the seed given to New and is
-// made in a fixed order, so a run replays exactly.
+// write). Latency gives writes and syncs a duration in virtual time (a
+// sync may stall): the file system never sleeps, it sums the durations in
+// Elapsed, and the simulator keeps the member busy for as long. Every
+// random choice comes from the seed given to New and is made in a fixed
+// order, so a run replays exactly.
 //
 // It exists for the whole-cluster simulator: members run the real WAL on
 // it, a crash is FS.Crash followed by reopening, and the WAL must recover

@@ -29,6 +29,22 @@ type Faults struct {
 	TornWrite  float64
 }
 
+// Latency is how long the file system's calls take, in virtual time. The
+// file system does not sleep: it adds each call's duration to a running
+// total (Elapsed), which a simulator reads to keep the caller busy for as
+// long. Each range is [min, max], drawn uniformly; zero ranges cost
+// nothing and draw nothing.
+type Latency struct {
+	// Write is the time of a WriteAt.
+	Write [2]time.Duration
+	// Sync is the time of a File.Sync or SyncDir; with probability
+	// Stall, a sync takes StallTime instead (a disk that stalls now and
+	// then).
+	Sync      [2]time.Duration
+	Stall     float64
+	StallTime [2]time.Duration
+}
+
 // FS is an in-memory wal.FS whose durability is explicit: what was
 // written and not synced is lost, in part or whole, by Crash, as are
 // directory changes (a file created, renamed or removed) not made durable
@@ -38,6 +54,9 @@ type FS struct {
 	mu     sync.Mutex
 	rng    *rand.Rand
 	faults Faults
+	lat    Latency
+	// elapsed is the virtual time every call so far took (Latency).
+	elapsed time.Duration
 	// files is the namespace as the running process sees it; durable is
 	// the namespace a crash falls back to (only SyncDir updates it).
 	files   map[string]*inode
@@ -48,6 +67,10 @@ type FS struct {
 
 // inode is one file's contents: data as written, and synced, the prefix
 // of data known durable plus the bytes past it that a crash keeps.
+//
+// synced may share data's array (Sync does not copy): data never changes
+// below len(synced) without synced being cut first (write, Truncate), and
+// O_TRUNC gives data a new array, so synced always reads what was synced.
 type inode struct {
 	data   []byte
 	synced []byte
@@ -70,7 +93,38 @@ func (f *FS) SetFaults(x Faults) {
 	f.faults = x
 }
 
+// SetLatency changes how long calls take (Latency).
+func (f *FS) SetLatency(l Latency) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lat = l
+}
+
+// Elapsed is the virtual time every call so far took, summed.
+func (f *FS) Elapsed() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.elapsed
+}
+
 func (f *FS) roll(p float64) bool { return p > 0 && f.rng.Float64() < p }
+
+// spend adds a call's duration, drawn from r, to the elapsed time.
+func (f *FS) spend(r [2]time.Duration) {
+	if r[1] <= 0 {
+		return
+	}
+	f.elapsed += r[0] + time.Duration(f.rng.Int64N(int64(r[1]-r[0])+1))
+}
+
+// spendSync adds a sync's duration: a stall, now and then.
+func (f *FS) spendSync() {
+	if f.roll(f.lat.Stall) {
+		f.spend(f.lat.StallTime)
+		return
+	}
+	f.spend(f.lat.Sync)
+}
 
 // Crash simulates a power loss: every file goes back to what was synced,
 // keeping a random part (maybe none, maybe all) of what was written after
@@ -95,7 +149,7 @@ func (f *FS) Crash() {
 			kept = append(slices.Clip(in.synced), in.data[len(in.synced):len(in.synced)+extra]...)
 		}
 		in.data = slices.Clone(kept)
-		in.synced = slices.Clone(kept)
+		in.synced = in.data
 		in.size = max(in.size, int64(len(kept)))
 		files[n] = in
 	}
@@ -210,6 +264,7 @@ func (f *FS) MkdirAll(dir string, _ os.FileMode) error {
 func (f *FS) SyncDir(dir string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.spendSync()
 	if f.roll(f.faults.SyncError) {
 		return fmt.Errorf("syncdir %s: %w", dir, ErrInjected)
 	}
@@ -284,6 +339,7 @@ func (fl *file) WriteAt(b []byte, off int64) (int, error) {
 	if fl.readOnly {
 		return 0, &fs.PathError{Op: "write", Path: fl.name, Err: fs.ErrPermission}
 	}
+	fl.fs.spend(fl.fs.lat.Write)
 	if fl.fs.roll(fl.fs.faults.WriteError) {
 		n := 0
 		if fl.fs.roll(fl.fs.faults.TornWrite) {
@@ -316,10 +372,11 @@ func (fl *file) Sync() error {
 	if fl.closed {
 		return fs.ErrClosed
 	}
+	fl.fs.spendSync()
 	if fl.fs.roll(fl.fs.faults.SyncError) {
 		return fmt.Errorf("sync %s: %w", fl.name, ErrInjected)
 	}
-	fl.in.synced = slices.Clone(fl.in.data)
+	fl.in.synced = fl.in.data
 	return nil
 }
 
