@@ -28,8 +28,10 @@
 // one, gets the reason (ErrBadEntry, or the store's error 124). Such an
 // entry only reaches the log past a leader that skipped its check: as
 // leader, a member refuses every proposal apply could not take
-// (consensus.Config.CheckProposal), its own and forwarded ones. Only the
-// disk's failures stop a member.
+// (consensus.Config.CheckProposal), its own and forwarded ones; a store
+// request is checked on its encoding (store.CheckEncoded), by the rules
+// its decoding and store.CheckLimits apply, without being decoded. Only
+// the disk's failures stop a member.
 //
 // Members talk through peer.Transport: Ready.Messages go out while the WAL
 // is written, MessagesAfterPersist after. A member too far behind receives
