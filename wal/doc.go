@@ -12,7 +12,11 @@
 // Records carry a CRC-32C chained across records and segments (see
 // record.go), so a record out of place is as detectable as a damaged one.
 // Open replays every segment from the one that may hold the first entry
-// the caller needs:
+// the caller needs. It reads a segment as far as its records go (in chunks
+// of at least 1 MiB, as the scan asks for bytes) and checks the
+// preallocated zeros after them through a 1 MiB buffer it does not keep,
+// so a restart holds in memory what the records take, not the 64 MB a
+// segment is preallocated to; every byte is still checked:
 //   - in the last segment, a record cut short by the end of the file, or a
 //     damaged record followed only by zeros, is a torn write: it is cut off
 //     and the tail zeroed before appends resume (at the record's aligned
