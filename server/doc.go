@@ -2,8 +2,9 @@
 //
 // Member owns the consensus node and its run loop on one goroutine: tick,
 // step, carry out each Ready (persist entries and hard state to the WAL
-// with one fsync for everything that piled up, apply committed entries to
-// the store, answer the proposals' waiters, serve read states), advance.
+// with one fsync for everything that piled up, none when only the commit
+// index moved: loop.go persist; apply committed entries to the store,
+// answer the proposals' waiters, serve read states), advance.
 // Applied state is mirrored into bbolt in batches bounded by time and
 // count, written by a second goroutine so apply never waits on disk; the
 // bbolt file, with the term and membership of the index it covers, is the

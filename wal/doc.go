@@ -38,7 +38,10 @@
 // Durability: Save returns only after its records are written and
 // fsynced. Concurrent Saves are grouped: one flusher goroutine writes
 // everything that queued up during the previous fsync with one write and
-// one fsync (group commit). A failed write or fsync is fatal and sticky:
+// one fsync (group commit). SaveCommit, for a hard state that moves only
+// the commit index, returns once its record is written, without an
+// fsync: the next Save's fsync makes it durable, and a crash before it
+// may lose it (Raft learns a commit index again). A failed write or fsync is fatal and sticky:
 // the WAL answers ErrFailed to every later call, so nothing written after
 // an unknown failure is ever acknowledged; the member stops.
 //

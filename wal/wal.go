@@ -83,6 +83,7 @@ type WAL struct {
 	err     error // sticky: once set, every call fails
 	closing bool
 	done    chan struct{}
+	savedHS consensus.HardState // the last hard state queued (SaveCommit's check)
 
 	// Owned by the flusher goroutine (and by Open/Create before it runs).
 	f         File
@@ -107,6 +108,7 @@ type batch struct {
 	hs   *consensus.HardState
 	snap *SnapshotMarker
 	last uint64 // last entry index in recs, 0 if none
+	sync bool   // fsync before answering (all but SaveCommit)
 	done chan error
 }
 
@@ -403,7 +405,7 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 	if n := len(c.Entries); n > 0 && after > 0 && c.Entries[0].Index != after+1 {
 		return nil, nil, fmt.Errorf("%w: entries after %d start at %d", ErrCorrupt, after, c.Entries[0].Index)
 	}
-	w.meta, w.hs, w.snap = c.Metadata, c.HardState, c.Snapshot
+	w.meta, w.hs, w.snap, w.savedHS = c.Metadata, c.HardState, c.Snapshot, c.HardState
 	// The last segment may hold no entry yet: it was named after the
 	// index it expected next.
 	w.lastIndex = max(lastSeen, segs[len(segs)-1].first-min(segs[len(segs)-1].first, 1))
