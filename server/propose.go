@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
@@ -109,8 +111,11 @@ func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
 func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	id := p.id
 	ch := m.register(id)
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-	defer cancel()
+	// RequestTimeout bounds the wait as a context deadline would, without
+	// the context, timer and channel a context.WithTimeout allocates for
+	// every write.
+	timeout := getTimer(m.cfg.RequestTimeout)
+	defer putTimer(timeout)
 	m.metrics.pending.Inc()
 	defer m.metrics.pending.Dec()
 	select {
@@ -118,6 +123,9 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	case <-ctx.Done():
 		m.trigger(id, result{})
 		return result{err: ctx.Err()}
+	case <-timeout.C:
+		m.trigger(id, result{})
+		return result{err: context.DeadlineExceeded}
 	case <-m.stopc:
 		return result{err: ErrStopped}
 	}
@@ -132,14 +140,40 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 		}
 		return res
 	case <-ctx.Done():
-		res := m.abandon(id, ch)
-		if res.err != nil {
-			m.metrics.failed.Inc()
-		}
-		return res
+		return m.giveUp(id, ch)
+	case <-timeout.C:
+		return m.giveUp(id, ch)
 	case <-m.stopc:
 		return result{err: ErrStopped}
 	}
+}
+
+// giveUp is awaitResult's end when the caller's context or the request
+// timeout ends the wait.
+func (m *Member) giveUp(id uint64, ch chan result) result {
+	res := m.abandon(id, ch)
+	if res.err != nil {
+		m.metrics.failed.Inc()
+	}
+	return res
+}
+
+// timers are the request timeouts of waiting writes, reused: a timer is
+// stopped before it goes back, and a stopped timer delivers no stale
+// expiry after Reset (Go 1.23's timers).
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // abandon gives up waiting for request id: ErrTimeout (outcome unknown)
