@@ -17,13 +17,15 @@ func (w *WAL) Save(hs consensus.HardState, ents []consensus.Entry) error {
 	if hs.IsEmpty() && len(ents) == 0 {
 		return nil
 	}
-	b := &batch{recs: make([]rec, 0, len(ents)+1)}
-	for _, e := range ents {
-		b.recs = append(b.recs, rec{typ: recEntry, data: encodeEntry(e)})
-		b.last = e.Index
+	// The entries are framed straight from ents by the flusher (Save
+	// returns only once they are written, so ents stays the caller's
+	// until then).
+	b := &batch{ents: ents}
+	if n := len(ents); n > 0 {
+		b.last = ents[n-1].Index
 	}
 	if !hs.IsEmpty() {
-		b.recs = append(b.recs, rec{typ: recHardState, data: encodeHardState(hs)})
+		b.recs = []rec{{typ: recHardState, data: encodeHardState(hs)}}
 		b.hs = &hs
 	}
 	b.sync = true
@@ -114,6 +116,9 @@ func (w *WAL) write(batches []*batch) error {
 	buf := w.buf[:0]
 	crc := w.crc
 	for _, b := range batches {
+		for _, e := range b.ents {
+			buf, crc = frameEntry(buf, crc, e)
+		}
 		for _, r := range b.recs {
 			buf, crc = frame(buf, crc, r.typ, r.data)
 		}

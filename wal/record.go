@@ -65,12 +65,25 @@ var ErrCorrupt = errors.New("wal: corrupt")
 
 // frame appends a framed record to b and returns the new chain crc.
 func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {
-	n := 1 + len(data)
-	crc := crc32.Update(prev, crcTable, []byte{typ})
+	return framePayload(b, prev, []byte{typ}, data)
+}
+
+// frameEntry frames e's entry record (frame(b, prev, recEntry,
+// encodeEntry(e))) without encoding it apart first.
+func frameEntry(b []byte, prev uint32, e consensus.Entry) ([]byte, uint32) {
+	var head [1 + entryHeadSize]byte
+	return framePayload(b, prev, appendEntryHead(append(head[:0], recEntry), e), e.Data)
+}
+
+// framePayload frames the payload head followed by data (head starts with
+// the record type).
+func framePayload(b []byte, prev uint32, head, data []byte) ([]byte, uint32) {
+	n := len(head) + len(data)
+	crc := crc32.Update(prev, crcTable, head)
 	crc = crc32.Update(crc, crcTable, data)
 	b = binary.LittleEndian.AppendUint32(b, lengthWord(n))
 	b = binary.LittleEndian.AppendUint32(b, crc)
-	b = append(b, typ)
+	b = append(b, head...)
 	b = append(b, data...)
 	for pad := padding(n); pad > 0; pad-- {
 		b = append(b, 0)
@@ -91,12 +104,19 @@ type SnapshotMarker struct {
 	ConfState consensus.ConfState
 }
 
+// entryHeadSize bounds the encoding of an entry's term, index and type.
+const entryHeadSize = 2*binary.MaxVarintLen64 + 1
+
 func encodeEntry(e consensus.Entry) []byte {
-	b := make([]byte, 0, 21+len(e.Data))
+	return append(appendEntryHead(make([]byte, 0, entryHeadSize+len(e.Data)), e), e.Data...)
+}
+
+// appendEntryHead appends what precedes an entry's data in its record:
+// uvarint term, uvarint index, type.
+func appendEntryHead(b []byte, e consensus.Entry) []byte {
 	b = binary.AppendUvarint(b, e.Term)
 	b = binary.AppendUvarint(b, e.Index)
-	b = append(b, byte(e.Type))
-	return append(b, e.Data...)
+	return append(b, byte(e.Type))
 }
 
 func decodeEntry(b []byte) (consensus.Entry, error) {

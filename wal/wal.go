@@ -104,7 +104,8 @@ type rec struct {
 }
 
 type batch struct {
-	recs []rec
+	ents []consensus.Entry // framed first, as entry records
+	recs []rec             // then these
 	hs   *consensus.HardState
 	snap *SnapshotMarker
 	last uint64 // last entry index in recs, 0 if none
