@@ -65,26 +65,28 @@ var ErrCorrupt = errors.New("wal: corrupt")
 
 // frame appends a framed record to b and returns the new chain crc.
 func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {
-	return framePayload(b, prev, []byte{typ}, data)
+	start := len(b)
+	b = append(b, make([]byte, headerSize)...)
+	b = append(b, typ)
+	return finishFrame(append(b, data...), start, prev)
 }
 
 // frameEntry frames e's entry record (frame(b, prev, recEntry,
 // encodeEntry(e))) without encoding it apart first.
 func frameEntry(b []byte, prev uint32, e consensus.Entry) ([]byte, uint32) {
-	var head [1 + entryHeadSize]byte
-	return framePayload(b, prev, appendEntryHead(append(head[:0], recEntry), e), e.Data)
+	start := len(b)
+	b = append(b, make([]byte, headerSize)...)
+	b = appendEntryHead(append(b, recEntry), e)
+	return finishFrame(append(b, e.Data...), start, prev)
 }
 
-// framePayload frames the payload head followed by data (head starts with
-// the record type).
-func framePayload(b []byte, prev uint32, head, data []byte) ([]byte, uint32) {
-	n := len(head) + len(data)
-	crc := crc32.Update(prev, crcTable, head)
-	crc = crc32.Update(crc, crcTable, data)
-	b = binary.LittleEndian.AppendUint32(b, lengthWord(n))
-	b = binary.LittleEndian.AppendUint32(b, crc)
-	b = append(b, head...)
-	b = append(b, data...)
+// finishFrame completes the record whose header starts at b[start] and
+// whose payload is the rest of b: it fills in the header and pads.
+func finishFrame(b []byte, start int, prev uint32) ([]byte, uint32) {
+	n := len(b) - start - headerSize
+	crc := crc32.Update(prev, crcTable, b[start+headerSize:])
+	binary.LittleEndian.PutUint32(b[start:], lengthWord(n))
+	binary.LittleEndian.PutUint32(b[start+4:], crc)
 	for pad := padding(n); pad > 0; pad-- {
 		b = append(b, 0)
 	}
