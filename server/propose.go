@@ -69,7 +69,10 @@ func (m *Member) releaseHeld() {
 }
 
 func (m *Member) register(id uint64) chan result {
-	ch := make(chan result, 1)
+	ch, ok := waitChans.Get().(chan result)
+	if !ok {
+		ch = make(chan result, 1)
+	}
 	m.waitMu.Lock()
 	m.waiters[id] = ch
 	m.waitMu.Unlock()
@@ -131,6 +134,9 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	}
 	select {
 	case res := <-ch:
+		// trigger took ch out of the waiters before it sent the one
+		// result ch ever gets: nobody holds it any more.
+		waitChans.Put(ch)
 		if res.err != nil {
 			var se *store.Error
 			var ae *AuthError
@@ -157,6 +163,10 @@ func (m *Member) giveUp(id uint64, ch chan result) result {
 	}
 	return res
 }
+
+// waitChans are the channels of waiters that got their result, reused
+// (a channel of results is two allocations).
+var waitChans sync.Pool
 
 // timers are the request timeouts of waiting writes, reused: a timer is
 // stopped before it goes back, and a stopped timer delivers no stale
