@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 // The log-entry envelope. Every normal entry's data starts with its kind;
@@ -118,11 +119,17 @@ func badEntry(e consensus.Entry, format string, args ...any) error {
 }
 
 // checkProposal is the leader's consensus.Config.CheckProposal: it refuses
-// an entry apply could not take, so that it never enters the log. It
+// an entry apply could not take, or the WAL could not hold
+// (wal.MaxEntryData), so that it never enters the log. Otherwise it
 // refuses exactly what decodeEntry, and then store.CheckLimits, would
 // refuse, with the same errors; a store request (nearly every proposal)
 // is checked on its encoding, without building it (store.CheckEncoded).
 func checkProposal(e consensus.Entry) error {
+	if len(e.Data) > wal.MaxEntryData {
+		// Within the store's limits (a value and a prevValue of up to
+		// store.MaxValueBytes each) but too long for a WAL record.
+		return fmt.Errorf("%w: entry of %d bytes; a WAL record holds at most %d", ErrBadEntry, len(e.Data), wal.MaxEntryData)
+	}
 	if e.Type == consensus.EntryNormal && len(e.Data) >= 9 && e.Data[0] == entryRequest {
 		switch err := store.CheckEncoded(e.Data[9:]); {
 		case err == nil:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 // FuzzApplyEntry feeds arbitrary bytes as the data of a log entry to a
@@ -73,7 +74,8 @@ func FuzzApplyEntry(f *testing.F) {
 // FuzzDecodeEntry: decoding any entry, normal or conf change, never
 // panics, names a refusal with ErrBadEntry, and is the same twice; the
 // leader's checkProposal refuses exactly the entries that do not decode
-// or break a hard limit, with the same error.
+// or break a hard limit (or that no WAL record could hold), with the same
+// error.
 func FuzzDecodeEntry(f *testing.F) {
 	for _, p := range poisonEntries(&Member{}) {
 		f.Add(false, p.data)
@@ -92,6 +94,9 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("two decodes differ: %+v and %+v", d, d2)
 		}
 		want := d.err
+		if len(data) > wal.MaxEntryData {
+			want = fmt.Errorf("%w: entry of %d bytes; a WAL record holds at most %d", ErrBadEntry, len(data), wal.MaxEntryData)
+		}
 		if want == nil && d.req != nil {
 			if lerr := store.CheckLimits(d.req); lerr != nil {
 				want = fmt.Errorf("%w: %v", ErrBadEntry, lerr)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 type result struct {
@@ -91,7 +92,8 @@ func (m *Member) trigger(id uint64, r result) {
 }
 
 // Do proposes r and waits for it to be applied. A request over the hard
-// limits (store.CheckLimits) is refused at once, unproposed.
+// limits (store.CheckLimits), or whose log entry the WAL could not hold
+// (wal.MaxEntryData), is refused at once, unproposed.
 func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
 	if r.Time == 0 {
 		r.Time = m.cfg.Now().UnixNano()
@@ -100,7 +102,11 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 		return nil, err
 	}
 	id := m.nextID.Add(1)
-	return m.await(ctx, proposal{id: id, data: encodeProposal(id, r)})
+	data := encodeProposal(id, r)
+	if len(data) > wal.MaxEntryData {
+		return nil, store.NewError(store.EcodeTooLarge, fmt.Sprintf("request of %d bytes; a log entry holds at most %d", len(data), wal.MaxEntryData), 0)
+	}
+	return m.await(ctx, proposal{id: id, data: data})
 }
 
 // await proposes p and waits (at most RequestTimeout) for it to be

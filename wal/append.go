@@ -11,11 +11,20 @@ import (
 
 // Save appends entries and a hard state (either may be empty) and returns
 // once they are on disk. Concurrent callers share one write and one fsync.
+// An entry with more than MaxEntryData bytes of data is refused
+// (ErrTooLarge) before anything is written.
 // After any write or fsync failure every call fails with ErrFailed: the
 // WAL never acknowledges what it did not persist.
 func (w *WAL) Save(hs consensus.HardState, ents []consensus.Entry) error {
 	if hs.IsEmpty() && len(ents) == 0 {
 		return nil
+	}
+	for _, e := range ents {
+		if len(e.Data) > MaxEntryData {
+			// Its length would not fit in the record's 24 bits: the
+			// record would be written, acknowledged, and unreadable.
+			return fmt.Errorf("%w: entry %d carries %d bytes, at most %d", ErrTooLarge, e.Index, len(e.Data), MaxEntryData)
+		}
 	}
 	// The entries are framed straight from ents by the flusher (Save
 	// returns only once they are written, so ents stays the caller's

@@ -36,7 +36,8 @@
 //   - after a snapshot marker, entries may resume at its index + 1.
 //
 // Durability: Save returns only after its records are written and
-// fsynced. Concurrent Saves are grouped: one flusher goroutine writes
+// fsynced; it refuses an entry whose record would pass MaxRecordSize
+// (ErrTooLarge), which the 24-bit length could not describe. Concurrent Saves are grouped: one flusher goroutine writes
 // everything that queued up during the previous fsync with one write and
 // one fsync (group commit). SaveCommit, for a hard state that moves only
 // the commit index, returns once its record is written, without an

@@ -30,6 +30,9 @@ const (
 	align      = 8
 	// MaxRecordSize bounds one record's payload (24 bits of length).
 	MaxRecordSize = 1<<24 - 1
+	// MaxEntryData bounds an entry's data: its record (type, term, index,
+	// entry type, data) must fit in MaxRecordSize. Save refuses more.
+	MaxEntryData = MaxRecordSize - 1 - entryHeadSize
 	// segmentHeaderRecords: every segment starts with the chain seed, the
 	// metadata and the hard state, written and fsynced before the segment
 	// is renamed into place; damage among them is never a torn write.
@@ -62,6 +65,10 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorrupt is wrapped by every error about damaged log contents.
 var ErrCorrupt = errors.New("wal: corrupt")
+
+// ErrTooLarge is Save's refusal of an entry whose record would not fit in
+// MaxRecordSize. Nothing of that Save is written, and the WAL goes on.
+var ErrTooLarge = errors.New("wal: entry too large for a record")
 
 // frame appends a framed record to b and returns the new chain crc.
 func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {

@@ -1,6 +1,7 @@
 package wal_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/cairnkv/cairn/consensus"
@@ -100,5 +101,38 @@ func TestSaveCommitRefusesNewTermOrVote(t *testing.T) {
 	}
 	if err := w.Save(consensus.HardState{Term: 3, Vote: 1, Commit: 2}, nil); err != nil {
 		t.Fatalf("Save after the refusals: %v", err)
+	}
+}
+
+// An entry whose record would pass MaxRecordSize is refused before
+// anything is written (its length would not fit in the record's 24 bits:
+// written, it would make the log unreadable); the largest one that fits
+// is saved and read back; the WAL goes on after the refusal.
+func TestSaveRefusesEntryTooLargeForARecord(t *testing.T) {
+	dir := t.TempDir()
+	w, err := wal.Create(dir, commitMeta, wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, wal.MaxEntryData+1)
+	err = w.Save(consensus.HardState{Term: 1, Commit: 1}, []consensus.Entry{{Term: 1, Index: 1, Data: big}})
+	if !errors.Is(err, wal.ErrTooLarge) {
+		t.Fatalf("Save of %d bytes of data: %v, want ErrTooLarge", len(big), err)
+	}
+	// The longest head (term and index of 10 bytes each) with the most data.
+	e := consensus.Entry{Term: 1 << 63, Index: 1 << 63, Data: big[:wal.MaxEntryData]}
+	if err := w.Save(consensus.HardState{Term: 1 << 63, Commit: 1}, []consensus.Entry{e}); err != nil {
+		t.Fatalf("Save of %d bytes of data: %v", len(e.Data), err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, c, err := wal.Open(dir, 0, wal.Options{})
+	if err != nil {
+		t.Fatalf("Open after the largest entry: %v", err)
+	}
+	defer w.Close()
+	if len(c.Entries) != 1 || len(c.Entries[0].Data) != wal.MaxEntryData {
+		t.Fatalf("read back %d entries", len(c.Entries))
 	}
 }
