@@ -125,6 +125,9 @@ func decodeMessage(b []byte) (consensus.Message, error) {
 	if r.Err() == nil && n > uint64(r.Len()) {
 		r.Fail("%d entries in %d bytes", n, r.Len())
 	}
+	if r.Err() == nil && n > 0 {
+		m.Entries = make([]consensus.Entry, 0, n) // bounded by the bytes left
+	}
 	for i := uint64(0); i < n && r.Err() == nil; i++ {
 		e := consensus.Entry{Term: r.Uvarint(), Index: r.Uvarint(), Type: consensus.EntryType(r.Byte())}
 		if e.Type != consensus.EntryNormal && e.Type != consensus.EntryConfChange {
@@ -161,9 +164,9 @@ func decodeMessage(b []byte) (consensus.Message, error) {
 // appendFrame appends one length-prefixed message (the body of a POST to
 // /raft, and the batch in a stream frame, is a sequence of frames).
 func appendFrame(b []byte, m *consensus.Message) []byte {
-	body := appendMessage(nil, m)
-	b = binary.AppendUvarint(b, uint64(len(body)))
-	return append(b, body...)
+	// The length first, from Size, so the message is encoded in place.
+	b = binary.AppendUvarint(b, uint64(Size(m)))
+	return appendMessage(b, m)
 }
 
 // MarshalMessages is the body of a POST to RaftPath that carries msgs

@@ -41,9 +41,9 @@ func benchMessages() []struct {
 }
 
 // BenchmarkEncodeFrame is the sender's path (Transport.run): one message
-// appended as a frame to a batch buffer that is reused. Its allocations
-// are appendFrame's own (it encodes into a new buffer, then copies), since
-// the batch buffer has grown by the second round.
+// appended as a frame to a batch buffer that is reused. appendFrame
+// encodes in place (its length comes from Size), so once the buffer has
+// grown nothing is allocated.
 func BenchmarkEncodeFrame(b *testing.B) {
 	for _, c := range benchMessages() {
 		b.Run(c.name, func(b *testing.B) {
@@ -60,7 +60,8 @@ func BenchmarkEncodeFrame(b *testing.B) {
 // BenchmarkDecodeFrames is the receiver's path (serveStream): one stream
 // batch of frames decoded into messages. Each entry's data is copied out
 // of the batch buffer (codec.Reader.Bytes), which the stream reuses; the
-// other allocations are the message and entry slices as they grow.
+// other allocations are the message slice as it grows and each message's
+// entry slice (made at its final size).
 func BenchmarkDecodeFrames(b *testing.B) {
 	for _, c := range benchMessages() {
 		b.Run(c.name, func(b *testing.B) {

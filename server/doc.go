@@ -2,8 +2,9 @@
 //
 // Member owns the consensus node and its run loop on one goroutine: tick,
 // step, carry out each Ready (persist entries and hard state to the WAL
-// with one fsync for everything that piled up, apply committed entries to
-// the store, answer the proposals' waiters, serve read states), advance.
+// with one fsync for everything that piled up, none when only the commit
+// index moved: loop.go persist; apply committed entries to the store,
+// answer the proposals' waiters, serve read states), advance.
 // Applied state is mirrored into bbolt in batches bounded by time and
 // count, written by a second goroutine so apply never waits on disk; the
 // bbolt file, with the term and membership of the index it covers, is the
@@ -28,8 +29,10 @@
 // one, gets the reason (ErrBadEntry, or the store's error 124). Such an
 // entry only reaches the log past a leader that skipped its check: as
 // leader, a member refuses every proposal apply could not take
-// (consensus.Config.CheckProposal), its own and forwarded ones. Only the
-// disk's failures stop a member.
+// (consensus.Config.CheckProposal), its own and forwarded ones; a store
+// request is checked on its encoding (store.CheckEncoded), by the rules
+// its decoding and store.CheckLimits apply, without being decoded. Only
+// the disk's failures stop a member.
 //
 // Members talk through peer.Transport: Ready.Messages go out while the WAL
 // is written, MessagesAfterPersist after. A member too far behind receives

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 // The log-entry envelope. Every normal entry's data starts with its kind;
@@ -60,7 +61,7 @@ func encodeProposal(id uint64, r *store.Request) []byte {
 // an entry alike.
 func decodeEntry(e consensus.Entry) entry {
 	bad := func(id uint64, format string, args ...any) entry {
-		return entry{id: id, err: fmt.Errorf("%w (index %d): %s", ErrBadEntry, e.Index, fmt.Sprintf(format, args...))}
+		return entry{id: id, err: badEntry(e, format, args...)}
 	}
 	switch e.Type {
 	case consensus.EntryConfChange:
@@ -112,9 +113,33 @@ func decodeEntry(e consensus.Entry) entry {
 	}
 }
 
+// badEntry is the reason entry e cannot be applied.
+func badEntry(e consensus.Entry, format string, args ...any) error {
+	return fmt.Errorf("%w (index %d): %s", ErrBadEntry, e.Index, fmt.Sprintf(format, args...))
+}
+
 // checkProposal is the leader's consensus.Config.CheckProposal: it refuses
-// an entry apply could not take, so that it never enters the log.
+// an entry apply could not take, or the WAL could not hold
+// (wal.MaxEntryData), so that it never enters the log. Otherwise it
+// refuses exactly what decodeEntry, and then store.CheckLimits, would
+// refuse, with the same errors; a store request (nearly every proposal)
+// is checked on its encoding, without building it (store.CheckEncoded).
 func checkProposal(e consensus.Entry) error {
+	if len(e.Data) > wal.MaxEntryData {
+		// Within the store's limits (a value and a prevValue of up to
+		// store.MaxValueBytes each) but too long for a WAL record.
+		return fmt.Errorf("%w: entry of %d bytes; a WAL record holds at most %d", ErrBadEntry, len(e.Data), wal.MaxEntryData)
+	}
+	if e.Type == consensus.EntryNormal && len(e.Data) >= 9 && e.Data[0] == entryRequest {
+		switch err := store.CheckEncoded(e.Data[9:]); {
+		case err == nil:
+			return nil
+		case errors.Is(err, store.ErrBadEncoding):
+			return badEntry(e, "%v", err)
+		default: // a hard limit
+			return fmt.Errorf("%w: %v", ErrBadEntry, err)
+		}
+	}
 	d := decodeEntry(e)
 	if d.err != nil {
 		return d.err

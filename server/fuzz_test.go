@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 // FuzzApplyEntry feeds arbitrary bytes as the data of a log entry to a
@@ -69,7 +72,10 @@ func FuzzApplyEntry(f *testing.F) {
 }
 
 // FuzzDecodeEntry: decoding any entry, normal or conf change, never
-// panics, names a refusal with ErrBadEntry, and is the same twice.
+// panics, names a refusal with ErrBadEntry, and is the same twice; the
+// leader's checkProposal refuses exactly the entries that do not decode
+// or break a hard limit (or that no WAL record could hold), with the same
+// error.
 func FuzzDecodeEntry(f *testing.F) {
 	for _, p := range poisonEntries(&Member{}) {
 		f.Add(false, p.data)
@@ -87,8 +93,18 @@ func FuzzDecodeEntry(f *testing.F) {
 		if (d.err == nil) != (d2.err == nil) || d.id != d2.id || d.kind != d2.kind {
 			t.Fatalf("two decodes differ: %+v and %+v", d, d2)
 		}
-		if err := checkProposal(e); err == nil && d.err != nil {
-			t.Fatalf("checkProposal accepts what decodeEntry refuses: %v", d.err)
+		want := d.err
+		if len(data) > wal.MaxEntryData {
+			want = fmt.Errorf("%w: entry of %d bytes; a WAL record holds at most %d", ErrBadEntry, len(data), wal.MaxEntryData)
+		}
+		if want == nil && d.req != nil {
+			if lerr := store.CheckLimits(d.req); lerr != nil {
+				want = fmt.Errorf("%w: %v", ErrBadEntry, lerr)
+			}
+		}
+		err := checkProposal(e)
+		if (err == nil) != (want == nil) || err != nil && (err.Error() != want.Error() || !errors.Is(err, ErrBadEntry)) {
+			t.Fatalf("checkProposal says %v; decodeEntry and store.CheckLimits say %v", err, want)
 		}
 	})
 }

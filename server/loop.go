@@ -257,17 +257,8 @@ func (m *Member) drain() bool {
 				return false
 			}
 		}
-		start := time.Now()
-		if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
-			m.fail(err)
+		if !m.persist(rd) {
 			return false
-		}
-		if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
-			took := time.Since(start)
-			m.metrics.walFsync.Observe(took.Seconds())
-			if took > time.Second {
-				m.log.Warn().Dur("took", took).Int("entries", len(rd.Entries)).Msg("slow WAL fsync")
-			}
 		}
 		if err := m.rs.Append(rd.Entries); err != nil {
 			m.fail(err)
@@ -289,6 +280,38 @@ func (m *Member) drain() bool {
 		}
 		m.node.Advance(rd)
 		m.releaseReads()
+	}
+	return true
+}
+
+// persist writes a Ready's entries and hard state to the WAL; false if
+// the member failed. Entries, a term or a vote (rd.MustSync) are fsynced
+// before anything that follows them. A hard state whose only change is
+// the commit index is written and not fsynced (the next fsync takes it
+// along), as etcd does: Raft does not need its commit index durable, and
+// the applied state may run ahead of the WAL's durable commit index
+// because every applied entry is in the WAL, fsynced, before it is
+// applied, and recover takes the commit index as at least the applied
+// index.
+func (m *Member) persist(rd consensus.Ready) bool {
+	if !rd.MustSync {
+		if err := m.wal.SaveCommit(rd.HardState); err != nil {
+			m.fail(err)
+			return false
+		}
+		return true
+	}
+	start := time.Now()
+	if err := m.wal.Save(rd.HardState, rd.Entries); err != nil {
+		m.fail(err)
+		return false
+	}
+	if len(rd.Entries) > 0 || !rd.HardState.IsEmpty() {
+		took := time.Since(start)
+		m.metrics.walFsync.Observe(took.Seconds())
+		if took > time.Second {
+			m.log.Warn().Dur("took", took).Int("entries", len(rd.Entries)).Msg("slow WAL fsync")
+		}
 	}
 	return true
 }

@@ -112,8 +112,12 @@ func (m *Member) recover() error {
 	if err := m.rs.Append(c.Entries); err != nil {
 		return err
 	}
-	// The applied state proves its index committed (a crash can come
-	// between installing a snapshot and persisting the hard state).
+	// The applied state proves its index committed: a crash can come
+	// between installing a snapshot and persisting the hard state, and a
+	// hard state that only moved the commit index is not fsynced
+	// (persist), so the applied state may have been written past the
+	// WAL's durable commit index. It is never past the WAL's last entry:
+	// every entry is fsynced before it is applied.
 	hs := c.HardState
 	hs.Commit = max(hs.Commit, covered)
 	m.rs.SetHardState(hs)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/cairnkv/cairn/consensus"
 	"github.com/cairnkv/cairn/store"
+	"github.com/cairnkv/cairn/wal"
 )
 
 type result struct {
@@ -67,7 +70,10 @@ func (m *Member) releaseHeld() {
 }
 
 func (m *Member) register(id uint64) chan result {
-	ch := make(chan result, 1)
+	ch, ok := waitChans.Get().(chan result)
+	if !ok {
+		ch = make(chan result, 1)
+	}
 	m.waitMu.Lock()
 	m.waiters[id] = ch
 	m.waitMu.Unlock()
@@ -86,7 +92,8 @@ func (m *Member) trigger(id uint64, r result) {
 }
 
 // Do proposes r and waits for it to be applied. A request over the hard
-// limits (store.CheckLimits) is refused at once, unproposed.
+// limits (store.CheckLimits), or whose log entry the WAL could not hold
+// (wal.MaxEntryData), is refused at once, unproposed.
 func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error) {
 	if r.Time == 0 {
 		r.Time = m.cfg.Now().UnixNano()
@@ -95,7 +102,11 @@ func (m *Member) Do(ctx context.Context, r *store.Request) (*store.Event, error)
 		return nil, err
 	}
 	id := m.nextID.Add(1)
-	return m.await(ctx, proposal{id: id, data: encodeProposal(id, r)})
+	data := encodeProposal(id, r)
+	if len(data) > wal.MaxEntryData {
+		return nil, store.NewError(store.EcodeTooLarge, fmt.Sprintf("request of %d bytes; a log entry holds at most %d", len(data), wal.MaxEntryData), 0)
+	}
+	return m.await(ctx, proposal{id: id, data: data})
 }
 
 // await proposes p and waits (at most RequestTimeout) for it to be
@@ -109,8 +120,11 @@ func (m *Member) await(ctx context.Context, p proposal) (*store.Event, error) {
 func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	id := p.id
 	ch := m.register(id)
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
-	defer cancel()
+	// RequestTimeout bounds the wait as a context deadline would, without
+	// the context, timer and channel a context.WithTimeout allocates for
+	// every write.
+	timeout := getTimer(m.cfg.RequestTimeout)
+	defer putTimer(timeout)
 	m.metrics.pending.Inc()
 	defer m.metrics.pending.Dec()
 	select {
@@ -118,11 +132,17 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	case <-ctx.Done():
 		m.trigger(id, result{})
 		return result{err: ctx.Err()}
+	case <-timeout.C:
+		m.trigger(id, result{})
+		return result{err: context.DeadlineExceeded}
 	case <-m.stopc:
 		return result{err: ErrStopped}
 	}
 	select {
 	case res := <-ch:
+		// trigger took ch out of the waiters before it sent the one
+		// result ch ever gets: nobody holds it any more.
+		waitChans.Put(ch)
 		if res.err != nil {
 			var se *store.Error
 			var ae *AuthError
@@ -132,14 +152,44 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 		}
 		return res
 	case <-ctx.Done():
-		res := m.abandon(id, ch)
-		if res.err != nil {
-			m.metrics.failed.Inc()
-		}
-		return res
+		return m.giveUp(id, ch)
+	case <-timeout.C:
+		return m.giveUp(id, ch)
 	case <-m.stopc:
 		return result{err: ErrStopped}
 	}
+}
+
+// giveUp is awaitResult's end when the caller's context or the request
+// timeout ends the wait.
+func (m *Member) giveUp(id uint64, ch chan result) result {
+	res := m.abandon(id, ch)
+	if res.err != nil {
+		m.metrics.failed.Inc()
+	}
+	return res
+}
+
+// waitChans are the channels of waiters that got their result, reused
+// (a channel of results is two allocations).
+var waitChans sync.Pool
+
+// timers are the request timeouts of waiting writes, reused: a timer is
+// stopped before it goes back, and a stopped timer delivers no stale
+// expiry after Reset (Go 1.23's timers).
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // abandon gives up waiting for request id: ErrTimeout (outcome unknown)

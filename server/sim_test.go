@@ -252,8 +252,10 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 		w.p.partitionEvery = w.dur(2*time.Second, 10*time.Second)
 	}
 	if rng.IntN(3) == 0 || bug == "torn-tail-trusted" {
-		// (Only a failed fsync or write leaves unsynced data for a crash
-		// to tear: the members fsync before they answer.)
+		// (The members fsync entries, terms and votes before they answer;
+		// besides commit-only hard states, which are not fsynced, only a
+		// failed fsync or write leaves unsynced entries for a crash to
+		// tear.)
 		w.p.disk = simfs.Faults{SyncError: rng.Float64() * 0.002, WriteError: rng.Float64() * 0.002, TornWrite: 0.5}
 	}
 	if rng.IntN(3) == 0 || bug == "stop-empty-answer" {

@@ -43,6 +43,11 @@
 // OpEnqueue, OpDequeue) and fenced writes are applied the same way, each in
 // one apply (coord.go).
 //
+// A request's encoding (request.go) is checked in full by Unmarshal;
+// CheckEncoded applies the same checks and the hard limits (limits.go) to
+// an encoding without building the request, as a leader does for every
+// proposal.
+//
 // Errors are *Error values carrying a v2 error code; mapping them to HTTP
 // statuses is httpapi's business. Nothing here knows about HTTP, JSON or
 // metrics.

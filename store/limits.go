@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // Hard limits. Apply refuses a request past any of them with EcodeTooLarge,
 // on every member alike: they are constants of the log's format, never
@@ -36,32 +33,44 @@ const (
 )
 
 // PathDepth is the number of elements in a clean path ("/" has none).
-func PathDepth(p string) int {
-	if p == "/" {
+func PathDepth(p string) int { return pathDepth(p) }
+
+func pathDepth[S ~string | ~[]byte](p S) int {
+	if len(p) == 1 && p[0] == '/' {
 		return 0
 	}
-	return strings.Count(p, "/")
+	n := 0
+	for i := range len(p) {
+		if p[i] == '/' {
+			n++
+		}
+	}
+	return n
 }
 
 // CheckLimits returns the first hard limit r breaks, or nil. Apply calls
-// it; so does the member before it proposes, and before a leader appends a
-// forwarded proposal.
+// it; so does the member before it proposes. A leader checks a proposal's
+// encoding instead (CheckEncoded), by the same rules.
 func CheckLimits(r *Request) *Error {
-	for _, p := range []string{r.Path, r.FenceLock} {
+	return checkLimits(r.Op, r.Path, r.FenceLock, r.Value, r.PrevValue)
+}
+
+func checkLimits[S ~string | ~[]byte](op Op, path, fenceLock, value, prevValue S) *Error {
+	for _, p := range [...]S{path, fenceLock} {
 		if len(p) > MaxKeyBytes {
 			return NewError(EcodeTooLarge, fmt.Sprintf("key of %d bytes; at most %d", len(p), MaxKeyBytes), 0)
 		}
-		if d := PathDepth(p); d > MaxKeyDepth {
+		if d := pathDepth(p); d > MaxKeyDepth {
 			return NewError(EcodeTooLarge, fmt.Sprintf("key of %d path elements; at most %d", d, MaxKeyDepth), 0)
 		}
 	}
-	for _, v := range []string{r.Value, r.PrevValue} {
+	for _, v := range [...]S{value, prevValue} {
 		if len(v) > MaxValueBytes {
 			return NewError(EcodeTooLarge, fmt.Sprintf("value of %d bytes; at most %d", len(v), MaxValueBytes), 0)
 		}
 	}
-	if r.Op < OpSet || r.Op > opMax {
-		return NewError(EcodeInvalidField, fmt.Sprintf("unknown operation %d", r.Op), 0)
+	if op < OpSet || op > opMax {
+		return NewError(EcodeInvalidField, fmt.Sprintf("unknown operation %d", op), 0)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/google/btree"
 )
@@ -68,8 +69,28 @@ func (n *node) child(name string) *node {
 	if n.children == nil {
 		return nil
 	}
-	c, _ := n.children.Get(&node{name: name})
+	k := probe(name)
+	c, _ := n.children.Get(k)
+	release(k)
 	return c
+}
+
+// probes are the nodes a children tree is searched with (only their name
+// is read), reused: a search key escapes to the heap through the tree's
+// comparison function, and lookups run on every read and write.
+var probes = sync.Pool{New: func() any { return new(node) }}
+
+// probe returns a node from probes named name; give it back with
+// release.
+func probe(name string) *node {
+	k := probes.Get().(*node)
+	k.name = name
+	return k
+}
+
+func release(k *node) {
+	k.name = ""
+	probes.Put(k)
 }
 
 // each calls f for every child in name order until f returns false.
@@ -94,7 +115,9 @@ func (n *node) with(name string, c *node) *node {
 		old, _ = cp.children.ReplaceOrInsert(c)
 	case n.children != nil:
 		cp.children = n.children.Clone()
-		old, _ = cp.children.Delete(&node{name: name})
+		k := probe(name)
+		old, _ = cp.children.Delete(k)
+		release(k)
 		if cp.children.Len() == 0 {
 			cp.children = nil
 		}
@@ -125,20 +148,12 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
-// splitPath returns the elements of a clean absolute path ("/" has none).
-func splitPath(p string) []string {
-	if p == "/" {
-		return nil
-	}
-	return strings.Split(p[1:], "/")
-}
-
 // put returns a copy of directory dir in which the node at the relative
-// path elems is leaf (or removed, when leaf is nil). Missing directories
-// on the way are created with index idx.
-func put(dir *node, elems []string, leaf *node, idx uint64) *node {
-	name := elems[0]
-	if len(elems) == 1 {
+// path rel ("a/b/c") is leaf (or removed, when leaf is nil). Missing
+// directories on the way are created with index idx.
+func put(dir *node, rel string, leaf *node, idx uint64) *node {
+	name, rest, more := strings.Cut(rel, "/")
+	if !more {
 		return dir.with(name, leaf)
 	}
 	c := dir.child(name)
@@ -146,7 +161,7 @@ func put(dir *node, elems []string, leaf *node, idx uint64) *node {
 		c = &node{path: joinPath(dir.path, name), name: name, created: idx, modified: idx, dir: true}
 		c.bytes = c.own()
 	}
-	return dir.with(name, put(c, elems[1:], leaf, idx))
+	return dir.with(name, put(c, rest, leaf, idx))
 }
 
 // lookup walks to p the way etcd's internalGet does: a file on the way is
@@ -154,8 +169,7 @@ func put(dir *node, elems []string, leaf *node, idx uint64) *node {
 // missing path).
 func lookup(root *node, p string, index uint64) (*node, *Error) {
 	n := root
-	// The elements one by one, as splitPath has them, without the slice:
-	// reads run here.
+	// The elements one by one, without a slice of them: reads run here.
 	for rest := p[1:]; p != "/"; {
 		name, tail, more := strings.Cut(rest, "/")
 		rest = tail
@@ -178,7 +192,9 @@ func lookup(root *node, p string, index uint64) (*node, *Error) {
 // every existing element must be a directory. Missing ones will be created.
 func checkParents(root *node, dir string, index uint64) *Error {
 	n := root
-	for _, name := range splitPath(dir) {
+	for rest := dir[1:]; dir != "/"; {
+		name, tail, more := strings.Cut(rest, "/")
+		rest = tail
 		c := n.child(name)
 		if c == nil {
 			return nil
@@ -187,6 +203,9 @@ func checkParents(root *node, dir string, index uint64) *Error {
 			return NewError(EcodeNotDir, c.path, index)
 		}
 		n = c
+		if !more {
+			break
+		}
 	}
 	return nil
 }

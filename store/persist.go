@@ -254,6 +254,11 @@ func (b *Batch) Write() error {
 	defer d.mu.Unlock()
 	defer d.dropSoon()
 	return d.db.Update(func(tx *bolt.Tx) error {
+		// bbolt copies the keys it is given but keeps the values until the
+		// transaction commits: keys are built in one reused buffer, values
+		// appended to the arena.
+		var key []byte
+		var vals arena
 		keys := tx.Bucket(bucketKeys)
 		for _, p := range sortedKeys(b.ch.removes) {
 			if err := deleteSubtree(keys, p); err != nil {
@@ -265,13 +270,19 @@ func (b *Batch) Write() error {
 			if lerr != nil {
 				continue // removed again later in the batch
 			}
-			if err := keys.Put([]byte(p), encodeNode(n)); err != nil {
+			key = append(key[:0], p...)
+			start := vals.reserve(nodeSizeHint(n))
+			vals.buf = appendNode(vals.buf, n)
+			if err := keys.Put(key, vals.since(start)); err != nil {
 				return err
 			}
 		}
 		hist := tx.Bucket(bucketHistory)
 		for _, e := range b.events {
-			if err := hist.Put(u64(e.Index), encodeEvent(e)); err != nil {
+			key = binary.BigEndian.AppendUint64(key[:0], e.Index)
+			start := vals.reserve(eventSizeHint(e))
+			vals.buf = appendEvent(vals.buf, e)
+			if err := hist.Put(key, vals.since(start)); err != nil {
 				return err
 			}
 		}
@@ -279,13 +290,13 @@ func (b *Batch) Write() error {
 			// Drop events the history no longer holds: find them in one
 			// pass, then delete (a cursor re-positioned after each delete
 			// walks the emptied leaves again every time).
-			var drop [][]byte
+			var drop []uint64
 			c := hist.Cursor()
 			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= b.v.index-b.capacity; k, _ = c.Next() {
-				drop = append(drop, slices.Clone(k))
+				drop = append(drop, binary.BigEndian.Uint64(k))
 			}
-			for _, k := range drop {
-				if err := hist.Delete(k); err != nil {
+			for _, i := range drop {
+				if err := hist.Delete(binary.BigEndian.AppendUint64(key[:0], i)); err != nil {
 					return err
 				}
 			}
@@ -302,6 +313,28 @@ func (b *Batch) Write() error {
 		return meta.Put(metaRaft, u64(b.raft))
 	})
 }
+
+// arena holds the values of one bbolt transaction, appended one after
+// the other into chunks. A value handed out is never written again: a
+// chunk that fills is left to the values in it and a new one begun.
+type arena struct{ buf []byte }
+
+// arenaChunk is the least an arena allocates at a time.
+const arenaChunk = 64 << 10
+
+// reserve makes room for about n more bytes and returns where the next
+// value starts. (A value larger than its hint still fits: append moves it
+// to a larger array, whose earlier bytes then belong to nobody.)
+func (a *arena) reserve(n int) int {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(arenaChunk, n))
+	}
+	return len(a.buf)
+}
+
+// since returns the value appended from start on, capped so that it
+// cannot be appended to.
+func (a *arena) since(start int) []byte { return a.buf[start:len(a.buf):len(a.buf)] }
 
 // Flush captures and writes at once (Capture(nil) then Write).
 func (s *Store) Flush() error {
@@ -368,10 +401,12 @@ func (s *Store) WriteSnapshot(w io.Writer) (raftIndex uint64, n int64, err error
 	return raftIndex, n, err
 }
 
-// Node record: flags (1 = dir), uvarint created, uvarint modified, varint
-// deadline, then the value.
-func encodeNode(n *node) []byte {
-	b := make([]byte, 0, 1+30+len(n.value))
+// nodeSizeHint bounds a node record's size.
+func nodeSizeHint(n *node) int { return 1 + 3*binary.MaxVarintLen64 + len(n.value) }
+
+// appendNode appends n's record: flags (1 = dir), uvarint created, uvarint
+// modified, varint deadline, then the value.
+func appendNode(b []byte, n *node) []byte {
 	var flags byte
 	if n.dir {
 		flags = 1
@@ -404,10 +439,22 @@ func decodeNode(p string, b []byte) (*node, error) {
 var actionCodes = []string{"", ActionGet, ActionSet, ActionCreate, ActionUpdate, ActionCompareAndSwap, ActionDelete, ActionCompareAndDelete, ActionExpire,
 	ActionDequeue, ActionReserve, ActionDeliver, ActionRequeue}
 
-// Event record: version 1, action code, flags (1 refresh, 2 node, 4
-// prevNode), varint time, uvarint index, then the node views.
-func encodeEvent(e *Event) []byte {
-	b := []byte{1, byte(slices.Index(actionCodes, e.Action))}
+// eventSizeHint bounds an event record's size.
+func eventSizeHint(e *Event) int {
+	n := 3 + 2*binary.MaxVarintLen64
+	for _, v := range []*NodeView{e.Node, e.PrevNode} {
+		if v != nil {
+			n += 1 + 5*binary.MaxVarintLen64 + len(v.Key) + len(v.Value)
+		}
+	}
+	return n
+}
+
+// appendEvent appends e's record: version 1, action code, flags (1
+// refresh, 2 node, 4 prevNode), varint time, uvarint index, then the node
+// views.
+func appendEvent(b []byte, e *Event) []byte {
+	b = append(b, 1, byte(slices.Index(actionCodes, e.Action)))
 	var flags byte
 	if e.Refresh {
 		flags |= 1

@@ -274,3 +274,51 @@ type sizedBuffer struct {
 }
 
 func (b *sizedBuffer) SnapshotSize(n int64) { b.size, b.sizedAt = n, int64(b.Len()) }
+
+// One batch whose values fill several arena chunks, one of them larger
+// than a chunk, each value different: after a reopen the file holds every
+// node and event as applied.
+func TestBatchLargerThanAnArenaChunk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk, err := Open(db, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := New(1000)
+	total := 0
+	for i := range 300 {
+		size := 1000 + i
+		if i == 150 {
+			size = 3 * arenaChunk
+		}
+		v := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+		r := Request{Op: OpSet, Path: fmt.Sprintf("/d%d/k%d", i%7, i), Value: string(v), Time: int64(i)}
+		for _, s := range []*Store{mem, disk} {
+			if _, err := s.Apply(uint64(i+1), &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += size
+	}
+	if total < 4*arenaChunk {
+		t.Fatalf("the batch's values take %d bytes, less than four chunks", total)
+	}
+	if err := disk.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if db, err = OpenDB(path); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if disk, err = Open(db, 1000); err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, -1, mem, disk)
+}

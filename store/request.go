@@ -155,51 +155,117 @@ func (r *Request) Marshal(b []byte) []byte {
 // apply relies on: a known version and op, known flags, a clean absolute
 // path and no trailing bytes.
 func (r *Request) Unmarshal(b []byte) error {
+	e, err := parseRequest(b)
+	if err != nil {
+		return err
+	}
+	*r = Request{
+		Op:         e.op,
+		Path:       string(e.path),
+		Value:      string(e.value),
+		Dir:        e.flags&flagDir != 0,
+		Recursive:  e.flags&flagRecursive != 0,
+		PrevValue:  string(e.prevValue),
+		PrevIndex:  e.prevIndex,
+		HasTTL:     e.flags&flagHasTTL != 0,
+		TTL:        e.ttl,
+		Refresh:    e.flags&flagRefresh != 0,
+		Wait:       e.flags&flagWait != 0,
+		Time:       e.time,
+		FenceLock:  string(e.fenceLock),
+		FenceToken: e.fenceToken,
+	}
+	return nil
+}
+
+// CheckEncoded returns what Unmarshal followed by CheckLimits would
+// refuse in the request b encodes (an error wrapping ErrBadEncoding, or a
+// limit's *Error), or nil, without building the request: it allocates
+// nothing for a request it accepts. A leader calls it on every proposal.
+func CheckEncoded(b []byte) error {
+	e, err := parseRequest(b)
+	if err != nil {
+		return err
+	}
+	if lerr := checkLimits(e.op, e.path, e.fenceLock, e.value, e.prevValue); lerr != nil {
+		return lerr
+	}
+	return nil
+}
+
+// encodedRequest is a request's encoding read into its fields; the byte
+// fields alias the encoding.
+type encodedRequest struct {
+	op                                Op
+	flags                             byte
+	time                              int64
+	ttl, prevIndex, fenceToken        uint64
+	path, value, prevValue, fenceLock []byte
+}
+
+// parseRequest reads and validates a request's encoding: Unmarshal's
+// checks, in one place for Unmarshal and CheckEncoded.
+func parseRequest(b []byte) (encodedRequest, error) {
 	if len(b) < 3 {
-		return fmt.Errorf("%w: %d bytes", ErrBadEncoding, len(b))
+		return encodedRequest{}, fmt.Errorf("%w: %d bytes", ErrBadEncoding, len(b))
 	}
 	if b[0] != encVersion1 && b[0] != encVersion2 {
-		return fmt.Errorf("%w: unknown version %d", ErrBadEncoding, b[0])
+		return encodedRequest{}, fmt.Errorf("%w: unknown version %d", ErrBadEncoding, b[0])
 	}
-	op, flags := Op(b[1]), b[2]
-	if op == 0 || op > opMax {
-		return fmt.Errorf("%w: unknown op %d", ErrBadEncoding, b[1])
+	out := encodedRequest{op: Op(b[1]), flags: b[2]}
+	if out.op == 0 || out.op > opMax {
+		return encodedRequest{}, fmt.Errorf("%w: unknown op %d", ErrBadEncoding, b[1])
 	}
-	if flags&^flagsKnown != 0 {
-		return fmt.Errorf("%w: unknown flags %#x", ErrBadEncoding, flags)
+	if out.flags&^flagsKnown != 0 {
+		return encodedRequest{}, fmt.Errorf("%w: unknown flags %#x", ErrBadEncoding, out.flags)
 	}
 	d := newDecoder(b[3:], ErrBadEncoding)
-	out := Request{
-		Op:        op,
-		Dir:       flags&flagDir != 0,
-		Recursive: flags&flagRecursive != 0,
-		HasTTL:    flags&flagHasTTL != 0,
-		Refresh:   flags&flagRefresh != 0,
-		Wait:      flags&flagWait != 0,
+	out.time = d.varint()
+	if out.flags&flagHasTTL != 0 {
+		out.ttl = d.uvarint()
 	}
-	out.Time = d.varint()
-	if out.HasTTL {
-		out.TTL = d.uvarint()
-	}
-	out.PrevIndex = d.uvarint()
-	out.Path = d.str()
-	out.Value = d.str()
-	out.PrevValue = d.str()
+	out.prevIndex = d.uvarint()
+	out.path = d.field()
+	out.value = d.field()
+	out.prevValue = d.field()
 	if b[0] == encVersion2 {
-		out.FenceLock = d.str()
-		out.FenceToken = d.uvarint()
-		if d.Err() == nil && (out.FenceLock == "" || CleanPath(out.FenceLock) != out.FenceLock) {
-			return fmt.Errorf("%w: fence path %q is not clean", ErrBadEncoding, out.FenceLock)
+		out.fenceLock = d.field()
+		out.fenceToken = d.uvarint()
+		if d.Err() == nil && !isCleanPath(out.fenceLock) {
+			return encodedRequest{}, fmt.Errorf("%w: fence path %q is not clean", ErrBadEncoding, out.fenceLock)
 		}
 	}
 	if err := d.Finish(); err != nil {
-		return err
+		return encodedRequest{}, err
 	}
-	if out.Path == "" || CleanPath(out.Path) != out.Path {
-		return fmt.Errorf("%w: path %q is not clean", ErrBadEncoding, out.Path)
+	if !isCleanPath(out.path) {
+		return encodedRequest{}, fmt.Errorf("%w: path %q is not clean", ErrBadEncoding, out.path)
 	}
-	*r = out
-	return nil
+	return out, nil
+}
+
+// isCleanPath reports whether CleanPath(p) == p and p != "", without
+// allocating: p is absolute, and it is "/" or its elements are neither
+// empty (no double and no trailing slash) nor "." nor "..".
+func isCleanPath[S ~string | ~[]byte](p S) bool {
+	if len(p) == 0 || p[0] != '/' {
+		return false
+	}
+	if len(p) == 1 {
+		return true
+	}
+	start := 1 // of the current element
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch n := i - start; {
+		case n == 0, n == 1 && p[start] == '.', n == 2 && p[start] == '.' && p[start+1] == '.':
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // decoder reads store's encodings (a request, and the node and event
@@ -214,3 +280,19 @@ func newDecoder(b []byte, wrap error) decoder {
 func (d decoder) uvarint() uint64 { return d.Uvarint() }
 func (d decoder) varint() int64   { return d.Varint() }
 func (d decoder) str() string     { return d.String() }
+
+// field reads a length-prefixed field without copying it, under the
+// same bound as str.
+func (d decoder) field() []byte {
+	n := d.Uvarint()
+	if d.Err() != nil {
+		return nil
+	}
+	if n > maxFieldLen || n > uint64(d.Len()) {
+		d.Fail("field of %d bytes, %d left", n, d.Len())
+		return nil
+	}
+	f := d.Peek()[:n:n]
+	d.Skip(int(n))
+	return f
+}

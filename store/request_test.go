@@ -284,3 +284,67 @@ func FuzzCleanPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCheckEncoded: CheckEncoded refuses exactly what Unmarshal followed
+// by CheckLimits refuses, with the same error. (Requests over the limits
+// are too large to fuzz quickly: TestCheckEncodedRefusesOverLimits.)
+func FuzzCheckEncoded(f *testing.F) {
+	for _, r := range sampleRequests() {
+		f.Add(r.Marshal(nil))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 0, 0, 0, 2, '/', '/', 0, 0})
+	f.Add([]byte{2, 1, 0, 0, 0, 2, '/', 'a', 0, 0, 3, '/', '.', '.', 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r store.Request
+		want := r.Unmarshal(b)
+		if want == nil {
+			if lerr := store.CheckLimits(&r); lerr != nil {
+				want = lerr
+			}
+		}
+		got := store.CheckEncoded(b)
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Fatalf("CheckEncoded(%x) = %v; Unmarshal and CheckLimits say %v", b, got, want)
+		}
+	})
+}
+
+// overLimits are requests that each break one hard limit.
+func overLimits() []*store.Request {
+	return []*store.Request{
+		rqSet("/"+strings.Repeat("k", store.MaxKeyBytes), "v"),
+		rqSet(strings.Repeat("/d", store.MaxKeyDepth+1), "v"),
+		{Op: store.OpSet, Path: "/a", FenceLock: strings.Repeat("/l", store.MaxKeyDepth+1), FenceToken: 1},
+		rqCAS("/k", "v", strings.Repeat("p", store.MaxValueBytes+1), 0),
+	}
+}
+
+// CheckEncoded refuses each hard limit as CheckLimits does.
+func TestCheckEncodedRefusesOverLimits(t *testing.T) {
+	for _, r := range overLimits() {
+		want := store.CheckLimits(r)
+		if want == nil {
+			t.Fatalf("%.40s...: CheckLimits accepts it", fmtReq(r))
+		}
+		err := store.CheckEncoded(r.Marshal(nil))
+		var se *store.Error
+		if !errors.As(err, &se) || se.Code != store.EcodeTooLarge || err.Error() != want.Error() {
+			t.Errorf("%.40s...: CheckEncoded says %v, want %v", fmtReq(r), err, want)
+		}
+	}
+}
+
+// CheckEncoded allocates nothing for a request it accepts.
+func TestCheckEncodedAllocatesNothing(t *testing.T) {
+	for _, r := range sampleRequests() {
+		b := r.Marshal(nil)
+		if n := testing.AllocsPerRun(100, func() {
+			if err := store.CheckEncoded(b); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations", fmtReq(r), n)
+		}
+	}
+}

@@ -253,7 +253,7 @@ func (a *applier) replace(p string, leaf *node, idx uint64) {
 			}
 		}
 	}
-	a.root = put(a.root, splitPath(p), leaf, idx)
+	a.root = put(a.root, p[1:], leaf, idx)
 }
 
 // forgetTTLs drops the deadlines of n and everything below it.

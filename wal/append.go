@@ -4,34 +4,62 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/cairnkv/cairn/consensus"
 )
 
 // Save appends entries and a hard state (either may be empty) and returns
 // once they are on disk. Concurrent callers share one write and one fsync.
+// An entry with more than MaxEntryData bytes of data is refused
+// (ErrTooLarge) before anything is written.
 // After any write or fsync failure every call fails with ErrFailed: the
 // WAL never acknowledges what it did not persist.
 func (w *WAL) Save(hs consensus.HardState, ents []consensus.Entry) error {
 	if hs.IsEmpty() && len(ents) == 0 {
 		return nil
 	}
-	b := &batch{recs: make([]rec, 0, len(ents)+1)}
 	for _, e := range ents {
-		b.recs = append(b.recs, rec{typ: recEntry, data: encodeEntry(e)})
-		b.last = e.Index
+		if len(e.Data) > MaxEntryData {
+			// Its length would not fit in the record's 24 bits: the
+			// record would be written, acknowledged, and unreadable.
+			return fmt.Errorf("%w: entry %d carries %d bytes, at most %d", ErrTooLarge, e.Index, len(e.Data), MaxEntryData)
+		}
+	}
+	// The entries are framed straight from ents by the flusher (Save
+	// returns only once they are written, so ents stays the caller's
+	// until then).
+	b := &batch{ents: ents}
+	if n := len(ents); n > 0 {
+		b.last = ents[n-1].Index
 	}
 	if !hs.IsEmpty() {
-		b.recs = append(b.recs, rec{typ: recHardState, data: encodeHardState(hs)})
+		b.recs = []rec{{typ: recHardState, data: encodeHardState(hs)}}
 		b.hs = &hs
 	}
+	b.sync = true
 	return w.submit(b)
+}
+
+// SaveCommit writes hs, a hard state whose term and vote are those of the
+// last one saved (only its commit index differs), and returns once it is
+// written, without an fsync: the next Save's fsync makes it durable, and a
+// crash before that may lose it. Raft does not need its commit index on
+// disk (a member learns it again from the leader), so a Ready that changes
+// nothing else need not wait for the disk (etcd's raft.MustSync). A hard
+// state with another term or vote is refused: those must be durable
+// before the member acts on them (Save).
+func (w *WAL) SaveCommit(hs consensus.HardState) error {
+	if hs.IsEmpty() {
+		return nil
+	}
+	return w.submit(&batch{recs: []rec{{typ: recHardState, data: encodeHardState(hs)}}, hs: &hs})
 }
 
 // SaveSnapshot records that a snapshot at m exists; replay after a
 // restart may start from it.
 func (w *WAL) SaveSnapshot(m SnapshotMarker) error {
-	return w.submit(&batch{recs: []rec{{typ: recSnapshot, data: encodeSnapshot(m)}}, snap: &m})
+	return w.submit(&batch{recs: []rec{{typ: recSnapshot, data: encodeSnapshot(m)}}, snap: &m, sync: true})
 }
 
 func (w *WAL) submit(b *batch) error {
@@ -45,6 +73,13 @@ func (w *WAL) submit(b *batch) error {
 	case w.closing:
 		w.mu.Unlock()
 		return ErrClosed
+	case !b.sync && b.hs != nil && (b.hs.Term != w.savedHS.Term || b.hs.Vote != w.savedHS.Vote):
+		w.mu.Unlock()
+		return fmt.Errorf("wal: SaveCommit of term %d, vote %d after term %d, vote %d: a new term or vote must be saved durably (Save)",
+			b.hs.Term, b.hs.Vote, w.savedHS.Term, w.savedHS.Vote)
+	}
+	if b.hs != nil {
+		w.savedHS = *b.hs
 	}
 	w.queue = append(w.queue, b)
 	w.cond.Signal()
@@ -53,7 +88,8 @@ func (w *WAL) submit(b *batch) error {
 }
 
 // flusher writes queued batches: everything that piled up while the last
-// fsync ran goes out in one write and one fsync.
+// fsync ran goes out in one write and one fsync (none if no batch needs
+// one: SaveCommit).
 func (w *WAL) flusher() {
 	defer close(w.done)
 	for {
@@ -89,6 +125,9 @@ func (w *WAL) write(batches []*batch) error {
 	buf := w.buf[:0]
 	crc := w.crc
 	for _, b := range batches {
+		for _, e := range b.ents {
+			buf, crc = frameEntry(buf, crc, e)
+		}
 		for _, r := range b.recs {
 			buf, crc = frame(buf, crc, r.typ, r.data)
 		}
@@ -96,8 +135,10 @@ func (w *WAL) write(batches []*batch) error {
 	if _, err := w.f.WriteAt(buf, w.off); err != nil {
 		return err
 	}
-	if err := w.f.Sync(); err != nil {
-		return err
+	if slices.ContainsFunc(batches, func(b *batch) bool { return b.sync }) {
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
 	}
 	w.off += int64(len(buf))
 	w.crc = crc

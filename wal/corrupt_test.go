@@ -204,7 +204,7 @@ func TestBrokenChainRefused(t *testing.T) {
 		orig := readAll(t, path(dir, k))
 		seed := binary.LittleEndian.Uint32(layout(t, orig)[0].data)
 		b, _ := rechain(t, orig, seed^0x00010000, nil)
-		if _, _, _, err := scan(b, 0, false, k == len(names)-1, false); err != nil {
+		if _, _, _, err := scanBytes(b, 0, false, k == len(names)-1, false); err != nil {
 			t.Fatalf("re-seeded segment is not valid alone: %v", err)
 		}
 		writeAll(t, path(dir, k), b)

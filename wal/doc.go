@@ -12,7 +12,11 @@
 // Records carry a CRC-32C chained across records and segments (see
 // record.go), so a record out of place is as detectable as a damaged one.
 // Open replays every segment from the one that may hold the first entry
-// the caller needs:
+// the caller needs. It reads a segment as far as its records go (in chunks
+// of at least 1 MiB, as the scan asks for bytes) and checks the
+// preallocated zeros after them through a 1 MiB buffer it does not keep,
+// so a restart holds in memory what the records take, not the 64 MB a
+// segment is preallocated to; every byte is still checked:
 //   - in the last segment, a record cut short by the end of the file, or a
 //     damaged record followed only by zeros, is a torn write: it is cut off
 //     and the tail zeroed before appends resume (at the record's aligned
@@ -32,9 +36,13 @@
 //   - after a snapshot marker, entries may resume at its index + 1.
 //
 // Durability: Save returns only after its records are written and
-// fsynced. Concurrent Saves are grouped: one flusher goroutine writes
+// fsynced; it refuses an entry whose record would pass MaxRecordSize
+// (ErrTooLarge), which the 24-bit length could not describe. Concurrent Saves are grouped: one flusher goroutine writes
 // everything that queued up during the previous fsync with one write and
-// one fsync (group commit). A failed write or fsync is fatal and sticky:
+// one fsync (group commit). SaveCommit, for a hard state that moves only
+// the commit index, returns once its record is written, without an
+// fsync: the next Save's fsync makes it durable, and a crash before it
+// may lose it (Raft learns a commit index again). A failed write or fsync is fatal and sticky:
 // the WAL answers ErrFailed to every later call, so nothing written after
 // an unknown failure is ever acknowledged; the member stops.
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,9 +41,19 @@ func FuzzScan(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4}, uint32(0), false, false)
 	f.Fuzz(func(t *testing.T, data []byte, seed uint32, checkSeed, isLast bool) {
 		in := append([]byte(nil), data...)
-		recs, end, crc, err := scan(data, seed, checkSeed, isLast, false)
+		recs, end, crc, err := scanBytes(data, seed, checkSeed, isLast, false)
 		if !bytes.Equal(in, data) {
 			t.Fatal("scan modified its input")
+		}
+		// However the segment is read (the reader's chunk decides when
+		// it reads more, and through what it checks the zeros), the scan
+		// says the same.
+		for _, chunk := range []int{1, 7, 64} {
+			recs2, end2, crc2, err2 := scan(newSegReader(bytes.NewReader(data), len(data), chunk), seed, checkSeed, isLast, false)
+			if fmt.Sprint(err2) != fmt.Sprint(err) || end2 != end || crc2 != crc || !reflect.DeepEqual(recs2, recs) {
+				t.Fatalf("read %d bytes at a time: %d records, end %d, crc %08x, %v; whole: %d, %d, %08x, %v",
+					chunk, len(recs2), end2, crc2, err2, len(recs), end, crc, err)
+			}
 		}
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "offset") {
@@ -102,7 +113,7 @@ func FuzzScan(f *testing.F) {
 		}
 		// A last segment is read the same way, only more leniently.
 		if !isLast {
-			recs2, end2, crc2, err := scan(data, seed, checkSeed, true, false)
+			recs2, end2, crc2, err := scanBytes(data, seed, checkSeed, true, false)
 			if err != nil || end2 != end || crc2 != crc || !reflect.DeepEqual(recs2, recs) {
 				t.Fatalf("as a last segment: %d records, end %d, %v; as a non-last one: %d, %d", len(recs2), end2, err, len(recs), end)
 			}
@@ -211,6 +222,26 @@ func FuzzDecodeSnapshotMarker(f *testing.F) {
 		}
 		if len(enc) > len(data) {
 			t.Fatalf("re-encoding grew from %d to %d bytes", len(data), len(enc))
+		}
+	})
+}
+
+// FuzzFrameEntry: an entry framed straight from the entry is the record
+// framing its encoding would be, chain crc included.
+func FuzzFrameEntry(f *testing.F) {
+	f.Add(uint64(1), uint64(1), false, []byte("x"), uint32(0))
+	f.Add(uint64(1<<63), uint64(1<<64-1), true, []byte{}, uint32(0xdeadbeef))
+	f.Add(uint64(7), uint64(300), false, bytes.Repeat([]byte{0}, 300), uint32(5))
+	f.Fuzz(func(t *testing.T, term, index uint64, conf bool, data []byte, prev uint32) {
+		e := consensus.Entry{Term: term, Index: index, Data: data}
+		if conf {
+			e.Type = consensus.EntryConfChange
+		}
+		prefix := []byte("prefix")
+		got, gotCRC := frameEntry(bytes.Clone(prefix), prev, e)
+		want, wantCRC := frame(bytes.Clone(prefix), prev, recEntry, encodeEntry(e))
+		if !bytes.Equal(got, want) || gotCRC != wantCRC {
+			t.Fatalf("frameEntry gives %x (crc %08x), frame of encodeEntry %x (crc %08x)", got, gotCRC, want, wantCRC)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func rawRecords(t testing.TB, dir string) [][]rec {
 	var chain uint32
 	for i, name := range names {
 		data := readAll(t, filepath.Join(dir, name))
-		recs, _, crc, err := scan(data, chain, i > 0, i == len(names)-1, false)
+		recs, _, crc, err := scanBytes(data, chain, i > 0, i == len(names)-1, false)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -292,3 +293,8 @@ type noSyncFile struct{ File }
 func (noSyncFile) Sync() error { return nil }
 
 var fastOpts = Options{SegmentSize: smallSeg, FS: noSyncFS{OS}}
+
+// scanBytes scans a segment held in memory.
+func scanBytes(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, int, uint32, error) {
+	return scan(newSegReader(bytes.NewReader(data), len(data), segmentChunk), seed, checkSeed, isLast, trustTail)
+}

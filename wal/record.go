@@ -30,6 +30,9 @@ const (
 	align      = 8
 	// MaxRecordSize bounds one record's payload (24 bits of length).
 	MaxRecordSize = 1<<24 - 1
+	// MaxEntryData bounds an entry's data: its record (type, term, index,
+	// entry type, data) must fit in MaxRecordSize. Save refuses more.
+	MaxEntryData = MaxRecordSize - 1 - entryHeadSize
 	// segmentHeaderRecords: every segment starts with the chain seed, the
 	// metadata and the hard state, written and fsynced before the segment
 	// is renamed into place; damage among them is never a torn write.
@@ -63,15 +66,34 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // ErrCorrupt is wrapped by every error about damaged log contents.
 var ErrCorrupt = errors.New("wal: corrupt")
 
+// ErrTooLarge is Save's refusal of an entry whose record would not fit in
+// MaxRecordSize. Nothing of that Save is written, and the WAL goes on.
+var ErrTooLarge = errors.New("wal: entry too large for a record")
+
 // frame appends a framed record to b and returns the new chain crc.
 func frame(b []byte, prev uint32, typ byte, data []byte) ([]byte, uint32) {
-	n := 1 + len(data)
-	crc := crc32.Update(prev, crcTable, []byte{typ})
-	crc = crc32.Update(crc, crcTable, data)
-	b = binary.LittleEndian.AppendUint32(b, lengthWord(n))
-	b = binary.LittleEndian.AppendUint32(b, crc)
+	start := len(b)
+	b = append(b, make([]byte, headerSize)...)
 	b = append(b, typ)
-	b = append(b, data...)
+	return finishFrame(append(b, data...), start, prev)
+}
+
+// frameEntry frames e's entry record (frame(b, prev, recEntry,
+// encodeEntry(e))) without encoding it apart first.
+func frameEntry(b []byte, prev uint32, e consensus.Entry) ([]byte, uint32) {
+	start := len(b)
+	b = append(b, make([]byte, headerSize)...)
+	b = appendEntryHead(append(b, recEntry), e)
+	return finishFrame(append(b, e.Data...), start, prev)
+}
+
+// finishFrame completes the record whose header starts at b[start] and
+// whose payload is the rest of b: it fills in the header and pads.
+func finishFrame(b []byte, start int, prev uint32) ([]byte, uint32) {
+	n := len(b) - start - headerSize
+	crc := crc32.Update(prev, crcTable, b[start+headerSize:])
+	binary.LittleEndian.PutUint32(b[start:], lengthWord(n))
+	binary.LittleEndian.PutUint32(b[start+4:], crc)
 	for pad := padding(n); pad > 0; pad-- {
 		b = append(b, 0)
 	}
@@ -91,12 +113,19 @@ type SnapshotMarker struct {
 	ConfState consensus.ConfState
 }
 
+// entryHeadSize bounds the encoding of an entry's term, index and type.
+const entryHeadSize = 2*binary.MaxVarintLen64 + 1
+
 func encodeEntry(e consensus.Entry) []byte {
-	b := make([]byte, 0, 21+len(e.Data))
+	return append(appendEntryHead(make([]byte, 0, entryHeadSize+len(e.Data)), e), e.Data...)
+}
+
+// appendEntryHead appends what precedes an entry's data in its record:
+// uvarint term, uvarint index, type.
+func appendEntryHead(b []byte, e consensus.Entry) []byte {
 	b = binary.AppendUvarint(b, e.Term)
 	b = binary.AppendUvarint(b, e.Index)
-	b = append(b, byte(e.Type))
-	return append(b, e.Data...)
+	return append(b, byte(e.Type))
 }
 
 func decodeEntry(b []byte) (consensus.Entry, error) {

@@ -1,10 +1,12 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +83,7 @@ type WAL struct {
 	err     error // sticky: once set, every call fails
 	closing bool
 	done    chan struct{}
+	savedHS consensus.HardState // the last hard state queued (SaveCommit's check)
 
 	// Owned by the flusher goroutine (and by Open/Create before it runs).
 	f         File
@@ -101,10 +104,12 @@ type rec struct {
 }
 
 type batch struct {
-	recs []rec
+	ents []consensus.Entry // framed first, as entry records
+	recs []rec             // then these
 	hs   *consensus.HardState
 	snap *SnapshotMarker
 	last uint64 // last entry index in recs, 0 if none
+	sync bool   // fsync before answering (all but SaveCommit)
 	done chan error
 }
 
@@ -295,32 +300,38 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 	// First check every segment's framing and the chain across them, so
 	// that damage is reported where it is, then interpret the records.
 	type scanned struct {
-		path string
-		data []byte
-		recs []rec
-		end  int
-		crc  uint32
+		path      string
+		recs      []rec
+		end       int
+		crc       uint32
+		dirtyTail bool // bytes after end are not all zeros
 	}
 	var segsRead []scanned
 	for i := start; i < len(segs); i++ {
 		path := filepath.Join(dir, segs[i].name)
-		data, err := readFile(fs, path)
+		sr, err := openSegment(fs, path)
 		if err != nil {
 			return nil, nil, err
 		}
-		recs, end, crc, err := scan(data, chain, haveChain, i == len(segs)-1, opts.UnsafeTrustTornTail)
+		isLast := i == len(segs)-1
+		recs, end, crc, err := scan(sr, chain, haveChain, isLast, opts.UnsafeTrustTornTail)
+		var zero bool
+		if err == nil && isLast {
+			zero, err = sr.zeroFrom(end)
+		}
+		_ = sr.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
 		chain, haveChain = crc, true
-		segsRead = append(segsRead, scanned{path: path, data: data, recs: recs, end: end, crc: crc})
+		segsRead = append(segsRead, scanned{path: path, recs: recs, end: end, crc: crc, dirtyTail: !zero})
 	}
 	// Entries in the start segment begin at its first index.
 	lastSeen = segs[start].first - min(segs[start].first, 1)
 	for k, sr := range segsRead {
 		s := segs[start+k]
 		isLast := start+k == len(segs)-1
-		path, data, recs, end, crc := sr.path, sr.data, sr.recs, sr.end, sr.crc
+		path, recs, end, crc := sr.path, sr.recs, sr.end, sr.crc
 		for _, r := range recs {
 			at := func(err error) error { return fmt.Errorf("%s: offset %d: %w", path, r.off, err) }
 			switch r.typ {
@@ -370,7 +381,7 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 			}
 			// Zero whatever a torn write left after the last whole record,
 			// so that new records are followed by zeros again.
-			if int64(end) < int64(len(data)) && !allZero(data[end:]) {
+			if sr.dirtyTail {
 				if err := f.Truncate(int64(end)); err != nil {
 					_ = f.Close()
 					return nil, nil, err
@@ -395,7 +406,7 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 	if n := len(c.Entries); n > 0 && after > 0 && c.Entries[0].Index != after+1 {
 		return nil, nil, fmt.Errorf("%w: entries after %d start at %d", ErrCorrupt, after, c.Entries[0].Index)
 	}
-	w.meta, w.hs, w.snap = c.Metadata, c.HardState, c.Snapshot
+	w.meta, w.hs, w.snap, w.savedHS = c.Metadata, c.HardState, c.Snapshot, c.HardState
 	// The last segment may hold no entry yet: it was named after the
 	// index it expected next.
 	w.lastIndex = max(lastSeen, segs[len(segs)-1].first-min(segs[len(segs)-1].first, 1))
@@ -403,28 +414,121 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 	return w, c, nil
 }
 
-func readFile(fs FS, path string) ([]byte, error) {
+// segReader reads a segment as the scan asks for its bytes, so that Open
+// holds in memory the records and not the preallocated zeros after them
+// (a segment is preallocated to 64 MB). Those zeros are still read and
+// checked, through a small buffer, whenever the scan asks whether
+// everything after an offset is zero: how strict the scan is does not
+// depend on how the file is read.
+type segReader struct {
+	r     io.ReaderAt
+	c     io.Closer // nil when there is nothing to close
+	size  int
+	data  []byte // the file's first len(data) bytes
+	chunk int    // the least it reads at a time
+	// zeroTail: the bytes from here to the end of the file are known to
+	// be zeros.
+	zeroTail int
+	zbuf     []byte
+}
+
+// segmentChunk is how much a segReader reads at least at a time, and the
+// size of the buffer it checks the zeros after the records through.
+const segmentChunk = 1 << 20
+
+func openSegment(fs FS, path string) (*segReader, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
+		_ = f.Close()
 		return nil, err
 	}
-	data := make([]byte, size)
-	if _, err := f.ReadAt(data, 0); err != nil && size > 0 {
-		return nil, err
-	}
-	return data, nil
+	sr := newSegReader(f, int(size), segmentChunk)
+	sr.c = f
+	return sr, nil
 }
 
+func newSegReader(r io.ReaderAt, size, chunk int) *segReader {
+	return &segReader{r: r, size: size, chunk: chunk, zeroTail: size}
+}
+
+// Close closes the file.
+func (s *segReader) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	return s.c.Close()
+}
+
+// upTo returns the file's first n bytes, or all of them if it is shorter.
+// What it returned before stays valid (a record keeps pointing into it).
+func (s *segReader) upTo(n int) ([]byte, error) {
+	n = min(n, s.size)
+	if n <= len(s.data) {
+		return s.data[:n], nil
+	}
+	want := min(s.size, max(n, 2*len(s.data), s.chunk))
+	buf := make([]byte, want)
+	copy(buf, s.data)
+	if err := readFull(s.r, buf[len(s.data):], int64(len(s.data))); err != nil {
+		return nil, err
+	}
+	s.data = buf
+	return s.data[:n], nil
+}
+
+// zeroFrom reports whether every byte from off to the end of the file is
+// zero. The part not read yet is read through a buffer of one chunk and
+// not kept.
+func (s *segReader) zeroFrom(off int) (bool, error) {
+	if off >= s.zeroTail {
+		return true, nil
+	}
+	if off < len(s.data) && !allZero(s.data[off:min(len(s.data), s.zeroTail)]) {
+		return false, nil
+	}
+	if s.zbuf == nil && len(s.data) < s.zeroTail {
+		s.zbuf = make([]byte, min(s.chunk, s.zeroTail-len(s.data)))
+	}
+	for at := max(off, len(s.data)); at < s.zeroTail; {
+		b := s.zbuf[:min(len(s.zbuf), s.zeroTail-at)]
+		if err := readFull(s.r, b, int64(at)); err != nil {
+			return false, err
+		}
+		if !allZero(b) {
+			return false, nil
+		}
+		at += len(b)
+	}
+	s.zeroTail = off
+	return true, nil
+}
+
+// readFull reads len(b) bytes at off; the file holds them.
+func readFull(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// zeros is what allZero compares with.
+var zeros [4096]byte
+
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
 }
@@ -440,7 +544,7 @@ func allZero(b []byte) bool {
 //
 // trustTail is Options.UnsafeTrustTornTail: a torn record whose crc fails
 // is kept as if it were whole.
-func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, int, uint32, error) {
+func scan(sr *segReader, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, int, uint32, error) {
 	var recs []rec
 	off := 0
 	crc := seed
@@ -453,7 +557,15 @@ func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, i
 		}
 		return corrupt(at, "damaged record")
 	}
-	for off < len(data) {
+	failed := func(err error) ([]rec, int, uint32, error) { return nil, 0, 0, err }
+	for {
+		data, err := sr.upTo(off + headerSize)
+		if err != nil {
+			return failed(err)
+		}
+		if off >= len(data) {
+			break
+		}
 		if off+headerSize > len(data) {
 			if allZero(data[off:]) {
 				break
@@ -463,23 +575,34 @@ func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, i
 		word := binary.LittleEndian.Uint32(data[off:])
 		want := binary.LittleEndian.Uint32(data[off+4:])
 		if word == 0 && want == 0 {
-			if allZero(data[off:]) {
+			zero, err := sr.zeroFrom(off)
+			if err != nil {
+				return failed(err)
+			}
+			if zero {
 				break // the end
 			}
 			return corrupt(off, "data after the end of the records")
 		}
 		n, ok := decodeLength(word)
 		if !ok {
-			if allZero(data[off+headerSize:]) {
+			zero, err := sr.zeroFrom(off + headerSize)
+			if err != nil {
+				return failed(err)
+			}
+			if zero {
 				return torn(off) // a partly written header, nothing after it
 			}
 			return corrupt(off, "damaged record length")
+		}
+		end := off + recordSize(n)
+		if data, err = sr.upTo(end); err != nil {
+			return failed(err)
 		}
 		if off+headerSize+n > len(data) {
 			return torn(off) // payload cut short by the end of the file
 		}
 		payload := data[off+headerSize : off+headerSize+n]
-		end := off + recordSize(n)
 		if !allZero(data[off+headerSize+n : min(end, len(data))]) {
 			return corrupt(off, "non-zero padding")
 		}
@@ -497,7 +620,11 @@ func scan(data []byte, seed uint32, checkSeed, isLast, trustTail bool) ([]rec, i
 		}
 		got := crc32Update(prev, payload)
 		if got != want {
-			if end >= len(data) || allZero(data[end:]) {
+			zero, err := sr.zeroFrom(end)
+			if err != nil {
+				return failed(err)
+			}
+			if zero {
 				if trustTail && isLast && len(recs) >= segmentHeaderRecords && payload[0] == recEntry {
 					// The deliberate bug: a torn entry record
 					// is taken as is.

@@ -175,7 +175,7 @@ func TestSegments(t *testing.T) {
 		}
 		// Self-describing: decodable alone, headed by seed, metadata,
 		// the hard state and snapshot marker current at the cut.
-		recs, _, _, err := scan(data, 0, false, isLast, false)
+		recs, _, _, err := scanBytes(data, 0, false, isLast, false)
 		if err != nil {
 			t.Fatalf("%s alone: %v", name, err)
 		}
@@ -221,7 +221,7 @@ func TestSegments(t *testing.T) {
 			}
 		}
 		// The chain links the segments.
-		if _, _, crc, err := scan(data, chain, i > 0, isLast, false); err != nil {
+		if _, _, crc, err := scanBytes(data, chain, i > 0, isLast, false); err != nil {
 			t.Fatalf("%s in the chain: %v", name, err)
 		} else {
 			chain = crc
