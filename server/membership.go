@@ -71,22 +71,11 @@ func (m *Member) Leader() (MemberInfo, bool) {
 // not started yet cannot make the cluster unavailable) and the leader
 // promotes it to voter once it has caught up.
 func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, error) {
-	if err := CheckURLBounds("peer", peerURLs); err != nil {
+	p, mi, err := m.addProposal(peerURLs, time.Now())
+	if err != nil {
 		return MemberInfo{}, err
 	}
-	g := m.view.Load()
-	for _, u := range peerURLs {
-		if _, ok := g.urlOwner(u); ok {
-			return MemberInfo{}, ErrPeerURLExists
-		}
-	}
-	mi := MemberInfo{ID: NewMemberID(peerURLs, time.Now()), PeerURLs: slices.Clone(peerURLs), ClientURLs: []string{}}
-	if _, ok := g.members[mi.ID]; ok || g.removed[mi.ID] || mi.ID == 0 {
-		return MemberInfo{}, ErrIDExists
-	}
-	reqID := m.nextID.Add(1)
-	cc := consensus.ConfChange{Type: consensus.AddLearner, NodeID: mi.ID, Context: encodeCCContext(reqID, mi)}
-	if _, err := m.await(ctx, proposal{id: reqID, cc: &cc}); err != nil {
+	if _, err := m.await(ctx, p); err != nil {
 		return MemberInfo{}, err
 	}
 	if got, ok := m.view.Load().members[mi.ID]; ok {
@@ -95,24 +84,57 @@ func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, 
 	return MemberInfo{}, ErrMemberRemoved
 }
 
+// addProposal checks an addition against the member list as applied here
+// and builds its proposal: the new member's ID derives from its peer URLs
+// and now (NewMemberID).
+func (m *Member) addProposal(peerURLs []string, now time.Time) (proposal, MemberInfo, error) {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return proposal{}, MemberInfo{}, err
+	}
+	g := m.view.Load()
+	for _, u := range peerURLs {
+		if _, ok := g.urlOwner(u); ok {
+			return proposal{}, MemberInfo{}, ErrPeerURLExists
+		}
+	}
+	mi := MemberInfo{ID: NewMemberID(peerURLs, now), PeerURLs: slices.Clone(peerURLs), ClientURLs: []string{}}
+	if _, ok := g.members[mi.ID]; ok || g.removed[mi.ID] || mi.ID == 0 {
+		return proposal{}, MemberInfo{}, ErrIDExists
+	}
+	reqID := m.nextID.Add(1)
+	cc := consensus.ConfChange{Type: consensus.AddLearner, NodeID: mi.ID, Context: encodeCCContext(reqID, mi)}
+	return proposal{id: reqID, cc: &cc}, mi, nil
+}
+
 // RemoveMember removes member id. A member that removes itself stops
 // once the change is applied.
 func (m *Member) RemoveMember(ctx context.Context, id uint64) error {
+	p, err := m.removeProposal(id)
+	if err != nil {
+		return err
+	}
+	_, err = m.await(ctx, p)
+	return err
+}
+
+// removeProposal checks a removal against the member list as applied
+// here and against the voters this member hears from (mayRemove), and
+// builds its proposal.
+func (m *Member) removeProposal(id uint64) (proposal, error) {
 	g := m.view.Load()
 	if g.removed[id] {
-		return ErrMemberRemoved
+		return proposal{}, ErrMemberRemoved
 	}
 	mi, ok := g.members[id]
 	if !ok {
-		return ErrMemberNotFound
+		return proposal{}, ErrMemberNotFound
 	}
 	if err := m.mayRemove(id); err != nil {
-		return err
+		return proposal{}, err
 	}
 	reqID := m.nextID.Add(1)
 	cc := consensus.ConfChange{Type: consensus.RemoveNode, NodeID: id, Context: encodeCCContext(reqID, mi)}
-	_, err := m.await(ctx, proposal{id: reqID, cc: &cc})
-	return err
+	return proposal{id: reqID, cc: &cc}, nil
 }
 
 // mayRemove refuses to remove a voter that is up when, of the voters
