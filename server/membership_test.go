@@ -191,6 +191,47 @@ func TestAddPromoteAndRemoveTheLeader(t *testing.T) {
 	}
 }
 
+// A new member that stops before it heard anything from the cluster (it
+// was killed, or lost power, right after its first start) and restarts as
+// the cairn command restarts a member, from its data directory alone,
+// still joins: the data directory keeps the members it was told of when
+// it joined. (It answered nobody before: its log was empty, so it had no
+// member list and refused the leader as a stranger.)
+func TestJoinerRestartedBeforeItHeardAnythingJoins(t *testing.T) {
+	ln1, u1 := listen(t)
+	cfg1 := testConfig(t.TempDir())
+	cfg1.ID, cfg1.PeerURLs = 1, []string{u1}
+	m1 := startMember(t, cfg1)
+	defer m1.Stop()
+	serveMember(t, m1, ln1)
+	waitFor(t, "member 1 leads", func() bool { return m1.lead.Load() == 1 })
+	set(t, m1, "/a", "1")
+	ln2, u2 := listen(t)
+	mi, err := m1.AddMember(context.Background(), []string{u2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := testConfig(t.TempDir())
+	cfg2.ID, cfg2.ClusterID, cfg2.PeerURLs, cfg2.Join, cfg2.InitialMembers = mi.ID, m1.ClusterID(), []string{u2}, true, m1.Members()
+	m2 := startMember(t, cfg2) // its peer port is not served: it hears nothing
+	if err := m2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := m2.rs.LastIndex(); last != 0 {
+		t.Fatalf("setup: the new member received entries up to %d before it stopped", last)
+	}
+	cfg2.ID, cfg2.ClusterID, cfg2.Join, cfg2.InitialMembers = 0, 0, false, nil
+	m2 = startMember(t, cfg2)
+	defer m2.Stop()
+	serveMember(t, m2, ln2)
+	waitFor(t, "the restarted new member joins and is promoted", func() bool {
+		return m2.Joined() == nil && slices.Contains(m1.Conf().Voters, mi.ID)
+	})
+	if got := get(t, m2, "/a"); got != "1" {
+		t.Fatalf("/a on the new member = %q", got)
+	}
+}
+
 // Adding a member whose peer URL another member has is refused when it is
 // applied, whatever the proposer's (possibly stale) view said; so is
 // adding a removed ID.
