@@ -85,9 +85,12 @@ func (m *Member) handle(ev event) bool {
 		m.incoming = &in
 		_ = m.node.Step(in.msg)
 	case evReport:
-		if ev.rep.snapshot {
+		switch {
+		case ev.rep.removed:
+			m.refusedAsRemoved(ev.rep.id)
+		case ev.rep.snapshot:
 			m.node.ReportSnapshot(ev.rep.id, ev.rep.failed)
-		} else {
+		default:
 			m.node.ReportUnreachable(ev.rep.id)
 		}
 	case evFlushed:

@@ -71,6 +71,12 @@ type Member struct {
 	campaigned   bool
 	isLeader     bool
 	removedTicks int // ticks since this member applied its own removal (0: not removed)
+	// removedLearner: it was a learner when it applied its removal.
+	removedLearner bool
+	// refusedBy are the peers that refused this member as removed, in
+	// the order they did; refusedTicks counts ticks since the first.
+	refusedBy    []uint64
+	refusedTicks int
 	// flushedq: with cfg.syncPersist, the indexes written, for the
 	// simulator to hand back as evFlushed events.
 	flushedq []uint64
@@ -135,6 +141,7 @@ type report struct {
 	id       uint64
 	snapshot bool // a snapshot was sent (else: the peer is unreachable)
 	failed   bool // the snapshot failed
+	removed  bool // the peer refused this member as removed (410 Gone)
 }
 
 // incomingSnapshot is a received applied-state file and the MsgSnap,
@@ -251,10 +258,7 @@ func (m *Member) newPeerTransport() *peer.Transport {
 		IsRemoved: func(id uint64) bool { return m.view.Load().removed[id] },
 		IsMember:  m.isPeer,
 		Refused:   func(reason string) { m.metrics.peerRefused.WithLabelValues(reason).Inc() },
-		Removed: func() {
-			m.log.Error().Msg("a peer says this member was removed from the cluster")
-			m.fail(ErrRemoved)
-		},
+		Removed:   func(by uint64) { m.tellReport(report{id: by, removed: true}) },
 		Unreachable: func(id uint64) {
 			m.metrics.sendFailures.WithLabelValues(hex(id)).Inc()
 			m.followers.failed(id)

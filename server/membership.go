@@ -236,6 +236,7 @@ func (m *Member) publish() {
 func (m *Member) applyConfChange(e consensus.Entry, d entry) {
 	cc := *d.cc
 	g := m.view.Load().clone()
+	wasLearner := slices.Contains(m.conf.Learners, m.cfg.ID)
 	var res result
 	if res.err = g.applyConfChange(cc, d.mi); res.err == nil {
 		m.setConf(m.node.ApplyConfChange(cc))
@@ -249,10 +250,10 @@ func (m *Member) applyConfChange(e consensus.Entry, d entry) {
 	m.syncPeers(g)
 	m.store.MarkApplied(e.Index)
 	m.trigger(d.id, res)
-	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil {
-		// Stop a few heartbeats from now, so that the messages telling
-		// the others that our removal is committed go out first.
+	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil && m.removedTicks == 0 {
+		// Stop once the voters left no longer need us (tickRemoved).
 		m.removedTicks = 1
+		m.removedLearner = wasLearner
 	}
 }
 
@@ -341,17 +342,62 @@ func (m *Member) Conf() consensus.ConfState {
 	return consensus.ConfState{}
 }
 
-// tickRemoved stops a member a few ticks after it applied its own
-// removal.
+// A member that applied its own removal does not stop at once: a voter
+// left may not have learnt yet that the removal committed (the one
+// message that told it may be lost, or it may crash before it applied
+// it), and until it has, the configuration it holds still counts this
+// member; in a cluster of two, the member left cannot even elect itself
+// without this member's vote. So the removed member goes on answering
+// (votes, appends) until every voter left has refused it as removed (410:
+// it applied the removal), or until removedLingerElections election
+// timeouts after the first refused it: one that applied the removal can
+// lead the others without this member. A learner, whom no one counts,
+// stops removedGraceTicks after, once the messages telling the others the
+// removal committed have gone out. A member that did not apply its own
+// removal (it was cut off while it was committed) stops at the first
+// refusal.
+
+// refusedAsRemoved: peer by refused this member as removed.
+func (m *Member) refusedAsRemoved(by uint64) {
+	if m.removedTicks == 0 {
+		m.log.Error().Str("peer", hex(by)).Msg("a peer says this member was removed from the cluster")
+		m.fail(ErrRemoved)
+		return
+	}
+	if !slices.Contains(m.refusedBy, by) {
+		m.refusedBy = append(m.refusedBy, by)
+		m.log.Info().Str("peer", hex(by)).Msg("a member left has applied this member's removal")
+	}
+	for _, v := range m.conf.Voters {
+		if !slices.Contains(m.refusedBy, v) {
+			return
+		}
+	}
+	m.fail(ErrRemoved)
+}
+
+// tickRemoved stops a removed member once it is no longer needed (see
+// above): a learner removedGraceTicks after it applied its removal, a
+// voter at the latest removedLingerElections election timeouts after a
+// member left first refused it.
 func (m *Member) tickRemoved() {
 	if m.removedTicks == 0 {
 		return
 	}
-	if m.removedTicks++; m.removedTicks > removedGraceTicks {
+	m.removedTicks++
+	if len(m.refusedBy) > 0 {
+		m.refusedTicks++
+	}
+	if (m.removedLearner && m.removedTicks > removedGraceTicks) || m.refusedTicks > removedLingerElections*m.cfg.ElectionTicks {
 		m.fail(ErrRemoved)
 	}
 }
 
-// removedGraceTicks is how long (in heartbeat intervals) a removed member
-// keeps its transport up before it stops.
+// removedGraceTicks is how long (in heartbeat intervals) a removed
+// learner keeps its transport up before it stops.
 const removedGraceTicks = 3
+
+// removedLingerElections is how long (in election timeouts) a removed
+// member waits, once a member left has applied its removal, for the
+// others to apply it too.
+const removedLingerElections = 10

@@ -107,6 +107,11 @@ func (m *Member) recover() error {
 			}
 		}
 		m.view.Store(g)
+		if g.removed[m.cfg.ID] {
+			// It applied its own removal before it stopped: it goes on
+			// as a removed member does (tickRemoved).
+			m.removedTicks = 1
+		}
 		snap := consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: covered, Term: term, ConfState: conf}}
 		if err := m.rs.ApplySnapshot(snap); err != nil {
 			return err
