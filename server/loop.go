@@ -316,22 +316,30 @@ func (m *Member) send(msgs []consensus.Message) {
 }
 
 // isPeer tells the transport whom to accept messages from: the members of
-// the member list as last applied here and, until this member has applied
-// its own addition (a new cluster's bootstrap entries, or a joining
-// member's add), the members it was started with.
+// the member list as last applied here; until this member has applied its
+// own addition (a new cluster's bootstrap entries, or a joining member's
+// add), the members it was started with; and members it has not applied
+// the addition of yet that a member it knows lists (see askAbout). It asks
+// about any other sender that is not known removed.
 func (m *Member) isPeer(id uint64) bool {
 	g := m.view.Load()
 	if _, ok := g.members[id]; ok {
 		return true
 	}
-	if _, joined := g.members[m.cfg.ID]; joined || g.removed[id] {
+	if g.removed[id] {
 		return false
 	}
-	for _, mi := range m.cfg.InitialMembers {
-		if mi.ID == id {
-			return true
+	if _, joined := g.members[m.cfg.ID]; !joined {
+		for _, mi := range m.cfg.InitialMembers {
+			if mi.ID == id {
+				return true
+			}
 		}
 	}
+	if m.isVouched(id) {
+		return true
+	}
+	m.askAbout(id)
 	return false
 }
 

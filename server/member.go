@@ -46,6 +46,14 @@ type Member struct {
 	// seedPeers are the peers a joining member was told of, kept until it
 	// has applied its own addition (see syncPeers).
 	seedPeers map[uint64]string
+	// vouchMu guards vouched, the members this member has not applied the
+	// addition of that a member it knows lists (their peer URLs), and
+	// asked, when it last asked about a stranger (askAbout).
+	vouchMu sync.Mutex
+	vouched map[uint64]string
+	asked   map[uint64]time.Time
+	// peerClient asks the members this member knows about strangers.
+	peerClient *http.Client
 	// followers measures heartbeat round trips for /v2/stats/leader (it
 	// locks for itself).
 	followers *followerTracker
@@ -194,6 +202,8 @@ func newMember(c MemberConfig) (*Member, error) {
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]uint64{},
+		vouched: map[uint64]string{}, asked: map[uint64]time.Time{},
+		peerClient:   &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialTLSContext: c.PeerDialTLS}},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	seed := cfg.Seed
 	if seed == 0 {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -273,8 +275,12 @@ func (m *Member) applyMemberEntry(e consensus.Entry, d entry) {
 // syncPeers points the transport at the registry's members. A joining
 // member, until it has applied its own addition, also keeps the peers it
 // was told of when it joined: the registry is rebuilt from the log (or a
-// snapshot) and may not yet know the leader it must answer.
+// snapshot) and may not yet know the leader it must answer. And every
+// member keeps the strangers a member it knows vouched for (askAbout)
+// until it has applied their addition or their removal.
 func (m *Member) syncPeers(g *registry) {
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
 	want := map[uint64]string{}
 	for id, mi := range g.members {
 		if id != m.cfg.ID && len(mi.PeerURLs) > 0 {
@@ -288,6 +294,13 @@ func (m *Member) syncPeers(g *registry) {
 			}
 		}
 	}
+	for id, u := range m.vouched {
+		if _, known := g.members[id]; known || g.removed[id] {
+			delete(m.vouched, id)
+		} else if _, ok := want[id]; !ok {
+			want[id] = u
+		}
+	}
 	have := m.transport.Peers()
 	for id, u := range want {
 		if have[id] != u {
@@ -299,6 +312,112 @@ func (m *Member) syncPeers(g *registry) {
 			m.transport.RemovePeer(id)
 		}
 	}
+}
+
+// A member refuses messages from a member whose addition it has not
+// applied (the peer transport answers 404), but it may need them: one
+// that fell behind while members were added, or restarted before it
+// caught up, may find one of them leading, and could never catch up. So
+// it asks the members it knows about such a stranger (their peer endpoint
+// /members, at most once every askInterval per stranger): one that a
+// member it knows lists, it accepts from then on, and answers at the peer
+// URL listed, until it has applied the stranger's addition or removal.
+
+// askInterval is how often a member asks about one stranger at most.
+const askInterval = time.Second
+
+// isVouched: a member this member knows lists stranger id.
+func (m *Member) isVouched(id uint64) bool {
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
+	_, ok := m.vouched[id]
+	return ok
+}
+
+// askAbout asks the members this member knows whether they list stranger
+// id, in the background; vouch takes the answer.
+func (m *Member) askAbout(id uint64) {
+	if m.cfg.askAbout != nil {
+		m.cfg.askAbout(id)
+		return
+	}
+	now := time.Now()
+	m.vouchMu.Lock()
+	if at, ok := m.asked[id]; ok && now.Sub(at) < askInterval {
+		m.vouchMu.Unlock()
+		return
+	}
+	if len(m.asked) >= 64 {
+		clear(m.asked) // strangers by the dozen: forget when they were asked about
+	}
+	m.asked[id] = now
+	m.vouchMu.Unlock()
+	g := m.view.Load()
+	var urls []string
+	for _, mi := range g.list() {
+		if mi.ID != m.cfg.ID && len(mi.PeerURLs) > 0 {
+			urls = append(urls, mi.PeerURLs[0])
+		}
+	}
+	if _, joined := g.members[m.cfg.ID]; !joined {
+		for _, mi := range m.cfg.InitialMembers {
+			if mi.ID != m.cfg.ID && len(mi.PeerURLs) > 0 {
+				urls = append(urls, mi.PeerURLs[0])
+			}
+		}
+	}
+	go func() {
+		for _, u := range urls {
+			if mi, ok := m.lookUp(u, id); ok {
+				m.vouch(mi)
+				return
+			}
+		}
+	}()
+}
+
+// lookUp reads member id from the member list the member at peerURL
+// serves, if it lists it in this cluster.
+func (m *Member) lookUp(peerURL string, id uint64) (MemberInfo, bool) {
+	resp, err := m.peerClient.Get(strings.TrimRight(peerURL, "/") + PeerMembersPath)
+	if err != nil {
+		return MemberInfo{}, false
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return MemberInfo{}, false
+	}
+	cid, list, err := UnmarshalMembers(body)
+	if err != nil || cid != m.cfg.ClusterID {
+		return MemberInfo{}, false
+	}
+	for _, mi := range list {
+		if mi.ID == id {
+			return mi, true
+		}
+	}
+	return MemberInfo{}, false
+}
+
+// vouch: a member this member knows lists mi, whose addition it has not
+// applied: accept it, and answer it at its peer URL.
+func (m *Member) vouch(mi MemberInfo) {
+	if len(mi.PeerURLs) == 0 || mi.ID == m.cfg.ID {
+		return
+	}
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
+	g := m.view.Load()
+	if _, known := g.members[mi.ID]; known || g.removed[mi.ID] {
+		return
+	}
+	if _, ok := m.vouched[mi.ID]; !ok {
+		m.log.Info().Str("member-id", hex(mi.ID)).Str("peer-url", mi.PeerURLs[0]).
+			Msg("accepting a member whose addition is not applied here yet: a member this one knows lists it")
+	}
+	m.vouched[mi.ID] = mi.PeerURLs[0]
+	m.transport.AddPeer(mi.ID, mi.PeerURLs[0])
 }
 
 // maybePromote: the leader promotes a learner that has caught up (at most

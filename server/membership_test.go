@@ -232,6 +232,46 @@ func TestJoinerRestartedBeforeItHeardAnythingJoins(t *testing.T) {
 	}
 }
 
+// A member that has not applied a member's addition (it is cut off from
+// the others' Raft traffic) refuses that member's messages but asks the
+// members it knows about it (their peer endpoint /members); once one
+// lists it, it accepts it and answers it at the peer URL listed: a member
+// that fell behind while members were added can follow one of them that
+// leads. When it applies the addition, it knows it as any member.
+func TestMemberAcceptsAStrangerAMemberItKnowsLists(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	lag := uint64(1)
+	for lag == l {
+		lag++
+	}
+	c.isolate(lag)
+	_, u := listen(t) // the new member never starts
+	mi, err := c.members[l].AddMember(context.Background(), []string{u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.members[lag]
+	if m.isPeer(mi.ID) {
+		t.Fatal("a member whose addition is not applied was accepted before anyone vouched for it")
+	}
+	waitFor(t, "the lagging member accepts the new one", func() bool { return m.isPeer(mi.ID) })
+	if got := m.transport.Peers()[mi.ID]; got != u {
+		t.Fatalf("the lagging member answers the new one at %q, want %q", got, u)
+	}
+	if _, ok := m.view.Load().members[mi.ID]; ok {
+		t.Fatal("setup: the lagging member applied the addition while cut off")
+	}
+	c.isolate(0)
+	waitFor(t, "the lagging member applies the addition", func() bool {
+		_, ok := m.view.Load().members[mi.ID]
+		return ok
+	})
+	if m.isVouched(mi.ID) || m.transport.Peers()[mi.ID] != u {
+		t.Fatalf("after the addition: still vouched %v, peer URL %q", m.isVouched(mi.ID), m.transport.Peers()[mi.ID])
+	}
+}
+
 // Adding a member whose peer URL another member has is refused when it is
 // applied, whatever the proposer's (possibly stale) view said; so is
 // adding a removed ID.
