@@ -74,7 +74,7 @@ func (w *simWorld) lockStep(l *simLocker) {
 		}
 		return
 	}
-	i := w.rng.IntN(len(w.nodes))
+	i := w.pickNode()
 	n := w.nodes[i]
 	if n.m == nil {
 		return
