@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cairnkv/cairn/consensus"
@@ -67,6 +68,9 @@ func (m *Member) handle(ev event) bool {
 		m.startRead()
 	case evMessages:
 		for _, msg := range ev.msgs {
+			if m.removedTicks > 0 && slices.Contains(m.conf.Voters, msg.From) {
+				m.removedQuiet = 0 // a voter left may still need us
+			}
 			_ = m.node.Step(msg)
 		}
 	case evSave:

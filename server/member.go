@@ -82,9 +82,10 @@ type Member struct {
 	// removedLearner: it was a learner when it applied its removal.
 	removedLearner bool
 	// refusedBy are the peers that refused this member as removed, in
-	// the order they did; refusedTicks counts ticks since the first.
+	// the order they did; removedQuiet counts ticks since it last heard
+	// from a voter left (a message, or a refusal).
 	refusedBy    []uint64
-	refusedTicks int
+	removedQuiet int
 	// flushedq: with cfg.syncPersist, the indexes written, for the
 	// simulator to hand back as evFlushed events.
 	flushedq []uint64

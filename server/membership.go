@@ -468,9 +468,11 @@ func (m *Member) Conf() consensus.ConfState {
 // member; in a cluster of two, the member left cannot even elect itself
 // without this member's vote. So the removed member goes on answering
 // (votes, appends) until every voter left has refused it as removed (410:
-// it applied the removal), or until removedLingerElections election
-// timeouts after the first refused it: one that applied the removal can
-// lead the others without this member. A learner, whom no one counts,
+// it applied the removal), or until it has heard from none of them (no
+// message, no refusal) for removedLingerElections election timeouts: the
+// voters left that still need it talk to it (they campaign), and those
+// that refused it can lead the others without it; one down for longer
+// finds it gone, as before it lingered. A learner, whom no one counts,
 // stops removedGraceTicks after, once the messages telling the others the
 // removal committed have gone out. A member that did not apply its own
 // removal (it was cut off while it was committed) stops at the first
@@ -485,6 +487,7 @@ func (m *Member) refusedAsRemoved(by uint64) {
 	}
 	if !slices.Contains(m.refusedBy, by) {
 		m.refusedBy = append(m.refusedBy, by)
+		m.removedQuiet = 0
 		m.log.Info().Str("peer", hex(by)).Msg("a member left has applied this member's removal")
 	}
 	for _, v := range m.conf.Voters {
@@ -497,17 +500,15 @@ func (m *Member) refusedAsRemoved(by uint64) {
 
 // tickRemoved stops a removed member once it is no longer needed (see
 // above): a learner removedGraceTicks after it applied its removal, a
-// voter at the latest removedLingerElections election timeouts after a
-// member left first refused it.
+// voter once it has heard from no voter left for removedLingerElections
+// election timeouts.
 func (m *Member) tickRemoved() {
 	if m.removedTicks == 0 {
 		return
 	}
 	m.removedTicks++
-	if len(m.refusedBy) > 0 {
-		m.refusedTicks++
-	}
-	if (m.removedLearner && m.removedTicks > removedGraceTicks) || m.refusedTicks > removedLingerElections*m.cfg.ElectionTicks {
+	m.removedQuiet++
+	if (m.removedLearner && m.removedTicks > removedGraceTicks) || m.removedQuiet > removedLingerElections*m.cfg.ElectionTicks {
 		m.fail(ErrRemoved)
 	}
 }
@@ -517,6 +518,5 @@ func (m *Member) tickRemoved() {
 const removedGraceTicks = 3
 
 // removedLingerElections is how long (in election timeouts) a removed
-// member waits, once a member left has applied its removal, for the
-// others to apply it too.
+// member waits for a word from a voter left before it stops.
 const removedLingerElections = 10

@@ -727,8 +727,50 @@ func TestSimTransportTellsWhoIsUp(t *testing.T) {
 // the removed member stopped three heartbeats after applying its removal
 // and the member left waited for a leader forever.)
 func TestSimRemovedMemberWaitsForTheOneLeft(t *testing.T) {
+	w, L, B := simLeaderOfTwoRemoved(t)
+	w.loop(w.now + 5*time.Second)
+	if L.m == nil {
+		t.Fatalf("the removed leader stopped before the member left applied its removal (retired %v)", L.retired)
+	}
+	clear(w.cut)
+	w.loop(w.now + 5*time.Second)
+	if !B.m.isLeader || slices.Contains(B.m.Conf().Voters, L.id) {
+		t.Fatalf("the member left: leader %v, voters %x", B.m.isLeader, B.m.Conf().Voters)
+	}
+	if !L.retired {
+		t.Fatal("the removed member still runs after the member left applied its removal")
+	}
+	if _, err := w.simWrite(w.byID[B.id], "/r/a", "after"); err != nil {
+		t.Fatalf("a write after the removal: %v", err)
+	}
+}
+
+// TestSimRemovedMemberStopsWhenNoVoterLeftSpeaks: the same, but the
+// member left cannot reach the removed one either: the removed member
+// hears nothing from a voter left, and stops removedLingerElections
+// election timeouts later, not before.
+func TestSimRemovedMemberStopsWhenNoVoterLeftSpeaks(t *testing.T) {
+	w, L, B := simLeaderOfTwoRemoved(t)
+	w.cut[[2]uint64{B.id, L.id}] = true
+	linger := removedLingerElections * 10 * simHeartbeat // ElectionTicks 10
+	w.loop(w.now + linger - 2*simHeartbeat)
+	if L.m == nil {
+		t.Fatalf("the removed leader stopped before %v of silence", linger)
+	}
+	w.loop(w.now + 4*simHeartbeat)
+	if !L.retired {
+		t.Fatalf("the removed leader still runs after %v of silence from the member left", linger+2*simHeartbeat)
+	}
+}
+
+// simLeaderOfTwoRemoved plays a calm world down to two members, whose
+// leader L then removes itself; the link from L to the member left B is
+// cut as soon as B has the removal, so that B never learns it committed.
+// It returns once L has applied its removal.
+func simLeaderOfTwoRemoved(t *testing.T) (*simWorld, *simNode, *simNode) {
+	t.Helper()
 	w := newSimWorld(t, 1, "", func(string, ...any) {})
-	defer w.close()
+	t.Cleanup(w.close)
 	w.calm = true
 	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
 	for i, n := range w.nodes {
@@ -742,7 +784,6 @@ func TestSimRemovedMemberWaitsForTheOneLeft(t *testing.T) {
 	}
 	// Down to two: the leader removes a follower.
 	f := (l + 1) % simMembers
-	b := (l + 2) % simMembers
 	if err := w.simRemove(l, w.nodes[f].id); err != nil {
 		t.Fatal(err)
 	}
@@ -750,7 +791,7 @@ func TestSimRemovedMemberWaitsForTheOneLeft(t *testing.T) {
 	if !w.nodes[f].retired || w.leader() != l {
 		t.Fatalf("setup: the removed follower stopped: %v; leader %d, want %d", w.nodes[f].retired, w.leader(), l)
 	}
-	L, B := w.nodes[l], w.nodes[b]
+	L, B := w.nodes[l], w.nodes[(l+2)%simMembers]
 	p, err := L.m.removeProposal(L.id)
 	if err != nil {
 		t.Fatal(err)
@@ -777,21 +818,7 @@ func TestSimRemovedMemberWaitsForTheOneLeft(t *testing.T) {
 	if st := B.m.node.Status(); st.Commit >= r || !cut {
 		t.Fatalf("setup: the member left knows commit %d (the removal is at %d)", st.Commit, r)
 	}
-	w.loop(w.now + 5*time.Second)
-	if L.m == nil {
-		t.Fatalf("the removed leader stopped before the member left applied its removal (retired %v)", L.retired)
-	}
-	clear(w.cut)
-	w.loop(w.now + 5*time.Second)
-	if !B.m.isLeader || slices.Contains(B.m.Conf().Voters, L.id) {
-		t.Fatalf("the member left: leader %v, voters %x", B.m.isLeader, B.m.Conf().Voters)
-	}
-	if !L.retired {
-		t.Fatal("the removed member still runs after the member left applied its removal")
-	}
-	if _, err := w.simWrite(b, "/r/a", "after"); err != nil {
-		t.Fatalf("a write after the removal: %v", err)
-	}
+	return w, L, B
 }
 
 // simRemove removes member id through member i and runs the world until
