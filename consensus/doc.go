@@ -31,9 +31,14 @@
 // while another is not yet applied, and until it has applied everything
 // before its own term's first entry — the fix for the single-server change
 // bug found after the thesis. A leader removed from the membership steps
-// down when it applies its removal, and serves no lease read once the
-// removal is in its log; the others forget it when they apply the change,
-// and the lowest-ID voter left campaigns at once (transfer-style).
+// down when it applies its removal, and serves no lease read and takes no
+// proposal once the removal is in its log (an entry after it that the
+// voters left lacked would make it refuse them its vote while they still
+// count it); the others forget it when they apply the change,
+// and the lowest-ID voter left campaigns at once (transfer-style). As it
+// may not have learnt that the removal committed, the removed leader (as
+// it steps down) and every other member (as it applies the change) send
+// it MsgTimeoutNow.
 //
 // The application keeps out of the log what it could not apply with
 // Config.CheckProposal: a leader asks it about every entry of a proposal,

@@ -36,9 +36,13 @@ func TestBugReadIndexLoneVoterBeforeTermCommit(t *testing.T) {
 	if err := n1.ProposeConfChange(ConfChange{Type: RemoveNode, NodeID: 1}); err != nil {
 		t.Fatal(err)
 	}
+	// A leader now refuses proposals once its removal is in its log; the
+	// scenario needs one appended after it, as leaders did before.
+	nw.raft(1).leaseEnded = false
 	if err := n1.Propose([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	nw.raft(1).leaseEnded = true
 	nw.process(1)
 	for _, m := range nw.take(ofType(MsgApp)) {
 		_ = n2.Step(m)

@@ -3,6 +3,7 @@ package consensus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -1655,6 +1656,90 @@ func TestPaperRemovedLeaderStepsDown(t *testing.T) {
 		if got := nw.appliedData(id); !slices.Equal(got, []string{"y"}) {
 			t.Fatalf("node %d applied %v", id, got)
 		}
+	}
+}
+
+// The voter left that campaigns when the leader is removed (the lowest
+// ID) may not learn that the removal committed: the removed leader stops
+// telling anyone once it applies it, and the one append that told it may
+// be lost or overtaken. The removed leader, as it steps down, and every
+// other member that applies the removal of its leader tell it to
+// campaign (MsgTimeoutNow); either word is enough, and it leads without
+// an election timeout. (Before, it waited out its election timer while
+// the write held by a member that had forgotten the leader waited too.)
+func TestRemovedLeaderHandsOverToAVoterThatMissedTheCommit(t *testing.T) {
+	for _, lost := range []uint64{1, 3} {
+		t.Run(fmt.Sprintf("word from %d lost", lost), func(t *testing.T) {
+			nw := newNetwork(t, []uint64{1, 2, 3}, nil, nil)
+			nw.elect(1)
+			idx := nw.raft(1).log.lastIndex() + 1
+			nw.filter = func(m Message) bool {
+				if m.From == 1 && m.To == 2 && (m.Type == MsgApp || m.Type == MsgHeartbeat) && m.Commit >= idx {
+					return false // 2 gets the removal but never learns it committed
+				}
+				return m.Type != MsgTimeoutNow || m.From != lost
+			}
+			if err := nw.node(1).ProposeConfChange(ConfChange{Type: RemoveNode, NodeID: 1}); err != nil {
+				t.Fatal(err)
+			}
+			nw.settle()
+			if nw.raft(3).prs.IsVoter(1) || nw.raft(1).state == StateLeader {
+				t.Fatalf("setup: the removal is not applied by 3 and 1")
+			}
+			if l := leaderOf(nw); l != 2 || nw.raft(2).term != 2 {
+				t.Fatalf("leader right after the removal, without a tick: %d (term %d); want 2 in term 2", l, nw.raft(2).term)
+			}
+			nw.propose(2, "y")
+			for _, id := range []uint64{2, 3} {
+				if got := nw.appliedData(id); !slices.Equal(got, []string{"y"}) || nw.raft(id).prs.IsVoter(1) {
+					t.Fatalf("node %d applied %v, voters %v", id, got, nw.raft(id).prs.Voters)
+				}
+			}
+		})
+	}
+}
+
+// A leader whose log holds its own removal appends nothing more (it
+// refuses proposals, its own and forwarded ones): an entry after the
+// removal that the voters left did not get would leave its log longer
+// than theirs when it steps down, so it would refuse them its vote while
+// they still count it, and it cannot campaign itself. With one voter
+// left, there would be no leader ever again.
+func TestLeaderWithItsRemovalInItsLogAppendsNothing(t *testing.T) {
+	nw := newNetwork(t, []uint64{1, 2}, nil, nil)
+	nw.elect(1)
+	nw.cutLink(1, 2) // the removal stays pending
+	if err := nw.node(1).ProposeConfChange(ConfChange{Type: RemoveNode, NodeID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	nw.settle()
+	last := nw.raft(1).log.lastIndex()
+	if err := nw.node(1).Propose([]byte("x")); !errors.Is(err, ErrProposalDropped) {
+		t.Fatalf("proposal with the leader's removal in its log: %v, want ErrProposalDropped", err)
+	}
+	_ = nw.raft(1).Step(Message{Type: MsgProp, From: 2, To: 1, Term: nw.raft(1).term, Entries: []Entry{{Data: []byte("y")}}})
+	if got := nw.raft(1).log.lastIndex(); got != last {
+		t.Fatalf("the leader appended up to %d after its removal at %d", got, last)
+	}
+	// The removal commits; 2 leads alone and takes proposals.
+	nw.heal()
+	nw.tickAll(1)
+	nw.settle()
+	if l := leaderOf(nw); l != 2 {
+		t.Fatalf("leader after the removal: %d, want 2", l)
+	}
+	nw.propose(2, "z")
+	if got := nw.appliedData(2); !slices.Equal(got, []string{"z"}) {
+		t.Fatalf("node 2 applied %v", got)
+	}
+	// Nor in the batch that carries the removal.
+	nw2 := newNetwork(t, []uint64{1, 2}, nil, nil)
+	nw2.elect(1)
+	last = nw2.raft(1).log.lastIndex()
+	cc := ConfChange{Type: RemoveNode, NodeID: 1}
+	err := nw2.raft(1).Step(Message{Type: MsgProp, From: 1, Entries: []Entry{{Type: EntryConfChange, Data: cc.Marshal()}, {Data: []byte("x")}}})
+	if !errors.Is(err, ErrProposalDropped) || nw2.raft(1).log.lastIndex() != last {
+		t.Fatalf("a batch with entries after the leader's removal: %v, last index %d (was %d)", err, nw2.raft(1).log.lastIndex(), last)
 	}
 }
 

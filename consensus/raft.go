@@ -872,6 +872,15 @@ func (r *raft) propose(m Message) error {
 	if r.prs.Progress[r.id] == nil {
 		return ErrProposalDropped // we were removed
 	}
+	if r.leaseEnded {
+		// Our own removal is in our log: once it is applied we step down,
+		// and an entry appended after it that the voters left did not
+		// get would make our log longer than theirs, so that we refused
+		// our vote to each of them while they still count us (they have
+		// not applied the removal), and we cannot campaign: with one
+		// voter left, no leader ever again.
+		return fmt.Errorf("%w: this leader's removal is in its log", ErrProposalDropped)
+	}
 	if r.leadTransferee != None {
 		return ErrTransferring
 	}
@@ -895,6 +904,9 @@ func (r *raft) propose(m Message) error {
 		}
 		r.pendingConfIndex = r.log.lastIndex() + uint64(i) + 1
 		if cc.Type == RemoveNode && cc.NodeID == r.id {
+			if i < len(m.Entries)-1 {
+				return fmt.Errorf("%w: entries after this leader's removal", ErrProposalDropped)
+			}
 			r.leaseEnded = true
 		}
 	}
@@ -1180,11 +1192,24 @@ func (r *raft) applyConfChange(cc ConfChange) ConfState {
 		// removal entered its log (leaseEnded).
 		r.lead = None
 		r.handover = len(r.prs.Voters) > 0 && r.prs.Voters[0] == r.id
+		if len(r.prs.Voters) > 0 && !r.handover {
+			// That voter may not have learnt yet that the removal is
+			// committed (the removed leader stopped telling anyone once
+			// it applied it; the one append that told it may be lost or
+			// overtaken): tell it to campaign, as a transfer does.
+			r.send(Message{To: r.prs.Voters[0], Type: MsgTimeoutNow})
+		}
 	}
 	if r.state == StateLeader {
 		if !r.prs.IsVoter(r.id) {
 			// We were removed (or are no longer a voter): step down; the
-			// others elect a leader among themselves.
+			// others elect a leader among themselves, the lowest-ID voter
+			// left at once (above). Tell it to campaign now: it may not
+			// have learnt that the removal is committed, and once we
+			// have stepped down nobody tells it.
+			if len(r.prs.Voters) > 0 {
+				r.send(Message{To: r.prs.Voters[0], Type: MsgTimeoutNow})
+			}
 			r.becomeFollower(r.term, None)
 		} else {
 			if r.leadTransferee != None && !r.prs.IsVoter(r.leadTransferee) {

@@ -28,8 +28,9 @@
 // Every request carries the cluster ID and the sender's and receiver's
 // member IDs; requests from another cluster or for another member are
 // refused. A sender the receiver knows was removed is answered 410 Gone,
-// and a sender that gets 410 calls Config.Removed: that is how a member
-// removed while cut off learns it. A sender that is not a member as the
+// and a sender that gets 410 calls Config.Removed with the peer's ID: that
+// is how a member removed while cut off learns it, and how one that
+// applied its own removal learns that the others have applied it too. A sender that is not a member as the
 // receiver knows it (Config.IsMember) is answered 404 and retries: a
 // member just added is refused by those that have not applied its
 // addition yet. Every refusal is reported to Config.Refused by reason,

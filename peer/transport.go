@@ -101,9 +101,10 @@ type Config struct {
 	// refused, with a short fixed reason ("cluster", "recipient",
 	// "sender", "removed", "stranger", "message"), for counting.
 	Refused func(reason string)
-	// Removed is called, once and on a goroutine of its own, when a peer
-	// answered 410 Gone: this member was removed from the cluster.
-	Removed func()
+	// Removed is called each time a peer answers 410 Gone (by is the
+	// peer): this member was removed from the cluster, and the peer has
+	// applied its removal. It must not block.
+	Removed func(by uint64)
 	// DialTLSContext connects to peers with https URLs (messages, streams
 	// and snapshots alike): it is the member's peer TLS, which presents
 	// its peer certificate and verifies the peer's. Nil: Go's defaults
@@ -144,9 +145,8 @@ type Transport struct {
 	inbound map[*inStream]struct{}
 	stopped bool
 
-	stopOnce    sync.Once
-	removedOnce sync.Once
-	wg          sync.WaitGroup
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 // sender is the outgoing side of one peer: a bounded queue, a goroutine
@@ -166,6 +166,7 @@ type sender struct {
 
 	streamMsgs, postMsgs, failures, dropped, bytes atomic.Uint64
 	heardAt                                        atomic.Int64 // unix ns of the last sign of life from the peer
+	gone                                           atomic.Bool  // the peer answered 410 Gone (logged once)
 }
 
 func (s *sender) peerURL() string {
@@ -430,12 +431,12 @@ func (t *Transport) unreachable(id uint64) {
 
 // removed: a peer answered 410 Gone.
 func (t *Transport) removed(s *sender) {
-	t.removedOnce.Do(func() {
+	if !s.gone.Swap(true) {
 		t.cfg.Logger.Warn().Str("peer", s.hexID()).Msg("a peer says this member was removed from the cluster")
-		if t.cfg.Removed != nil {
-			go t.cfg.Removed()
-		}
-	})
+	}
+	if t.cfg.Removed != nil {
+		t.cfg.Removed(s.id)
+	}
 }
 
 // run sends what queues up for a peer, a batch at a time: as one frame on

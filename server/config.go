@@ -125,6 +125,10 @@ type MemberConfig struct {
 	// walSegmentSize overrides the WAL's segment size (the simulator
 	// keeps segments small: recovery reads a whole preallocated one).
 	walSegmentSize int64
+	// askAbout, when set, asks the members this member knows about a
+	// stranger instead of their peer endpoint /members (the simulator
+	// answers from its members' lists, and calls vouch).
+	askAbout func(id uint64)
 }
 
 func (c *MemberConfig) withDefaults() MemberConfig {

@@ -45,16 +45,28 @@
 // entries: Raft conf changes carry the member in their context, and
 // membership entries publish a member's attributes or move its peer URLs.
 // It is saved with the applied state's Raft metadata, so snapshots carry
-// it. AddMember adds a learner, which the leader promotes once it has
-// caught up; RemoveMember refuses to remove a voter that is up when the
-// voters left that are up would not be a quorum, and its target stops
-// when it applies its removal; the transport follows the registry and
-// accepts messages only from its members (and, until this member has
-// applied its own addition, from those it was started with). A new member
-// joins with Join and the list read from a running member's peer endpoint
-// /members. A member has at most MaxPeerURLs URLs of at most MaxURLBytes
-// each (CheckURLBounds): AddMember and UpdateMember refuse more, and an
-// entry with more is refused when applied, on every member alike.
+// it. A new cluster's members create their WAL with the bootstrap
+// entries in it (wal.CreateWith), so a failed first start leaves no log
+// or one that bootstraps. AddMember adds a learner, which the leader
+// promotes once it has caught up; RemoveMember refuses to remove a voter
+// that is up when the voters left that are up would not be a quorum. A
+// member that applied its own removal goes on answering the voters left
+// (one may not know yet that the removal committed, and still count it)
+// until each has refused it as removed (410), or until it has heard from
+// none of them for ten election timeouts; then it stops (a learner stops
+// three heartbeats after). The transport follows the registry and accepts messages only
+// from its members (and, until this member has applied its own addition,
+// from those it was started with), and from members whose addition it has
+// not applied yet that a member it knows lists (it asks their peer
+// endpoint /members): a member that fell behind while members were added
+// can follow one of them that leads. A new member joins with Join and the
+// list read from a running member's peer endpoint /members; it records
+// that list in its WAL's metadata (version 2), so that a restart before it
+// has applied its own addition (from its data directory alone, its log
+// perhaps empty) answers those members again. A member has at most
+// MaxPeerURLs URLs of at most MaxURLBytes each (CheckURLBounds):
+// AddMember and UpdateMember refuse more, and an entry with more is
+// refused when applied, on every member alike.
 //
 // SelfStats is /v2/stats/self: besides the counts of appends sent and
 // received, their rates (messages and encoded bytes per second) over the
@@ -124,7 +136,12 @@
 // equal to the one every member published at its index, indexes strictly
 // increasing across resumes on any member, no gap but a 401 for a
 // waitIndex older than the history, every matching event received by the
-// end) in simwatch_test.go. MemberConfig's unexported unsafe* fields and
+// end) in simwatch_test.go, its membership changes (an operator removing
+// members, the leader among them, and adding new ones through
+// addProposal and removeProposal, the checks and proposals of AddMember
+// and RemoveMember) and the transport's word about peers (ActiveWithin
+// from what it heard, unreachable reports, 410 to a removed member) in
+// simmembers_test.go. MemberConfig's unexported unsafe* fields and
 // wal.Options.UnsafeTrustTornTail are the deliberate bugs it must catch;
 // onApply lets it compare the entries the members apply.
 package server

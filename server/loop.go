@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cairnkv/cairn/consensus"
@@ -67,6 +68,9 @@ func (m *Member) handle(ev event) bool {
 		m.startRead()
 	case evMessages:
 		for _, msg := range ev.msgs {
+			if m.removedTicks > 0 && slices.Contains(m.conf.Voters, msg.From) {
+				m.removedQuiet = 0 // a voter left may still need us
+			}
 			_ = m.node.Step(msg)
 		}
 	case evSave:
@@ -85,9 +89,12 @@ func (m *Member) handle(ev event) bool {
 		m.incoming = &in
 		_ = m.node.Step(in.msg)
 	case evReport:
-		if ev.rep.snapshot {
+		switch {
+		case ev.rep.removed:
+			m.refusedAsRemoved(ev.rep.id)
+		case ev.rep.snapshot:
 			m.node.ReportSnapshot(ev.rep.id, ev.rep.failed)
-		} else {
+		default:
 			m.node.ReportUnreachable(ev.rep.id)
 		}
 	case evFlushed:
@@ -344,22 +351,30 @@ func (m *Member) send(msgs []consensus.Message) {
 }
 
 // isPeer tells the transport whom to accept messages from: the members of
-// the member list as last applied here and, until this member has applied
-// its own addition (a new cluster's bootstrap entries, or a joining
-// member's add), the members it was started with.
+// the member list as last applied here; until this member has applied its
+// own addition (a new cluster's bootstrap entries, or a joining member's
+// add), the members it was started with; and members it has not applied
+// the addition of yet that a member it knows lists (see askAbout). It asks
+// about any other sender that is not known removed.
 func (m *Member) isPeer(id uint64) bool {
 	g := m.view.Load()
 	if _, ok := g.members[id]; ok {
 		return true
 	}
-	if _, joined := g.members[m.cfg.ID]; joined || g.removed[id] {
+	if g.removed[id] {
 		return false
 	}
-	for _, mi := range m.cfg.InitialMembers {
-		if mi.ID == id {
-			return true
+	if _, joined := g.members[m.cfg.ID]; !joined {
+		for _, mi := range m.cfg.InitialMembers {
+			if mi.ID == id {
+				return true
+			}
 		}
 	}
+	if m.isVouched(id) {
+		return true
+	}
+	m.askAbout(id)
 	return false
 }
 

@@ -46,6 +46,14 @@ type Member struct {
 	// seedPeers are the peers a joining member was told of, kept until it
 	// has applied its own addition (see syncPeers).
 	seedPeers map[uint64]string
+	// vouchMu guards vouched, the members this member has not applied the
+	// addition of that a member it knows lists (their peer URLs), and
+	// asked, when it last asked about a stranger (askAbout).
+	vouchMu sync.Mutex
+	vouched map[uint64]string
+	asked   map[uint64]time.Time
+	// peerClient asks the members this member knows about strangers.
+	peerClient *http.Client
 	// followers measures heartbeat round trips for /v2/stats/leader (it
 	// locks for itself).
 	followers *followerTracker
@@ -71,6 +79,13 @@ type Member struct {
 	campaigned   bool
 	isLeader     bool
 	removedTicks int // ticks since this member applied its own removal (0: not removed)
+	// removedLearner: it was a learner when it applied its removal.
+	removedLearner bool
+	// refusedBy are the peers that refused this member as removed, in
+	// the order they did; removedQuiet counts ticks since it last heard
+	// from a voter left (a message, or a refusal).
+	refusedBy    []uint64
+	removedQuiet int
 	// flushedq: with cfg.syncPersist, the indexes written, for the
 	// simulator to hand back as evFlushed events.
 	flushedq []uint64
@@ -135,6 +150,7 @@ type report struct {
 	id       uint64
 	snapshot bool // a snapshot was sent (else: the peer is unreachable)
 	failed   bool // the snapshot failed
+	removed  bool // the peer refused this member as removed (410 Gone)
 }
 
 // incomingSnapshot is a received applied-state file and the MsgSnap,
@@ -187,6 +203,8 @@ func newMember(c MemberConfig) (*Member, error) {
 		persistc: make(chan persistItem, 64), flushedc: make(chan uint64, 64),
 		recvc: make(chan consensus.Message, 4096), reportc: make(chan report, 1024), snapc: make(chan incomingSnapshot), savec: make(chan chan error),
 		stopc: make(chan struct{}), done: make(chan struct{}), waiters: map[uint64]chan result{}, proposed: map[uint64]uint64{},
+		vouched: map[uint64]string{}, asked: map[uint64]time.Time{},
+		peerClient:   &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialTLSContext: c.PeerDialTLS}},
 		persisterErr: make(chan error, 1), persistDone: make(chan struct{})}
 	seed := cfg.Seed
 	if seed == 0 {
@@ -251,10 +269,7 @@ func (m *Member) newPeerTransport() *peer.Transport {
 		IsRemoved: func(id uint64) bool { return m.view.Load().removed[id] },
 		IsMember:  m.isPeer,
 		Refused:   func(reason string) { m.metrics.peerRefused.WithLabelValues(reason).Inc() },
-		Removed: func() {
-			m.log.Error().Msg("a peer says this member was removed from the cluster")
-			m.fail(ErrRemoved)
-		},
+		Removed:   func(by uint64) { m.tellReport(report{id: by, removed: true}) },
 		Unreachable: func(id uint64) {
 			m.metrics.sendFailures.WithLabelValues(hex(id)).Inc()
 			m.followers.failed(id)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairnkv/cairn/internal/simfs"
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
 )
@@ -212,6 +213,99 @@ func (f failingFile) Sync() error {
 		return errors.New("injected fsync failure")
 	}
 	return f.File.Sync()
+}
+
+// A new cluster's member whose first start fails at a WAL write (a
+// failing or full disk) leaves a data directory it starts from again as
+// that member: its log holds its bootstrap entries, or there is no log.
+// (The WAL used to be created first and the bootstrap entries written
+// after: a failure between left a log without them, a member that knew
+// no one and never led.)
+func TestNewMemberWhoseFirstStartFailedStartsAgain(t *testing.T) {
+	for _, okWrites := range []int64{0, 1, 2} {
+		t.Run(fmt.Sprint(okWrites), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(dir)
+			left := &atomic.Int64{}
+			left.Store(okWrites)
+			cfg.WALFS = failingWriteFS{FS: wal.OS, left: left}
+			if m, err := StartMember(cfg); err == nil {
+				_ = m.Stop() // it fails later: the disk does
+			}
+			m := startMember(t, testConfig(dir))
+			defer m.Stop()
+			waitFor(t, "the member leads", func() bool { return m.lead.Load() == 1 })
+			set(t, m, "/a", "1")
+		})
+	}
+}
+
+// A WAL whose creation failed at the directory fsync, and which the next
+// start found and used, survives a power loss: opening a WAL makes its
+// directory durable. (It used not to: the crash lost the segment's name,
+// and the member had applied state but no WAL, and could not start.)
+func TestWALCreatedWithoutDirSyncSurvivesACrash(t *testing.T) {
+	sfs := simfs.New(1, simfs.Faults{})
+	fs := &failFirstSyncDir{FS: sfs}
+	cfg := testConfig(t.TempDir())
+	cfg.WALFS, cfg.WALDir = fs, "/wal"
+	if m, err := StartMember(cfg); err == nil {
+		_ = m.Stop()
+		t.Fatal("setup: the first start did not fail")
+	}
+	m := startMember(t, cfg)
+	waitFor(t, "the member leads", func() bool { return m.lead.Load() == 1 })
+	set(t, m, "/a", "1")
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	sfs.Crash()
+	m = startMember(t, cfg)
+	defer m.Stop()
+	waitFor(t, "the member leads after the power loss", func() bool { return m.lead.Load() == 1 })
+	if got := get(t, m, "/a"); got != "1" {
+		t.Fatalf("/a after the power loss = %q", got)
+	}
+}
+
+// failFirstSyncDir fails the first directory fsync.
+type failFirstSyncDir struct {
+	*simfs.FS
+	failed atomic.Bool
+}
+
+func (f *failFirstSyncDir) SyncDir(dir string) error {
+	if !f.failed.Swap(true) {
+		return simfs.ErrInjected
+	}
+	return f.FS.SyncDir(dir)
+}
+
+// failingWriteFS fails every write after the first n; a failed write
+// writes nothing.
+type failingWriteFS struct {
+	wal.FS
+	left *atomic.Int64
+}
+
+func (f failingWriteFS) OpenFile(name string, flag int, perm os.FileMode) (wal.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return failingWriteFile{File: file, left: f.left}, nil
+}
+
+type failingWriteFile struct {
+	wal.File
+	left *atomic.Int64
+}
+
+func (f failingWriteFile) WriteAt(b []byte, off int64) (int, error) {
+	if f.left.Add(-1) < 0 {
+		return 0, errors.New("injected write failure")
+	}
+	return f.File.WriteAt(b, off)
 }
 
 // A failed WAL fsync stops the member: the write that needed it is not

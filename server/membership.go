@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,22 +73,11 @@ func (m *Member) Leader() (MemberInfo, bool) {
 // not started yet cannot make the cluster unavailable) and the leader
 // promotes it to voter once it has caught up.
 func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, error) {
-	if err := CheckURLBounds("peer", peerURLs); err != nil {
+	p, mi, err := m.addProposal(peerURLs, time.Now())
+	if err != nil {
 		return MemberInfo{}, err
 	}
-	g := m.view.Load()
-	for _, u := range peerURLs {
-		if _, ok := g.urlOwner(u); ok {
-			return MemberInfo{}, ErrPeerURLExists
-		}
-	}
-	mi := MemberInfo{ID: NewMemberID(peerURLs, time.Now()), PeerURLs: slices.Clone(peerURLs), ClientURLs: []string{}}
-	if _, ok := g.members[mi.ID]; ok || g.removed[mi.ID] || mi.ID == 0 {
-		return MemberInfo{}, ErrIDExists
-	}
-	reqID := m.nextID.Add(1)
-	cc := consensus.ConfChange{Type: consensus.AddLearner, NodeID: mi.ID, Context: encodeCCContext(reqID, mi)}
-	if _, err := m.await(ctx, proposal{id: reqID, cc: &cc}); err != nil {
+	if _, err := m.await(ctx, p); err != nil {
 		return MemberInfo{}, err
 	}
 	if got, ok := m.view.Load().members[mi.ID]; ok {
@@ -95,24 +86,57 @@ func (m *Member) AddMember(ctx context.Context, peerURLs []string) (MemberInfo, 
 	return MemberInfo{}, ErrMemberRemoved
 }
 
+// addProposal checks an addition against the member list as applied here
+// and builds its proposal: the new member's ID derives from its peer URLs
+// and now (NewMemberID).
+func (m *Member) addProposal(peerURLs []string, now time.Time) (proposal, MemberInfo, error) {
+	if err := CheckURLBounds("peer", peerURLs); err != nil {
+		return proposal{}, MemberInfo{}, err
+	}
+	g := m.view.Load()
+	for _, u := range peerURLs {
+		if _, ok := g.urlOwner(u); ok {
+			return proposal{}, MemberInfo{}, ErrPeerURLExists
+		}
+	}
+	mi := MemberInfo{ID: NewMemberID(peerURLs, now), PeerURLs: slices.Clone(peerURLs), ClientURLs: []string{}}
+	if _, ok := g.members[mi.ID]; ok || g.removed[mi.ID] || mi.ID == 0 {
+		return proposal{}, MemberInfo{}, ErrIDExists
+	}
+	reqID := m.nextID.Add(1)
+	cc := consensus.ConfChange{Type: consensus.AddLearner, NodeID: mi.ID, Context: encodeCCContext(reqID, mi)}
+	return proposal{id: reqID, cc: &cc}, mi, nil
+}
+
 // RemoveMember removes member id. A member that removes itself stops
 // once the change is applied.
 func (m *Member) RemoveMember(ctx context.Context, id uint64) error {
+	p, err := m.removeProposal(id)
+	if err != nil {
+		return err
+	}
+	_, err = m.await(ctx, p)
+	return err
+}
+
+// removeProposal checks a removal against the member list as applied
+// here and against the voters this member hears from (mayRemove), and
+// builds its proposal.
+func (m *Member) removeProposal(id uint64) (proposal, error) {
 	g := m.view.Load()
 	if g.removed[id] {
-		return ErrMemberRemoved
+		return proposal{}, ErrMemberRemoved
 	}
 	mi, ok := g.members[id]
 	if !ok {
-		return ErrMemberNotFound
+		return proposal{}, ErrMemberNotFound
 	}
 	if err := m.mayRemove(id); err != nil {
-		return err
+		return proposal{}, err
 	}
 	reqID := m.nextID.Add(1)
 	cc := consensus.ConfChange{Type: consensus.RemoveNode, NodeID: id, Context: encodeCCContext(reqID, mi)}
-	_, err := m.await(ctx, proposal{id: reqID, cc: &cc})
-	return err
+	return proposal{id: reqID, cc: &cc}, nil
 }
 
 // mayRemove refuses to remove a voter that is up when, of the voters
@@ -214,6 +238,7 @@ func (m *Member) publish() {
 func (m *Member) applyConfChange(e consensus.Entry, d entry) {
 	cc := *d.cc
 	g := m.view.Load().clone()
+	wasLearner := slices.Contains(m.conf.Learners, m.cfg.ID)
 	var res result
 	if res.err = g.applyConfChange(cc, d.mi); res.err == nil {
 		m.setConf(m.node.ApplyConfChange(cc))
@@ -227,10 +252,10 @@ func (m *Member) applyConfChange(e consensus.Entry, d entry) {
 	m.syncPeers(g)
 	m.store.MarkApplied(e.Index)
 	m.trigger(d.id, res)
-	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil {
-		// Stop a few heartbeats from now, so that the messages telling
-		// the others that our removal is committed go out first.
+	if cc.Type == consensus.RemoveNode && cc.NodeID == m.cfg.ID && res.err == nil && m.removedTicks == 0 {
+		// Stop once the voters left no longer need us (tickRemoved).
 		m.removedTicks = 1
+		m.removedLearner = wasLearner
 	}
 }
 
@@ -250,8 +275,12 @@ func (m *Member) applyMemberEntry(e consensus.Entry, d entry) {
 // syncPeers points the transport at the registry's members. A joining
 // member, until it has applied its own addition, also keeps the peers it
 // was told of when it joined: the registry is rebuilt from the log (or a
-// snapshot) and may not yet know the leader it must answer.
+// snapshot) and may not yet know the leader it must answer. And every
+// member keeps the strangers a member it knows vouched for (askAbout)
+// until it has applied their addition or their removal.
 func (m *Member) syncPeers(g *registry) {
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
 	want := map[uint64]string{}
 	for id, mi := range g.members {
 		if id != m.cfg.ID && len(mi.PeerURLs) > 0 {
@@ -265,6 +294,13 @@ func (m *Member) syncPeers(g *registry) {
 			}
 		}
 	}
+	for id, u := range m.vouched {
+		if _, known := g.members[id]; known || g.removed[id] {
+			delete(m.vouched, id)
+		} else if _, ok := want[id]; !ok {
+			want[id] = u
+		}
+	}
 	have := m.transport.Peers()
 	for id, u := range want {
 		if have[id] != u {
@@ -276,6 +312,112 @@ func (m *Member) syncPeers(g *registry) {
 			m.transport.RemovePeer(id)
 		}
 	}
+}
+
+// A member refuses messages from a member whose addition it has not
+// applied (the peer transport answers 404), but it may need them: one
+// that fell behind while members were added, or restarted before it
+// caught up, may find one of them leading, and could never catch up. So
+// it asks the members it knows about such a stranger (their peer endpoint
+// /members, at most once every askInterval per stranger): one that a
+// member it knows lists, it accepts from then on, and answers at the peer
+// URL listed, until it has applied the stranger's addition or removal.
+
+// askInterval is how often a member asks about one stranger at most.
+const askInterval = time.Second
+
+// isVouched: a member this member knows lists stranger id.
+func (m *Member) isVouched(id uint64) bool {
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
+	_, ok := m.vouched[id]
+	return ok
+}
+
+// askAbout asks the members this member knows whether they list stranger
+// id, in the background; vouch takes the answer.
+func (m *Member) askAbout(id uint64) {
+	if m.cfg.askAbout != nil {
+		m.cfg.askAbout(id)
+		return
+	}
+	now := time.Now()
+	m.vouchMu.Lock()
+	if at, ok := m.asked[id]; ok && now.Sub(at) < askInterval {
+		m.vouchMu.Unlock()
+		return
+	}
+	if len(m.asked) >= 64 {
+		clear(m.asked) // strangers by the dozen: forget when they were asked about
+	}
+	m.asked[id] = now
+	m.vouchMu.Unlock()
+	g := m.view.Load()
+	var urls []string
+	for _, mi := range g.list() {
+		if mi.ID != m.cfg.ID && len(mi.PeerURLs) > 0 {
+			urls = append(urls, mi.PeerURLs[0])
+		}
+	}
+	if _, joined := g.members[m.cfg.ID]; !joined {
+		for _, mi := range m.cfg.InitialMembers {
+			if mi.ID != m.cfg.ID && len(mi.PeerURLs) > 0 {
+				urls = append(urls, mi.PeerURLs[0])
+			}
+		}
+	}
+	go func() {
+		for _, u := range urls {
+			if mi, ok := m.lookUp(u, id); ok {
+				m.vouch(mi)
+				return
+			}
+		}
+	}()
+}
+
+// lookUp reads member id from the member list the member at peerURL
+// serves, if it lists it in this cluster.
+func (m *Member) lookUp(peerURL string, id uint64) (MemberInfo, bool) {
+	resp, err := m.peerClient.Get(strings.TrimRight(peerURL, "/") + PeerMembersPath)
+	if err != nil {
+		return MemberInfo{}, false
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return MemberInfo{}, false
+	}
+	cid, list, err := UnmarshalMembers(body)
+	if err != nil || cid != m.cfg.ClusterID {
+		return MemberInfo{}, false
+	}
+	for _, mi := range list {
+		if mi.ID == id {
+			return mi, true
+		}
+	}
+	return MemberInfo{}, false
+}
+
+// vouch: a member this member knows lists mi, whose addition it has not
+// applied: accept it, and answer it at its peer URL.
+func (m *Member) vouch(mi MemberInfo) {
+	if len(mi.PeerURLs) == 0 || mi.ID == m.cfg.ID {
+		return
+	}
+	m.vouchMu.Lock()
+	defer m.vouchMu.Unlock()
+	g := m.view.Load()
+	if _, known := g.members[mi.ID]; known || g.removed[mi.ID] {
+		return
+	}
+	if _, ok := m.vouched[mi.ID]; !ok {
+		m.log.Info().Str("member-id", hex(mi.ID)).Str("peer-url", mi.PeerURLs[0]).
+			Msg("accepting a member whose addition is not applied here yet: a member this one knows lists it")
+	}
+	m.vouched[mi.ID] = mi.PeerURLs[0]
+	m.transport.AddPeer(mi.ID, mi.PeerURLs[0])
 }
 
 // maybePromote: the leader promotes a learner that has caught up (at most
@@ -319,17 +461,62 @@ func (m *Member) Conf() consensus.ConfState {
 	return consensus.ConfState{}
 }
 
-// tickRemoved stops a member a few ticks after it applied its own
-// removal.
+// A member that applied its own removal does not stop at once: a voter
+// left may not have learnt yet that the removal committed (the one
+// message that told it may be lost, or it may crash before it applied
+// it), and until it has, the configuration it holds still counts this
+// member; in a cluster of two, the member left cannot even elect itself
+// without this member's vote. So the removed member goes on answering
+// (votes, appends) until every voter left has refused it as removed (410:
+// it applied the removal), or until it has heard from none of them (no
+// message, no refusal) for removedLingerElections election timeouts: the
+// voters left that still need it talk to it (they campaign), and those
+// that refused it can lead the others without it; one down for longer
+// finds it gone, as before it lingered. A learner, whom no one counts,
+// stops removedGraceTicks after, once the messages telling the others the
+// removal committed have gone out. A member that did not apply its own
+// removal (it was cut off while it was committed) stops at the first
+// refusal.
+
+// refusedAsRemoved: peer by refused this member as removed.
+func (m *Member) refusedAsRemoved(by uint64) {
+	if m.removedTicks == 0 {
+		m.log.Error().Str("peer", hex(by)).Msg("a peer says this member was removed from the cluster")
+		m.fail(ErrRemoved)
+		return
+	}
+	if !slices.Contains(m.refusedBy, by) {
+		m.refusedBy = append(m.refusedBy, by)
+		m.removedQuiet = 0
+		m.log.Info().Str("peer", hex(by)).Msg("a member left has applied this member's removal")
+	}
+	for _, v := range m.conf.Voters {
+		if !slices.Contains(m.refusedBy, v) {
+			return
+		}
+	}
+	m.fail(ErrRemoved)
+}
+
+// tickRemoved stops a removed member once it is no longer needed (see
+// above): a learner removedGraceTicks after it applied its removal, a
+// voter once it has heard from no voter left for removedLingerElections
+// election timeouts.
 func (m *Member) tickRemoved() {
 	if m.removedTicks == 0 {
 		return
 	}
-	if m.removedTicks++; m.removedTicks > removedGraceTicks {
+	m.removedTicks++
+	m.removedQuiet++
+	if (m.removedLearner && m.removedTicks > removedGraceTicks) || m.removedQuiet > removedLingerElections*m.cfg.ElectionTicks {
 		m.fail(ErrRemoved)
 	}
 }
 
-// removedGraceTicks is how long (in heartbeat intervals) a removed member
-// keeps its transport up before it stops.
+// removedGraceTicks is how long (in heartbeat intervals) a removed
+// learner keeps its transport up before it stops.
 const removedGraceTicks = 3
+
+// removedLingerElections is how long (in election timeouts) a removed
+// member waits for a word from a voter left before it stops.
+const removedLingerElections = 10

@@ -191,6 +191,87 @@ func TestAddPromoteAndRemoveTheLeader(t *testing.T) {
 	}
 }
 
+// A new member that stops before it heard anything from the cluster (it
+// was killed, or lost power, right after its first start) and restarts as
+// the cairn command restarts a member, from its data directory alone,
+// still joins: the data directory keeps the members it was told of when
+// it joined. (It answered nobody before: its log was empty, so it had no
+// member list and refused the leader as a stranger.)
+func TestJoinerRestartedBeforeItHeardAnythingJoins(t *testing.T) {
+	ln1, u1 := listen(t)
+	cfg1 := testConfig(t.TempDir())
+	cfg1.ID, cfg1.PeerURLs = 1, []string{u1}
+	m1 := startMember(t, cfg1)
+	defer m1.Stop()
+	serveMember(t, m1, ln1)
+	waitFor(t, "member 1 leads", func() bool { return m1.lead.Load() == 1 })
+	set(t, m1, "/a", "1")
+	ln2, u2 := listen(t)
+	mi, err := m1.AddMember(context.Background(), []string{u2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := testConfig(t.TempDir())
+	cfg2.ID, cfg2.ClusterID, cfg2.PeerURLs, cfg2.Join, cfg2.InitialMembers = mi.ID, m1.ClusterID(), []string{u2}, true, m1.Members()
+	m2 := startMember(t, cfg2) // its peer port is not served: it hears nothing
+	if err := m2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := m2.rs.LastIndex(); last != 0 {
+		t.Fatalf("setup: the new member received entries up to %d before it stopped", last)
+	}
+	cfg2.ID, cfg2.ClusterID, cfg2.Join, cfg2.InitialMembers = 0, 0, false, nil
+	m2 = startMember(t, cfg2)
+	defer m2.Stop()
+	serveMember(t, m2, ln2)
+	waitFor(t, "the restarted new member joins and is promoted", func() bool {
+		return m2.Joined() == nil && slices.Contains(m1.Conf().Voters, mi.ID)
+	})
+	if got := get(t, m2, "/a"); got != "1" {
+		t.Fatalf("/a on the new member = %q", got)
+	}
+}
+
+// A member that has not applied a member's addition (it is cut off from
+// the others' Raft traffic) refuses that member's messages but asks the
+// members it knows about it (their peer endpoint /members); once one
+// lists it, it accepts it and answers it at the peer URL listed: a member
+// that fell behind while members were added can follow one of them that
+// leads. When it applies the addition, it knows it as any member.
+func TestMemberAcceptsAStrangerAMemberItKnowsLists(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader()
+	lag := uint64(1)
+	for lag == l {
+		lag++
+	}
+	c.isolate(lag)
+	_, u := listen(t) // the new member never starts
+	mi, err := c.members[l].AddMember(context.Background(), []string{u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.members[lag]
+	if m.isPeer(mi.ID) {
+		t.Fatal("a member whose addition is not applied was accepted before anyone vouched for it")
+	}
+	waitFor(t, "the lagging member accepts the new one", func() bool { return m.isPeer(mi.ID) })
+	if got := m.transport.Peers()[mi.ID]; got != u {
+		t.Fatalf("the lagging member answers the new one at %q, want %q", got, u)
+	}
+	if _, ok := m.view.Load().members[mi.ID]; ok {
+		t.Fatal("setup: the lagging member applied the addition while cut off")
+	}
+	c.isolate(0)
+	waitFor(t, "the lagging member applies the addition", func() bool {
+		_, ok := m.view.Load().members[mi.ID]
+		return ok
+	})
+	if m.isVouched(mi.ID) || m.transport.Peers()[mi.ID] != u {
+		t.Fatalf("after the addition: still vouched %v, peer URL %q", m.isVouched(mi.ID), m.transport.Peers()[mi.ID])
+	}
+}
+
 // Adding a member whose peer URL another member has is refused when it is
 // applied, whatever the proposer's (possibly stale) view said; so is
 // adding a removed ID.

@@ -22,33 +22,29 @@ func (m *Member) recover() error {
 		return fmt.Errorf("server: applied state: %w", err)
 	}
 	m.store = st
-	meta := encodeWALMeta(cfg.ID, cfg.ClusterID)
 	wopts := wal.Options{FS: cfg.WALFS, SegmentSize: cfg.walSegmentSize, UnsafeTrustTornTail: cfg.unsafeTrustTornTail}
 	if !wal.Exist(cfg.WALDir, wopts) {
 		if st.RaftIndex() != 0 {
 			return fmt.Errorf("server: %s has applied state up to %d but no WAL", cfg.DataDir, st.RaftIndex())
 		}
-		w, err := wal.Create(cfg.WALDir, meta, wopts)
-		if err != nil {
-			return err
-		}
-		m.wal = w
-		g := newRegistry()
-		for _, mi := range cfg.InitialMembers {
-			g.members[mi.ID] = mi.clone()
-		}
+		meta := encodeWALMeta(cfg.ID, cfg.ClusterID, nil)
 		if cfg.Join {
 			// The leader sends the log (or a snapshot) with the cluster's
 			// history, which builds the member list as every member built
-			// it; until then the member only knows whom to answer.
-			m.seedPeers = map[uint64]string{}
-			for _, mi := range cfg.InitialMembers {
-				if mi.ID != cfg.ID && len(mi.PeerURLs) > 0 {
-					m.seedPeers[mi.ID] = mi.PeerURLs[0]
-				}
+			// it; until then the member only knows whom to answer, and
+			// keeps them with its identity for a restart before then.
+			w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID, cfg.InitialMembers), wopts)
+			if err != nil {
+				return err
 			}
+			m.wal = w
+			m.seedPeers = seedPeers(cfg.ID, cfg.InitialMembers)
 			m.log.Info().Str("data-dir", cfg.DataDir).Str("member-id", hex(cfg.ID)).Msg("joining an existing cluster")
 			return nil
+		}
+		g := newRegistry()
+		for _, mi := range cfg.InitialMembers {
+			g.members[mi.ID] = mi.clone()
 		}
 		voters := make([]uint64, len(cfg.InitialMembers))
 		for i, mi := range cfg.InitialMembers {
@@ -60,11 +56,15 @@ func (m *Member) recover() error {
 			cc := consensus.ConfChange{Type: consensus.AddVoter, NodeID: voters[i], Context: encodeCCContext(0, g.members[voters[i]])}
 			ents[i].Data = cc.Marshal()
 		}
-		// Applying the bootstrap entries fills the registry again.
-		m.view.Store(newRegistry())
-		if err := w.Save(hs, ents); err != nil {
+		// The log is created with the bootstrap entries in it: a log
+		// without them would be a member that knows no one, and a
+		// restart would not bootstrap again.
+		w, err := wal.CreateWith(cfg.WALDir, meta, hs, ents, wopts)
+		if err != nil {
 			return err
 		}
+		m.wal = w
+		// Applying the bootstrap entries fills the registry.
 		if err := m.rs.Append(ents); err != nil {
 			return err
 		}
@@ -78,16 +78,21 @@ func (m *Member) recover() error {
 		return err
 	}
 	m.wal = w
-	if cfg.ID == 0 {
-		id, cid, err := decodeWALMeta(c.Metadata)
-		if err != nil {
-			return fmt.Errorf("server: WAL in %s: %w", cfg.WALDir, err)
-		}
-		m.cfg.ID, m.cfg.ClusterID = id, cid
-		meta = c.Metadata
+	id, cid, join, err := decodeWALMeta(c.Metadata)
+	if err != nil {
+		return fmt.Errorf("server: WAL in %s: %w", cfg.WALDir, err)
 	}
-	if string(c.Metadata) != string(meta) {
+	if cfg.ID == 0 {
+		m.cfg.ID, m.cfg.ClusterID = id, cid
+	} else if id != cfg.ID || cid != cfg.ClusterID {
 		return fmt.Errorf("server: WAL in %s belongs to another member or cluster", cfg.WALDir)
+	}
+	if len(join) > 0 {
+		// A member that joined: until it has applied its own addition
+		// (the log may not hold it yet, or be empty) it answers the
+		// members it was told of then, as on its first start.
+		m.cfg.Join, m.cfg.InitialMembers = true, join
+		m.seedPeers = seedPeers(id, join)
 	}
 	if covered > 0 {
 		term, conf, g, auth, err := decodeRaftMeta(st.RaftMeta())
@@ -102,6 +107,11 @@ func (m *Member) recover() error {
 			}
 		}
 		m.view.Store(g)
+		if g.removed[m.cfg.ID] {
+			// It applied its own removal before it stopped: it goes on
+			// as a removed member does (tickRemoved).
+			m.removedTicks = 1
+		}
 		snap := consensus.Snapshot{Meta: consensus.SnapshotMeta{Index: covered, Term: term, ConfState: conf}}
 		if err := m.rs.ApplySnapshot(snap); err != nil {
 			return err
@@ -250,15 +260,59 @@ func (m *Member) compactLog(index uint64) {
 	_ = m.rs.Compact(index - catchUp)
 }
 
-func encodeWALMeta(id, cluster uint64) []byte {
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{1}, id), cluster)
+// The WAL's metadata is the member's identity: version 1, the member ID
+// and the cluster ID (8 bytes each, big-endian). A member that joined an
+// existing cluster writes version 2: the same, then the members it was
+// told of when it joined (uvarint count, each as in the registry's
+// encoding), which it answers after a restart until it has applied its
+// own addition.
+func encodeWALMeta(id, cluster uint64, join []MemberInfo) []byte {
+	version := byte(1)
+	if len(join) > 0 {
+		version = 2
+	}
+	b := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64([]byte{version}, id), cluster)
+	if version == 1 {
+		return b
+	}
+	b = binary.AppendUvarint(b, uint64(len(join)))
+	for _, mi := range join {
+		b = appendMemberInfo(b, mi)
+	}
+	return b
 }
 
-func decodeWALMeta(b []byte) (id, cluster uint64, err error) {
-	if len(b) != 17 || b[0] != 1 {
-		return 0, 0, fmt.Errorf("bad member metadata %x", b)
+func decodeWALMeta(b []byte) (id, cluster uint64, join []MemberInfo, err error) {
+	if len(b) < 17 || (b[0] != 1 && b[0] != 2) || (b[0] == 1 && len(b) != 17) {
+		return 0, 0, nil, fmt.Errorf("bad member metadata %x", b)
 	}
-	return binary.BigEndian.Uint64(b[1:9]), binary.BigEndian.Uint64(b[9:]), nil
+	id, cluster = binary.BigEndian.Uint64(b[1:9]), binary.BigEndian.Uint64(b[9:17])
+	if b[0] == 1 {
+		return id, cluster, nil, nil
+	}
+	d := newDecoder(b[17:])
+	for n := d.uvarint(); n > 0 && d.Err() == nil; n-- {
+		join = append(join, d.memberInfo())
+	}
+	if d.Err() == nil && d.Len() != 0 {
+		d.Fail("trailing bytes")
+	}
+	if d.Err() != nil || len(join) == 0 {
+		return 0, 0, nil, fmt.Errorf("bad member metadata %x: %v", b, d.Err())
+	}
+	return id, cluster, join, nil
+}
+
+// seedPeers are the peers of the members a joining member was told of,
+// itself excepted.
+func seedPeers(self uint64, join []MemberInfo) map[uint64]string {
+	peers := map[uint64]string{}
+	for _, mi := range join {
+		if mi.ID != self && len(mi.PeerURLs) > 0 {
+			peers[mi.ID] = mi.PeerURLs[0]
+		}
+	}
+	return peers
 }
 
 // Initialized reports whether dataDir (with its WAL in walDir, or the

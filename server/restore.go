@@ -52,7 +52,7 @@ func Restore(backup string, c MemberConfig, p store.Progress) (store.FileStatus,
 	if err != nil {
 		return st, err
 	}
-	w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID), wal.Options{FS: cfg.WALFS})
+	w, err := wal.Create(cfg.WALDir, encodeWALMeta(cfg.ID, cfg.ClusterID, nil), wal.Options{FS: cfg.WALFS})
 	if err != nil {
 		return st, err
 	}

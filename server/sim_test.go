@@ -81,6 +81,12 @@ const (
 	skStopDeadline // a stopping leader's handover took an election timeout
 	skFree         // a member's WAL write is done: its loop takes events again
 	skScript       // a scenario's scripted move
+	skKeepAlive    // simmembers_test.go: a member's streams carry keepalives
+	skFrame        // a keepalive frame arrives
+	skLiveness     // the receiver's liveness byte arrives back
+	skRemoved      // a peer answered 410 Gone: it applied the member's removal
+	skOperator     // the operator's membership changes
+	skAskAbout     // a member asks the members it knows about a stranger
 )
 
 type simEvent struct {
@@ -88,7 +94,8 @@ type simEvent struct {
 	seq    uint64
 	kind   simKind
 	member int
-	inc    int // the member's incarnation it belongs to (ticks, expiry)
+	inc    int    // the member's incarnation it belongs to (ticks, expiry)
+	from   uint64 // skDeliver, skFrame, skLiveness: the sending member; skRemoved: the refusing one
 	client int
 	msg    consensus.Message
 	snap   []byte // skDeliver of a MsgSnap: the sender's applied state
@@ -128,6 +135,7 @@ type simParams struct {
 
 type simNode struct {
 	id  uint64
+	url string // its peer URL
 	dir string
 	fs  *simfs.FS
 	m   *Member // nil while down
@@ -138,26 +146,36 @@ type simNode struct {
 	deferred  []event
 	mark      time.Duration // fs.Elapsed when the current step began
 	stopping  bool          // stopped gracefully: handing over
+	simMemberState
 }
 
-// simTransport is the simulated network as one member sees it.
+// simTransport is the simulated network as one member sees it. As the
+// peer transport, it sends only to its peers, and ActiveWithin answers
+// from the last sign of life heard from a peer (heard, virtual time:
+// messages, keepalive frames and liveness bytes; simmembers_test.go).
 type simTransport struct {
 	w     *simWorld
+	id    uint64
 	peers map[uint64]string
+	heard map[uint64]time.Duration
 }
 
 func (t *simTransport) Send(msgs []consensus.Message) {
 	for _, msg := range msgs {
-		t.w.send(msg)
+		if _, ok := t.peers[msg.To]; ok {
+			t.w.send(t.id, msg)
+		}
 	}
 }
-func (t *simTransport) Stop()                                   {}
-func (t *simTransport) KeepAlive() time.Duration                { return simHeartbeat }
-func (t *simTransport) ActiveWithin(uint64, time.Duration) bool { return true }
-func (t *simTransport) Peers() map[uint64]string                { return maps.Clone(t.peers) }
-func (t *simTransport) AddPeer(id uint64, url string)           { t.peers[id] = url }
-func (t *simTransport) RemovePeer(id uint64)                    { delete(t.peers, id) }
-func (t *simTransport) Handler() http.Handler                   { return http.NotFoundHandler() }
+func (t *simTransport) Stop()                         {}
+func (t *simTransport) KeepAlive() time.Duration      { return simKeepAlive }
+func (t *simTransport) Peers() map[uint64]string      { return maps.Clone(t.peers) }
+func (t *simTransport) AddPeer(id uint64, url string) { t.peers[id] = url }
+func (t *simTransport) RemovePeer(id uint64) {
+	delete(t.peers, id)
+	delete(t.heard, id)
+}
+func (t *simTransport) Handler() http.Handler { return http.NotFoundHandler() }
 
 // simClient issues one operation at a time.
 type simClient struct {
@@ -204,6 +222,9 @@ type simWorld struct {
 	queue   simQueueWork
 	shell   simShellLog
 	wa      *simWatches
+	tb      testing.TB
+	byID    map[uint64]int // member ID -> index in nodes (lookups only)
+	ops     simOperator    // membership changes (simmembers_test.go)
 }
 
 type simApplied struct {
@@ -234,7 +255,7 @@ func (w *simWorld) dur(lo, hi time.Duration) time.Duration {
 func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...any)) *simWorld {
 	rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 	w := &simWorld{seed: seed, bug: bug, rng: rng, base: time.Unix(1_700_000_000, 0), cut: map[[2]uint64]bool{}, trace: trace,
-		applied: map[uint64]simApplied{}, wa: newSimWatches(seed)}
+		applied: map[uint64]simApplied{}, wa: newSimWatches(seed), tb: t, byID: map[uint64]int{}}
 	// The seed draws the world: some seeds are calm, some hostile.
 	w.p = simParams{
 		loss:     rng.Float64() * 0.2,
@@ -264,10 +285,12 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 	w.p.latency = simDiskLatency(w)
 	trace("params %+v", w.p)
 	for i := range simMembers {
-		n := &simNode{id: uint64(i + 1), dir: simTempDir(t), fs: simfs.New(seed*31+uint64(i), w.p.disk)}
+		n := &simNode{id: uint64(i + 1), url: fmt.Sprintf("sim://n%d", i), dir: simTempDir(t), fs: simfs.New(seed*31+uint64(i), w.p.disk)}
 		n.fs.SetLatency(w.p.latency)
+		w.byID[n.id] = len(w.nodes)
 		w.nodes = append(w.nodes, n)
 	}
+	w.initOperator()
 	for i := range 3 {
 		w.clients = append(w.clients, &simClient{n: i})
 	}
@@ -281,6 +304,9 @@ func newSimWorld(t testing.TB, seed uint64, bug string, trace func(string, ...an
 // start brings member i up on its data directory and file system.
 func (w *simWorld) start(i int) {
 	n := w.nodes[i]
+	if n.retired || n.waiting {
+		return // stopped as removed, or added but not started by the operator yet
+	}
 	var fs wal.FS = n.fs
 	if w.bug == "ack-before-fsync" {
 		fs = simNoSync{n.fs}
@@ -296,7 +322,7 @@ func (w *simWorld) start(i int) {
 		FlushInterval: 2 * time.Second, Logger: zerolog.Nop(), WALFS: fs,
 		Now: w.clock, Seed: w.rng.Uint64() | 1,
 		UnsafeLocalReads:      w.bug == "stale-read",
-		transport:             &simTransport{w: w, peers: map[uint64]string{}},
+		transport:             &simTransport{w: w, id: n.id, peers: map[uint64]string{}, heard: map[uint64]time.Duration{}},
 		syncPersist:           true,
 		walSegmentSize:        64 << 10,
 		unsafeKeepExpiry:      w.bug == "expiry-forgotten",
@@ -309,25 +335,27 @@ func (w *simWorld) start(i int) {
 			w.tapSync(i)
 		},
 	}
+	w.memberConfig(n, &cfg)
 	m, err := newMember(cfg)
 	if errors.Is(err, simfs.ErrInjected) {
 		// The disk failed while the member started: try again later,
 		// as an operator (or systemd) would.
-		w.trace("member %d failed to start: %v", n.id, err)
+		w.trace("member %x failed to start: %v", n.id, err)
 		w.at(w.dur(200*time.Millisecond, time.Second), &simEvent{kind: skRestart, member: i})
 		return
 	}
 	if err != nil {
-		w.fail("member %d cannot restart: %v", n.id, err)
+		w.fail("member %x cannot restart: %v", n.id, err)
 		return
 	}
 	n.m = m
 	n.inc++
 	w.tapStart(i)
-	w.trace("member %d up (incarnation %d)", n.id, n.inc)
+	w.trace("member %x up (incarnation %d)", n.id, n.inc)
 	w.busy(i, n.fs.Elapsed()-before) // recovery read and wrote the WAL
 	w.at(w.dur(0, simHeartbeat), &simEvent{kind: skTick, member: i, inc: n.inc})
 	w.at(w.dur(0, SyncInterval), &simEvent{kind: skExpiry, member: i, inc: n.inc})
+	w.at(w.dur(0, simKeepAlive), &simEvent{kind: skKeepAlive, member: i, inc: n.inc})
 	w.step(i, event{kind: evTick}) // the first after (a lone voter's campaign, nothing here)
 }
 
@@ -335,12 +363,13 @@ func (w *simWorld) start(i int) {
 // the same entry (term, type, data) at an index.
 func (w *simWorld) checkApplied(id uint64, e consensus.Entry) {
 	a, ok := w.applied[e.Index]
+	w.noteApplied(id, e, !ok)
 	if !ok {
 		w.applied[e.Index] = simApplied{member: id, term: e.Term, typ: e.Type, data: bytes.Clone(e.Data)}
 		return
 	}
 	if a.term != e.Term || a.typ != e.Type || !bytes.Equal(a.data, e.Data) {
-		w.fail("state machine safety: member %d applied at index %d term %d type %v %d bytes %.40x, member %d term %d type %v %d bytes %.40x",
+		w.fail("state machine safety: member %x applied at index %d term %d type %v %d bytes %.40x, member %x term %d type %v %d bytes %.40x",
 			id, e.Index, e.Term, e.Type, len(e.Data), e.Data, a.member, a.term, a.typ, len(a.data), a.data)
 	}
 }
@@ -352,7 +381,7 @@ func (w *simWorld) crash(i int, why string) {
 	if n.m == nil {
 		return
 	}
-	w.trace("member %d crashes (%s)", n.id, why)
+	w.trace("member %x crashes (%s)", n.id, why)
 	w.tapCrash(i)
 	n.fs.Crash()
 	_ = n.m.wal.Close()
@@ -388,7 +417,9 @@ func (w *simWorld) stepNow(i int, ev event) {
 		m.flushedq = m.flushedq[1:]
 		ok = m.handle(event{kind: evFlushed, index: idx, now: w.clock()}) && m.after()
 	}
-	if !ok || m.Err() != nil {
+	if errors.Is(m.Err(), ErrRemoved) {
+		w.retire(i)
+	} else if !ok || m.Err() != nil {
 		w.crash(i, fmt.Sprintf("failed: %v", m.Err()))
 	} else {
 		w.busy(i, n.fs.Elapsed()-n.mark)
@@ -399,24 +430,27 @@ func (w *simWorld) stepNow(i int, ev event) {
 	w.poll()
 }
 
-func (w *simWorld) send(msg consensus.Message) {
-	from, to := msg.From, msg.To
+func (w *simWorld) send(from uint64, msg consensus.Message) {
+	to := msg.To
 	var snap []byte
 	if msg.Type == consensus.MsgSnap {
 		// As the peer transport: the applied state, as last written,
 		// streamed beside the message.
 		var buf bytes.Buffer
-		if err := w.nodes[from-1].m.writeSnapshot(&buf); err != nil {
-			w.fail("member %d: writing a snapshot: %v", from, err)
+		if err := w.nodes[w.byID[from]].m.writeSnapshot(&buf); err != nil {
+			w.fail("member %x: writing a snapshot: %v", from, err)
 			return
 		}
 		snap = buf.Bytes()
 	}
-	if w.cut[[2]uint64{from, to}] || (!w.calm && w.rng.Float64() < w.p.loss) {
+	cut := w.cut[[2]uint64{from, to}]
+	if cut || (!w.calm && w.rng.Float64() < w.p.loss) {
 		if snap != nil {
 			// The peer transport reports a snapshot it failed to send:
 			// the leader waits for that word before it probes again.
-			w.at(w.p.maxDelay, &simEvent{kind: skReport, member: int(from - 1), rep: report{id: to, snapshot: true, failed: true}})
+			w.at(w.p.maxDelay, &simEvent{kind: skReport, member: w.byID[from], rep: report{id: to, snapshot: true, failed: true}})
+		} else if cut {
+			w.unreachable(from, to) // the write or the POST fails
 		}
 		return
 	}
@@ -428,9 +462,10 @@ func (w *simWorld) send(msg consensus.Message) {
 		copies = 2
 	}
 	// A message leaves once the disk writes before it are done.
-	lag := w.nodes[from-1].fs.Elapsed() - w.nodes[from-1].mark
+	sender := w.nodes[w.byID[from]]
+	lag := sender.fs.Elapsed() - sender.mark
 	for range copies {
-		w.at(lag+w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skDeliver, member: int(to - 1), msg: msg, snap: snap})
+		w.at(lag+w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skDeliver, member: w.byID[to], from: from, msg: msg, snap: snap})
 	}
 }
 
@@ -440,16 +475,16 @@ func (w *simWorld) send(msg consensus.Message) {
 func (w *simWorld) deliverSnapshot(ev *simEvent) {
 	n := w.nodes[ev.member]
 	failed := true
-	if n.m != nil {
+	if n.m != nil && w.admit(ev.member, ev.from, false) {
 		in, err := n.m.readSnapshot(ev.msg, bytes.NewReader(ev.snap))
 		if err == nil {
 			failed = false
 			w.step(ev.member, event{kind: evSnapshot, snap: in})
 		} else {
-			w.trace("member %d: snapshot refused: %v", n.id, err)
+			w.trace("member %x: snapshot refused: %v", n.id, err)
 		}
 	}
-	w.at(w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skReport, member: int(ev.msg.From - 1),
+	w.at(w.dur(w.p.minDelay, w.p.maxDelay), &simEvent{kind: skReport, member: w.byID[ev.from],
 		rep: report{id: ev.msg.To, snapshot: true, failed: failed}})
 }
 
@@ -536,7 +571,7 @@ func (w *simWorld) issue(c *simClient) {
 		}
 		return
 	}
-	i := w.rng.IntN(len(w.nodes))
+	i := w.pickNode()
 	n := w.nodes[i]
 	if n.m == nil || n.stopping {
 		return
@@ -602,7 +637,10 @@ func (w *simWorld) leader() int {
 
 func (w *simWorld) partition() {
 	clear(w.cut)
-	ids := []uint64{1, 2, 3}
+	ids := w.runningIDs()
+	if len(ids) < 2 {
+		return
+	}
 	var alone uint64
 	if l := w.leader(); l >= 0 && w.rng.IntN(2) == 0 {
 		alone = w.nodes[l].id
@@ -619,7 +657,7 @@ func (w *simWorld) partition() {
 			w.cut[[2]uint64{o, alone}] = true
 		}
 	}
-	w.trace("partition: member %d cut off (one way: %v)", alone, oneWay)
+	w.trace("partition: member %x cut off (one way: %v)", alone, oneWay)
 	w.at(w.dur(500*time.Millisecond, 5*time.Second), &simEvent{kind: skHealNet})
 }
 
@@ -652,6 +690,7 @@ func (w *simWorld) run() error {
 		w.at(w.exp(w.p.stopEvery), &simEvent{kind: skStop, member: -1})
 	}
 	w.startQueue()
+	w.startOperator()
 	w.loop(simChaos)
 	// Healing: faults stop, every member comes back.
 	w.calm = true
@@ -709,9 +748,15 @@ func (w *simWorld) handle(ev *simEvent) {
 			w.deliverSnapshot(ev)
 			return
 		}
-		w.step(ev.member, event{kind: evMessages, msgs: []consensus.Message{ev.msg}})
+		if w.admit(ev.member, ev.from, true) {
+			w.step(ev.member, event{kind: evMessages, msgs: []consensus.Message{ev.msg}})
+		}
 	case skReport:
-		w.step(ev.member, event{kind: evReport, rep: ev.rep})
+		if ev.inc == 0 || ev.inc == w.nodes[ev.member].inc {
+			w.step(ev.member, event{kind: evReport, rep: ev.rep})
+		}
+	case skKeepAlive, skFrame, skLiveness, skRemoved, skOperator, skAskAbout:
+		w.handleMembership(ev)
 	case skClient:
 		if !w.quiet {
 			w.issue(w.clients[ev.client])
@@ -724,7 +769,7 @@ func (w *simWorld) handle(ev *simEvent) {
 		}
 	case skCrash:
 		if !w.calm {
-			w.crash(w.rng.IntN(len(w.nodes)), "injected")
+			w.crash(w.pickNode(), "injected")
 			w.at(w.exp(w.p.crashEvery), ev)
 		}
 	case skPowerLoss:
@@ -770,19 +815,21 @@ func (w *simWorld) handle(ev *simEvent) {
 func (w *simWorld) check() error {
 	// Liveness: after healing, a leader, and every member caught up with
 	// the same applied state.
+	w.traceMembers()
 	l := w.leader()
 	if l < 0 {
 		return errors.New("liveness: no leader after healing")
 	}
 	want := w.nodes[l].m.applied
-	for _, n := range w.nodes {
-		st := n.m.node.Status()
-		last, _ := n.m.rs.LastIndex()
-		w.trace("member %d: state %v term %d lead %d applied %d committed %d last %d", n.id, st.State, st.Term, st.Lead, n.m.applied, st.Commit, last)
+	// The members of the final configuration, every one up; removed
+	// members stopped (simmembers_test.go).
+	members, err := w.checkMembership(l)
+	if err != nil {
+		return err
 	}
-	for _, n := range w.nodes {
+	for _, n := range members {
 		if n.m.applied != want {
-			return fmt.Errorf("liveness: member %d applied %d, the leader %d", n.id, n.m.applied, want)
+			return fmt.Errorf("liveness: member %x applied %d, the leader %d", n.id, n.m.applied, want)
 		}
 	}
 	// Every member agrees, and the final values are part of the history
@@ -790,7 +837,7 @@ func (w *simWorld) check() error {
 	end := int64(w.now)
 	for _, key := range simKeys {
 		var vals []string
-		for _, n := range w.nodes {
+		for _, n := range members {
 			ev, err := n.m.Store().Get(key, false)
 			v := "(absent)"
 			if err == nil {
@@ -798,7 +845,7 @@ func (w *simWorld) check() error {
 			}
 			vals = append(vals, v)
 		}
-		if vals[0] != vals[1] || vals[1] != vals[2] {
+		if slices.ContainsFunc(vals, func(v string) bool { return v != vals[0] }) {
 			return fmt.Errorf("members disagree on %s at index %d: %q", key, want, vals)
 		}
 		out := chOutput{Outcome: chOK, Value: vals[0], Missing: vals[0] == "(absent)"}
@@ -808,14 +855,14 @@ func (w *simWorld) check() error {
 		w.hist = append(w.hist, porcupine.Operation{ClientId: 99, Input: chInput{Op: "read", Key: key}, Output: out, Call: end, Return: end + 1})
 	}
 	// Expiry: no TTL key whose deadline passed a while ago is left.
-	for _, n := range w.nodes {
+	for _, n := range members {
 		ev, err := n.m.Store().Get("/ttl", true)
 		if err != nil {
 			continue
 		}
 		for _, nd := range ev.Node.Nodes {
 			if nd.Expiration != 0 && nd.Expiration < w.clock().Add(-5*time.Second).UnixNano() {
-				return fmt.Errorf("expiry: member %d still has %s, expired at %v (%v ago)", n.id, nd.Key,
+				return fmt.Errorf("expiry: member %x still has %s, expired at %v (%v ago)", n.id, nd.Key,
 					time.Unix(0, nd.Expiration).Sub(w.base), w.clock().Sub(time.Unix(0, nd.Expiration)))
 			}
 		}

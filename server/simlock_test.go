@@ -175,7 +175,7 @@ func (w *simWorld) lockStep(l *simLocker) {
 // upMember picks a member for a client's next request: a random one, if
 // it is up (nil otherwise).
 func (w *simWorld) upMember() (int, *Member) {
-	i := w.rng.IntN(len(w.nodes))
+	i := w.pickNode()
 	n := w.nodes[i]
 	if n.m == nil || n.stopping {
 		return i, nil
@@ -406,7 +406,9 @@ func (w *simWorld) confirmHead(l *simLocker, m *Member) {
 func (w *simWorld) lockAnswer(l *simLocker, res result) {
 	op, kind := l.pending, l.pkind
 	l.pending = nil
-	w.checkAnswer(res, fmt.Sprintf("locker %d", l.n))
+	if !w.checkAnswer(res, fmt.Sprintf("locker %d", l.n)) {
+		return // the run has failed
+	}
 	ev, err := res.ev, res.err
 	var se *store.Error
 	code := 0

@@ -378,7 +378,9 @@ func (w *simWorld) pollQueue() {
 // it gave up).
 func (w *simWorld) queueAnswer(a *simQActor, res result) {
 	a.pending = nil
-	w.checkAnswer(res, a.name())
+	if !w.checkAnswer(res, a.name()) {
+		return // the run has failed
+	}
 	ev, err := res.ev, res.err
 	var se *store.Error
 	code := 0

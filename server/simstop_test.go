@@ -108,7 +108,7 @@ func (w *simWorld) stopEvent(ev *simEvent) {
 	}
 	i := ev.member
 	if i < 0 {
-		i = w.rng.IntN(len(w.nodes))
+		i = w.pickNode()
 		w.at(w.exp(w.p.stopEvery), ev)
 	} else if w.nodes[i].inc != ev.inc {
 		return
@@ -219,9 +219,12 @@ func (w *simWorld) pendingProposals() []simPending {
 	return out
 }
 
-// checkAnswer fails the run on an empty success: no error and no event.
-func (w *simWorld) checkAnswer(res result, who string) {
+// checkAnswer fails the run on an empty success (no error and no event)
+// and reports whether the answer can be read.
+func (w *simWorld) checkAnswer(res result, who string) bool {
 	if res.err == nil && res.out == nil && (res.ev == nil || res.ev.Node == nil) {
 		w.fail("%s: an empty answer (no error, no event)", who)
+		return false
 	}
+	return true
 }

@@ -146,6 +146,9 @@ func (w *simWorld) tapStart(i int) {
 		w.fail("member %d: tapping the store: %v", w.nodes[i].id, err)
 		return
 	}
+	for len(w.wa.taps) <= i { // a member added by the operator
+		w.wa.taps = append(w.wa.taps, nil)
+	}
 	w.wa.taps[i] = &simTap{st: st, wt: wt}
 }
 
@@ -153,6 +156,9 @@ func (w *simWorld) tapStart(i int) {
 // member installed a snapshot since (a new store), taps the new store.
 // It runs before each entry the member applies and after each step.
 func (w *simWorld) tapSync(i int) {
+	if i >= len(w.wa.taps) {
+		return
+	}
 	m := w.nodes[i].m
 	t := w.wa.taps[i]
 	if m == nil || t == nil {
@@ -166,6 +172,9 @@ func (w *simWorld) tapSync(i int) {
 
 // tapDrain records the events waiting on member i's tap.
 func (w *simWorld) tapDrain(i int) {
+	if i >= len(w.wa.taps) {
+		return
+	}
 	t := w.wa.taps[i]
 	if t == nil || t.wt == nil {
 		return
@@ -213,7 +222,9 @@ func (w *simWorld) recordRef(id uint64, ev *store.Event) {
 // tapCrash records what member i published before it goes down.
 func (w *simWorld) tapCrash(i int) {
 	w.tapDrain(i)
-	w.wa.taps[i] = nil
+	if i < len(w.wa.taps) {
+		w.wa.taps[i] = nil
+	}
 }
 
 // watchStep is watcher n's own move: open a watch if it has none; while

@@ -6,8 +6,13 @@
 // created as a temp file, preallocated to Options.SegmentSize (64 MB),
 // headed by the chain seed, the caller's metadata, the current hard state
 // and snapshot marker, fsynced, renamed into place, and the directory
-// fsynced; so a crash leaves either no new segment or a whole one. When a
-// segment fills, the next is cut.
+// fsynced; so a crash leaves either no new segment or a whole one (a
+// segment renamed into place whose directory fsync failed is made durable
+// by the next Open, before anything is appended to it). When a segment
+// fills, the next is cut. CreateWith writes a new log's first
+// records (a new cluster's bootstrap entries and hard state) into its
+// first segment before the rename: a crash or failure leaves no log or
+// one with them.
 //
 // Records carry a CRC-32C chained across records and segments (see
 // record.go), so a record out of place is as detectable as a damaged one.

@@ -393,6 +393,63 @@ func TestFaultsDuringCreate(t *testing.T) {
 	}
 }
 
+// Every failpoint hit during CreateWith: it fails, and the directory then
+// holds either no log or one with the initial entries and hard state,
+// never a log without them.
+func TestFaultsDuringCreateWith(t *testing.T) {
+	hs, ents := consensus.HardState{Term: 1, Commit: 3}, mkEntries(1, 3, 1)
+	counter := &faultFS{FS: faultBase}
+	counter.arm()
+	w, err := CreateWith(t.TempDir(), testMeta, hs, ents, Options{SegmentSize: faultSeg, FS: counter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, w)
+	counts := counter.calls
+	for o := range numOps {
+		for _, mode := range modesFor(o) {
+			for n := 1; n <= counts[o]; n++ {
+				t.Run(fmt.Sprintf("%v#%d%s", o, n, mode.name), func(t *testing.T) {
+					ffs := &faultFS{FS: faultBase, failOp: o, failAt: n, partial: mode.partial, lossy: mode.lossy}
+					ffs.arm()
+					dir := t.TempDir()
+					w, err := CreateWith(dir, testMeta, hs, ents, Options{SegmentSize: faultSeg, FS: ffs})
+					if err == nil {
+						w.Close()
+						t.Fatalf("CreateWith succeeded through a failed %v", o)
+					}
+					w, c, err := Open(dir, 0, Options{SegmentSize: faultSeg, FS: OS})
+					switch {
+					case errors.Is(err, ErrNotExist):
+						return
+					case err != nil:
+						t.Fatalf("Open after a failed CreateWith: %v", err)
+					}
+					defer w.Close()
+					if !bytes.Equal(c.Metadata, testMeta) || c.HardState != hs {
+						t.Fatalf("Open after a failed CreateWith: metadata %x hard state %+v", c.Metadata, c.HardState)
+					}
+					checkEntries(t, c.Entries, ents)
+				})
+			}
+		}
+	}
+	// And when it succeeds, the log holds them and appends go on after.
+	dir := t.TempDir()
+	w, err = CreateWith(dir, testMeta, hs, ents, Options{SegmentSize: faultSeg, FS: OS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSave(t, w, consensus.HardState{Term: 1, Commit: 4}, mkEntries(4, 4, 1))
+	mustClose(t, w)
+	w, c := mustOpen(t, dir, 0, Options{SegmentSize: faultSeg, FS: OS})
+	defer w.Close()
+	checkEntries(t, c.Entries, mkEntries(1, 4, 1))
+	if c.HardState.Commit != 4 {
+		t.Fatalf("hard state %+v", c.HardState)
+	}
+}
+
 // Every failpoint hit during Open (of a log with a torn tail to repair):
 // Open fails, and a later Open with the real file system still finds
 // everything.

@@ -174,6 +174,16 @@ func Exist(dir string, opts Options) bool {
 
 // Create makes a new log in dir with the caller's metadata.
 func Create(dir string, metadata []byte, opts Options) (*WAL, error) {
+	return CreateWith(dir, metadata, consensus.HardState{}, nil, opts)
+}
+
+// CreateWith makes a new log in dir with the caller's metadata that holds
+// ents and hs from the start: they are written into the first segment
+// before it is renamed into place, so a crash or a failure leaves either
+// no log or one with all of them, never a log without them (a new
+// cluster's member starts so with its bootstrap entries: a log without
+// them is a member that knows no one).
+func CreateWith(dir string, metadata []byte, hs consensus.HardState, ents []consensus.Entry, opts Options) (*WAL, error) {
 	opts = opts.withDefaults()
 	if err := opts.FS.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -187,8 +197,21 @@ func Create(dir string, metadata []byte, opts Options) (*WAL, error) {
 	}
 	w := newWAL(dir, opts)
 	w.meta = append([]byte(nil), metadata...)
-	if err := w.cut(0, 0); err != nil {
+	var initial []rec
+	for _, e := range ents {
+		initial = append(initial, rec{typ: recEntry, data: encodeEntry(e)})
+	}
+	if !hs.IsEmpty() {
+		initial = append(initial, rec{typ: recHardState, data: encodeHardState(hs)})
+	}
+	if err := w.cut(0, 0, initial...); err != nil {
 		return nil, err
+	}
+	if len(ents) > 0 {
+		w.lastIndex = ents[len(ents)-1].Index
+	}
+	if !hs.IsEmpty() {
+		w.hs = hs
 	}
 	w.start()
 	return w, nil
@@ -204,9 +227,10 @@ func (w *WAL) start() { go w.flusher() }
 
 // cut starts segment seq, whose first entry will be first. The segment is
 // built as a temp file (preallocated, headed by the chain seed, metadata,
-// hard state and snapshot marker), fsynced, renamed into place, and the
-// directory fsynced: a crash leaves either no segment or a whole one.
-func (w *WAL) cut(seq, first uint64) error {
+// hard state and snapshot marker, then the records after, if any: a new
+// log's first ones), fsynced, renamed into place, and the directory
+// fsynced: a crash leaves either no segment or a whole one.
+func (w *WAL) cut(seq, first uint64, after ...rec) error {
 	fs := w.opts.FS
 	tmp := filepath.Join(w.dir, fmt.Sprintf("%016x.tmp", seq))
 	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
@@ -228,6 +252,9 @@ func (w *WAL) cut(seq, first uint64) error {
 	b, crc = frame(b, crc, recHardState, encodeHardState(w.hs))
 	if w.snap != nil {
 		b, crc = frame(b, crc, recSnapshot, encodeSnapshot(*w.snap))
+	}
+	for _, r := range after {
+		b, crc = frame(b, crc, r.typ, r.data)
 	}
 	if _, err := f.WriteAt(b, 0); err != nil {
 		return fail(err)
@@ -281,6 +308,12 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 				_ = fs.Remove(filepath.Join(dir, de.Name()))
 			}
 		}
+	}
+	// The segments' names may not be durable yet: a Create or a cut whose
+	// directory fsync failed renamed a segment into place all the same.
+	// What is appended from now on must not vanish with such a name.
+	if err := fs.SyncDir(dir); err != nil {
+		return nil, nil, err
 	}
 	// Replay from the last segment that may hold entry after+1.
 	start := 0
