@@ -209,6 +209,9 @@ type keysHandler struct {
 	metrics *httpMetrics
 	lim     *limiter
 	authz   *authorizer
+	// clusterID and term are the X-Etcd-Cluster-Id (base 16) and
+	// X-Raft-Term (base 10) values, formatted once per value.
+	clusterID, term cachedValue
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -221,8 +224,7 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	st := h.be.Status()
-	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(st.ClusterID, 16))
+	w.Header()[hdrClusterID] = h.clusterID.get(h.be.Status().ClusterID)
 	now := h.now()
 	kr, perr := parseKeyRequest(r, now)
 	if perr == nil {
@@ -290,10 +292,11 @@ func (h *keysHandler) reply(w http.ResponseWriter, e *store.Event, err error, no
 		return
 	}
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(e.Index, 10))
-	h.raftHeaders(hd)
-	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	hd[hdrContentType] = valJSON
+	st := h.be.Status()
+	hd[hdrRaftTerm] = h.term.get(st.Term)
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, e.Index}, uintHeader{hdrRaftIndex, st.RaftIndex},
+		uintHeader{hdrContentLength, uint64(len(b))})
 	status := http.StatusOK
 	if e.IsCreated() {
 		status = http.StatusCreated
@@ -302,12 +305,6 @@ func (h *keysHandler) reply(w http.ResponseWriter, e *store.Event, err error, no
 	_, _ = w.Write(b)
 	*bp = b
 	bufPool.Put(bp)
-}
-
-func (h *keysHandler) raftHeaders(hd http.Header) {
-	st := h.be.Status()
-	hd.Set("X-Raft-Index", strconv.FormatUint(st.RaftIndex, 10))
-	hd.Set("X-Raft-Term", strconv.FormatUint(st.Term, 10))
 }
 
 // errorStatus maps v2 error codes to HTTP statuses; others are 400.
@@ -344,9 +341,8 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	b := appendError(nil, se)
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(se.Index, 10))
-	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	hd[hdrContentType] = valJSON
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, se.Index}, uintHeader{hdrContentLength, uint64(len(b))})
 	w.WriteHeader(errorStatus(se.Code))
 	_, _ = w.Write(b)
 }
@@ -362,9 +358,10 @@ func (h *keysHandler) watch(w http.ResponseWriter, r *http.Request, kr *keyReque
 	}
 	defer wt.Remove()
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(wt.StartIndex, 10))
-	h.raftHeaders(hd)
+	hd[hdrContentType] = valJSON
+	st := h.be.Status()
+	hd[hdrRaftTerm] = h.term.get(st.Term)
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, wt.StartIndex}, uintHeader{hdrRaftIndex, st.RaftIndex})
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	if fl != nil {

@@ -71,7 +71,8 @@ func newHandler(cfg Config) (http.Handler, *authorizer) {
 	}
 	lim := newLimiter(cfg.Limits, cfg.Backend, reg)
 	authz := newAuthorizer(cfg.Backend, cfg.ClientCertAuth, cfg.Logger, reg)
-	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz}
+	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz,
+		clusterID: cachedValue{base: 16}, term: cachedValue{base: 10}}
 	r := chi.NewRouter()
 	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded, joinedOnly(cfg.Backend))
 	// chi answers methods it does not know before any handler runs; the
@@ -150,12 +151,12 @@ func cors(origins []string) func(http.Handler) http.Handler {
 			origin := req.Header.Get("Origin")
 			if any || (origin != "" && slices.Contains(origins, origin)) {
 				h := w.Header()
-				h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
-				h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+				h[hdrCORSHeaders] = valCORSHeaders
+				h[hdrCORSMethods] = valCORSMethods
 				if any {
-					h.Set("Access-Control-Allow-Origin", "*")
+					h[hdrCORSOrigin] = valCORSAny
 				} else {
-					h.Set("Access-Control-Allow-Origin", origin)
+					h[hdrCORSOrigin] = []string{origin}
 				}
 			}
 			if req.Method == http.MethodOptions {
