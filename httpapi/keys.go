@@ -61,7 +61,7 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 		return nil, formError(err)
 	}
 	f := r.Form
-	kr := &keyRequest{method: r.Method, path: store.CleanPath(strings.TrimPrefix(r.URL.Path, keysPrefix))}
+	kr := &keyRequest{method: r.Method, path: keyPath(r.URL.Path)}
 
 	var err *store.Error
 	uintParam := func(name string, code int) uint64 {
@@ -422,8 +422,12 @@ func redirectUnclean(next http.Handler) http.Handler {
 	})
 }
 
-// cleanURLPath is path.Clean that keeps a trailing slash.
+// cleanURLPath is path.Clean that keeps a trailing slash. A path that is
+// clean already (nearly every one) is returned as it is, without a copy.
 func cleanURLPath(p string) string {
+	if isCleanURLPath(p) {
+		return p
+	}
 	if p == "" {
 		return "/"
 	}
@@ -432,4 +436,42 @@ func cleanURLPath(p string) string {
 		np += "/"
 	}
 	return np
+}
+
+// isCleanURLPath reports whether p is absolute and has no empty, "." or
+// ".." element, a trailing slash aside: whether cleanURLPath(p) is p.
+func isCleanURLPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	start := 1 // of the element being read
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i < len(p) {
+				return false // "//"
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// keyPath is the store path a /v2/keys URL path names:
+// store.CleanPath of what follows the prefix, without copying it when it
+// is clean already.
+func keyPath(urlPath string) string {
+	p := strings.TrimPrefix(urlPath, keysPrefix)
+	if !isCleanURLPath(p) {
+		return store.CleanPath(p)
+	}
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return p[:len(p)-1]
+	}
+	return p
 }
