@@ -53,77 +53,76 @@ func invalidField(name string) *store.Error {
 // §1.2), so that the first failure reported is the same. Every error
 // carries index 0.
 func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error) {
-	// ParseForm reads the form body for PUT and POST only (never for
-	// DELETE) and merges it before the query string (so the body wins).
-	// The body is bounded in size and time (limiter.requests): Go's own
-	// 10 MiB cap, etcd's, is never reached.
-	if err := r.ParseForm(); err != nil {
+	// The parameters are read as ParseForm reads them (readKeyForm): the
+	// form body for PUT and POST only (never for DELETE), its values
+	// before the query string's (so the body wins). The body is bounded
+	// in size and time (limiter.requests): Go's own 10 MiB cap, etcd's,
+	// is never reached.
+	var f keyForm
+	if err := readKeyForm(r, &f); err != nil {
 		return nil, formError(err)
 	}
-	f := r.Form
 	kr := &keyRequest{method: r.Method, path: keyPath(r.URL.Path)}
 
 	var err *store.Error
-	uintParam := func(name string, code int) uint64 {
-		vals, ok := f[name]
-		if !ok || err != nil {
+	uintParam := func(p keyParam, code int) uint64 {
+		if !f.has(p) || err != nil {
 			return 0
 		}
-		v, perr := strconv.ParseUint(vals[0], 10, 64)
+		v, perr := strconv.ParseUint(f.get(p), 10, 64)
 		if perr != nil {
-			err = store.NewError(code, fmt.Sprintf("invalid value for %q", name), 0)
+			err = store.NewError(code, fmt.Sprintf("invalid value for %q", keyParamNames[p]), 0)
 		}
 		return v
 	}
-	boolParam := func(name string) bool {
-		vals, ok := f[name]
-		if !ok || err != nil {
+	boolParam := func(p keyParam) bool {
+		if !f.has(p) || err != nil {
 			return false
 		}
-		v, perr := strconv.ParseBool(vals[0])
+		v, perr := strconv.ParseBool(f.get(p))
 		if perr != nil {
-			err = invalidField(name)
+			err = invalidField(keyParamNames[p])
 		}
 		return v
 	}
-	kr.prevIndex = uintParam("prevIndex", store.EcodeIndexNaN)
-	kr.waitIndex = uintParam("waitIndex", store.EcodeIndexNaN)
-	kr.recursive = boolParam("recursive")
-	kr.sorted = boolParam("sorted")
-	kr.wait = boolParam("wait")
-	kr.dir = boolParam("dir")
-	kr.quorum = boolParam("quorum")
-	kr.stream = boolParam("stream")
+	kr.prevIndex = uintParam(pPrevIndex, store.EcodeIndexNaN)
+	kr.waitIndex = uintParam(pWaitIndex, store.EcodeIndexNaN)
+	kr.recursive = boolParam(pRecursive)
+	kr.sorted = boolParam(pSorted)
+	kr.wait = boolParam(pWait)
+	kr.dir = boolParam(pDir)
+	kr.quorum = boolParam(pQuorum)
+	kr.stream = boolParam(pStream)
 	if err != nil {
 		return nil, err
 	}
 	if kr.wait && r.Method != http.MethodGet {
 		return nil, store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
 	}
-	kr.prevValue = f.Get("prevValue")
-	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
+	kr.prevValue = f.get(pPrevValue)
+	if f.has(pPrevValue) && kr.prevValue == "" {
 		return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
 	}
-	kr.noValue = boolParam("noValueOnSuccess")
-	kr.serializable = boolParam("serializable")
+	kr.noValue = boolParam(pNoValueOnSuccess)
+	kr.serializable = boolParam(pSerializable)
 	if err != nil {
 		return nil, err
 	}
 	// Cairn's fence: the change applies only if prevToken is the token of
 	// the current holder of lock prevLock.
-	if _, lok := f["prevLock"]; lok || f.Has("prevToken") {
-		name := f.Get("prevLock")
+	if f.has(pPrevLock) || f.has(pPrevToken) {
+		name := f.get(pPrevLock)
 		if locks.CheckName(name) != nil {
 			return nil, invalidField("prevLock")
 		}
-		t, terr := locks.TokenOf(f.Get("prevToken"))
+		t, terr := locks.TokenOf(f.get(pPrevToken))
 		if terr != nil {
 			return nil, invalidField("prevToken")
 		}
 		kr.fenceLock, kr.fenceToken = locks.Dir(name), t
 	}
-	if f.Get("ttl") != "" {
-		kr.ttl = uintParam("ttl", store.EcodeTTLNaN)
+	if f.get(pTTL) != "" {
+		kr.ttl = uintParam(pTTL, store.EcodeTTLNaN)
 		if err != nil {
 			return nil, err
 		}
@@ -134,21 +133,21 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 		}
 		kr.hasTTL = true
 	}
-	if vals, ok := f["prevExist"]; ok {
-		v, perr := strconv.ParseBool(vals[0])
+	if f.has(pPrevExist) {
+		v, perr := strconv.ParseBool(f.get(pPrevExist))
 		if perr != nil {
 			return nil, store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
 		}
 		kr.prevExist = &v
 	}
-	if vals, ok := f["refresh"]; ok {
-		v, perr := strconv.ParseBool(vals[0])
+	if f.has(pRefresh) {
+		v, perr := strconv.ParseBool(f.get(pRefresh))
 		if perr != nil {
 			return nil, store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
 		}
 		kr.refresh = v
 		if v {
-			if f.Get("value") != "" {
+			if f.get(pValue) != "" {
 				return nil, store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
 			if !kr.hasTTL {
@@ -156,7 +155,7 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 			}
 		}
 	}
-	kr.value = f.Get("value")
+	kr.value = f.get(pValue)
 	return kr, nil
 }
 
