@@ -321,7 +321,7 @@ func v2JSON(path string) bool {
 // the connection after it (its body may be unread).
 func (l *limiter) writeRefusal(w http.ResponseWriter, r *http.Request, se *store.Error) {
 	w.Header().Set("Connection", "close")
-	if p := r.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+	if isKeysPath(r.URL.Path) {
 		w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(l.be.Status().ClusterID, 16))
 	}
 	if v2JSON(r.URL.Path) {

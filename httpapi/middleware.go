@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,7 +38,7 @@ func logRequests(log zerolog.Logger) func(http.Handler) http.Handler {
 }
 
 func internalError(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+	if isKeysPath(r.URL.Path) {
 		writeError(w, store.NewError(store.EcodeRaftInternal, "internal server error", 0))
 		return
 	}
