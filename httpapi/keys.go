@@ -251,8 +251,13 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !(kr.wait && !kr.quorum) {
-		sw := statuswriter.New(w)
-		w = sw
+		// The status is recorded by the writer logRequests puts in front
+		// of every handler, when nothing has gone through it yet.
+		sw, ok := w.(*statuswriter.Writer)
+		if !ok || sw.Status != 0 {
+			sw = statuswriter.New(w)
+			w = sw
+		}
 		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.Status, now) }()
 	}
 	switch r.Method {
