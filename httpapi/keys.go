@@ -50,9 +50,10 @@ func invalidField(name string) *store.Error {
 }
 
 // parseKeyRequest validates a request in the order etcd does (API.md
-// §1.2), so that the first failure reported is the same. Every error
+// §1.2), so that the first failure reported is the same, and parses it
+// into kr (the caller's, so that it can live on the stack). Every error
 // carries index 0.
-func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error) {
+func parseKeyRequest(r *http.Request, now time.Time, kr *keyRequest) *store.Error {
 	// The parameters are read as ParseForm reads them (readKeyForm): the
 	// form body for PUT and POST only (never for DELETE), its values
 	// before the query string's (so the body wins). The body is bounded
@@ -60,9 +61,9 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 	// is never reached.
 	var f keyForm
 	if err := readKeyForm(r, &f); err != nil {
-		return nil, formError(err)
+		return formError(err)
 	}
-	kr := &keyRequest{method: r.Method, path: keyPath(r.URL.Path)}
+	*kr = keyRequest{method: r.Method, path: keyPath(r.URL.Path)}
 
 	var err *store.Error
 	uintParam := func(p keyParam, code int) uint64 {
@@ -94,69 +95,69 @@ func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error)
 	kr.quorum = boolParam(pQuorum)
 	kr.stream = boolParam(pStream)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if kr.wait && r.Method != http.MethodGet {
-		return nil, store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+		return store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
 	}
 	kr.prevValue = f.get(pPrevValue)
 	if f.has(pPrevValue) && kr.prevValue == "" {
-		return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+		return store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
 	}
 	kr.noValue = boolParam(pNoValueOnSuccess)
 	kr.serializable = boolParam(pSerializable)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Cairn's fence: the change applies only if prevToken is the token of
 	// the current holder of lock prevLock.
 	if f.has(pPrevLock) || f.has(pPrevToken) {
 		name := f.get(pPrevLock)
 		if locks.CheckName(name) != nil {
-			return nil, invalidField("prevLock")
+			return invalidField("prevLock")
 		}
 		t, terr := locks.TokenOf(f.get(pPrevToken))
 		if terr != nil {
-			return nil, invalidField("prevToken")
+			return invalidField("prevToken")
 		}
 		kr.fenceLock, kr.fenceToken = locks.Dir(name), t
 	}
 	if f.get(pTTL) != "" {
 		kr.ttl = uintParam(pTTL, store.EcodeTTLNaN)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// etcd overflows silently here; Cairn refuses a deadline it cannot
 		// represent (API.md, "Where Cairn deliberately differs").
 		if kr.ttl > uint64(math.MaxInt64-now.UnixNano())/1e9 {
-			return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+			return store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
 		}
 		kr.hasTTL = true
 	}
 	if f.has(pPrevExist) {
 		v, perr := strconv.ParseBool(f.get(pPrevExist))
 		if perr != nil {
-			return nil, store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
+			return store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
 		}
 		kr.prevExist = &v
 	}
 	if f.has(pRefresh) {
 		v, perr := strconv.ParseBool(f.get(pRefresh))
 		if perr != nil {
-			return nil, store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
+			return store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
 		}
 		kr.refresh = v
 		if v {
 			if f.get(pValue) != "" {
-				return nil, store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
+				return store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
 			if !kr.hasTTL {
-				return nil, store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
+				return store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
 			}
 		}
 	}
 	kr.value = f.get(pValue)
-	return kr, nil
+	return nil
 }
 
 // storeRequest maps a parsed PUT, POST or DELETE to its store operation
@@ -225,7 +226,8 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header()[hdrClusterID] = h.clusterID.get(h.be.Status().ClusterID)
 	now := h.now()
-	kr, perr := parseKeyRequest(r, now)
+	var kr keyRequest
+	perr := parseKeyRequest(r, now, &kr)
 	if perr == nil {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -233,7 +235,7 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				perr = h.lim.answer(kr.path, kr.recursive, now.UnixNano())
 			}
 		default:
-			perr = h.lim.keys(kr)
+			perr = h.lim.keys(&kr)
 		}
 	}
 	if perr != nil {
@@ -258,12 +260,13 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			sw = statuswriter.New(w)
 			w = sw
 		}
-		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.Status, now) }()
+		quorum := kr.quorum
+		defer func() { h.metrics.observe(methodLabel(r, quorum), sw.Status, now) }()
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait && !kr.quorum {
-			h.watch(w, r, kr)
+			h.watch(w, r, &kr)
 			return
 		}
 		e, err := h.be.Get(r.Context(), kr.path, kr.recursive, kr.serializable)
