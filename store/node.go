@@ -2,7 +2,6 @@ package store
 
 import (
 	"strings"
-	"sync"
 
 	"github.com/google/btree"
 )
@@ -69,19 +68,9 @@ func (n *node) child(name string) *node {
 	if n.children == nil {
 		return nil
 	}
-	k := searchKeys.Get().(*node)
-	k.name = name
-	c, _ := n.children.Get(k)
-	k.name = ""
-	searchKeys.Put(k)
+	c, _ := n.children.Get(&node{name: name})
 	return c
 }
-
-// searchKeys are the nodes child searches a tree of children with (the
-// tree compares names only, and keeps no key it was given): one made per
-// lookup was an allocation for every path element of every read and
-// write.
-var searchKeys = sync.Pool{New: func() any { return new(node) }}
 
 // each calls f for every child in name order until f returns false.
 func (n *node) each(f func(*node) bool) {
