@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )
@@ -106,6 +108,22 @@ func BenchmarkAppendEvent(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendGet256 encodes the answer to a GET of a 256-byte value,
+// the answer BenchmarkKeys reads.
+func BenchmarkAppendGet256(b *testing.B) {
+	e := &store.Event{
+		Action: store.ActionGet,
+		Node:   &store.NodeView{Key: "/bench/k0000042", Value: strings.Repeat("v", 256), HasValue: true, ModifiedIndex: 43, CreatedIndex: 43},
+		Index:  1000,
+	}
+	buf := appendEvent(nil, e, benchNow.UnixNano(), false)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendEvent(buf[:0], e, benchNow.UnixNano(), false)
+	}
+}
+
 // BenchmarkHTTPGetAuth measures what v2 auth costs a read, side by side:
 // auth disabled (no header), enabled with a basic-auth header whose
 // credentials the cache holds (every request after a client's first),
@@ -172,4 +190,15 @@ func processCPU() int64 {
 		return 0
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkHTTPMetricsObserve is what the keys metrics cost a successful
+// GET: the request counted, its duration observed.
+func BenchmarkHTTPMetricsObserve(b *testing.B) {
+	m := newHTTPMetrics(prometheus.NewRegistry())
+	r := httptest.NewRequest("GET", "/v2/keys/a", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(methodLabel(r, false), http.StatusOK, benchNow)
+	}
 }

@@ -114,6 +114,35 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// Every request of a method is counted, not only the first; a method
+// whose requests all failed has no duration series.
+func TestMetricsCountEveryRequest(t *testing.T) {
+	be := server.NewLocal(store.New(10), 1, nil)
+	defer be.Close()
+	reg := prometheus.NewRegistry()
+	h := httpapi.NewHandler(httpapi.Config{Backend: be, Metrics: reg})
+	for range 3 {
+		fetch(t, h, "PUT", "/v2/keys/a?value=1")
+	}
+	for range 2 {
+		fetch(t, h, "GET", "/v2/keys/missing")
+	}
+	_, body := fetch(t, h, "GET", "/metrics")
+	for _, want := range []string{
+		`cairn_http_received_total{method="PUT"} 3`,
+		`cairn_http_successful_duration_seconds_count{method="PUT"} 3`,
+		`cairn_http_received_total{method="GET"} 2`,
+		`cairn_http_failed_total{code="404",method="GET"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `cairn_http_successful_duration_seconds_count{method="GET"}`) {
+		t.Errorf("a duration series for GET, which only failed:\n%s", body)
+	}
+}
+
 // /v2/stats/store counts each operation's outcome, in etcd's field order.
 func TestStoreStats(t *testing.T) {
 	be := server.NewLocal(store.New(10), 1, nil)

@@ -28,6 +28,16 @@
 // 125, 106, 123) naming the limit and its flag, counted in
 // cairn_requests_refused_total.
 //
+// The keys request path is kept cheap, since nearly every client request
+// takes it: it goes through the middleware straight to the keys handler,
+// not through the router (clientAPI); its parameters are read from the
+// query string and form body as Request.ParseForm reads them, same values
+// and same errors, without building url.Values (form.go); a clean path is
+// not cleaned again; answers set their headers without Header.Set's
+// allocation per value (headers.go: shared values, the numbers of one
+// answer in one string); and disabled auth costs one atomic load.
+// BenchmarkKeys measures it.
+//
 // JSON request bodies (/v2/members) are bounded (MaxJSONBody) before they
 // are parsed, then read with gjson field by field (jsonbody.go), never
 // decoded by reflection; syntax and type errors keep the words etcd's

@@ -15,6 +15,16 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe[c] reports whether byte c is copied into a JSON string as it
+// is: ASCII from 0x20 but for quote, backslash, <, > and &. Bytes from
+// 0x80 are not: they start a rune that is checked.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string escaped as Go's encoding/json
 // did for etcd 3.4 (HTML escaping on): quote, backslash and control
 // characters escaped (\n \r \t by name, the rest as \u00XX), <, > and & as
@@ -24,11 +34,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -164,7 +174,7 @@ func stringLen(s string) int {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
-			case c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&':
+			case jsonSafe[c]:
 				n++
 			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
 				n += 2

@@ -50,114 +50,114 @@ func invalidField(name string) *store.Error {
 }
 
 // parseKeyRequest validates a request in the order etcd does (API.md
-// §1.2), so that the first failure reported is the same. Every error
+// §1.2), so that the first failure reported is the same, and parses it
+// into kr (the caller's, so that it can live on the stack). Every error
 // carries index 0.
-func parseKeyRequest(r *http.Request, now time.Time) (*keyRequest, *store.Error) {
-	// ParseForm reads the form body for PUT and POST only (never for
-	// DELETE) and merges it before the query string (so the body wins).
-	// The body is bounded in size and time (limiter.requests): Go's own
-	// 10 MiB cap, etcd's, is never reached.
-	if err := r.ParseForm(); err != nil {
-		return nil, formError(err)
+func parseKeyRequest(r *http.Request, now time.Time, kr *keyRequest) *store.Error {
+	// The parameters are read as ParseForm reads them (readKeyForm): the
+	// form body for PUT and POST only (never for DELETE), its values
+	// before the query string's (so the body wins). The body is bounded
+	// in size and time (limiter.requests): Go's own 10 MiB cap, etcd's,
+	// is never reached.
+	var f keyForm
+	if err := readKeyForm(r, &f); err != nil {
+		return formError(err)
 	}
-	f := r.Form
-	kr := &keyRequest{method: r.Method, path: store.CleanPath(strings.TrimPrefix(r.URL.Path, keysPrefix))}
+	*kr = keyRequest{method: r.Method, path: keyPath(r.URL.Path)}
 
 	var err *store.Error
-	uintParam := func(name string, code int) uint64 {
-		vals, ok := f[name]
-		if !ok || err != nil {
+	uintParam := func(p keyParam, code int) uint64 {
+		if !f.has(p) || err != nil {
 			return 0
 		}
-		v, perr := strconv.ParseUint(vals[0], 10, 64)
+		v, perr := strconv.ParseUint(f.get(p), 10, 64)
 		if perr != nil {
-			err = store.NewError(code, fmt.Sprintf("invalid value for %q", name), 0)
+			err = store.NewError(code, fmt.Sprintf("invalid value for %q", keyParamNames[p]), 0)
 		}
 		return v
 	}
-	boolParam := func(name string) bool {
-		vals, ok := f[name]
-		if !ok || err != nil {
+	boolParam := func(p keyParam) bool {
+		if !f.has(p) || err != nil {
 			return false
 		}
-		v, perr := strconv.ParseBool(vals[0])
+		v, perr := strconv.ParseBool(f.get(p))
 		if perr != nil {
-			err = invalidField(name)
+			err = invalidField(keyParamNames[p])
 		}
 		return v
 	}
-	kr.prevIndex = uintParam("prevIndex", store.EcodeIndexNaN)
-	kr.waitIndex = uintParam("waitIndex", store.EcodeIndexNaN)
-	kr.recursive = boolParam("recursive")
-	kr.sorted = boolParam("sorted")
-	kr.wait = boolParam("wait")
-	kr.dir = boolParam("dir")
-	kr.quorum = boolParam("quorum")
-	kr.stream = boolParam("stream")
+	kr.prevIndex = uintParam(pPrevIndex, store.EcodeIndexNaN)
+	kr.waitIndex = uintParam(pWaitIndex, store.EcodeIndexNaN)
+	kr.recursive = boolParam(pRecursive)
+	kr.sorted = boolParam(pSorted)
+	kr.wait = boolParam(pWait)
+	kr.dir = boolParam(pDir)
+	kr.quorum = boolParam(pQuorum)
+	kr.stream = boolParam(pStream)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if kr.wait && r.Method != http.MethodGet {
-		return nil, store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
+		return store.NewError(store.EcodeInvalidField, `"wait" can only be used with GET requests`, 0)
 	}
-	kr.prevValue = f.Get("prevValue")
-	if _, ok := f["prevValue"]; ok && kr.prevValue == "" {
-		return nil, store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
+	kr.prevValue = f.get(pPrevValue)
+	if f.has(pPrevValue) && kr.prevValue == "" {
+		return store.NewError(store.EcodePrevValueRequired, `"prevValue" cannot be empty`, 0)
 	}
-	kr.noValue = boolParam("noValueOnSuccess")
-	kr.serializable = boolParam("serializable")
+	kr.noValue = boolParam(pNoValueOnSuccess)
+	kr.serializable = boolParam(pSerializable)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Cairn's fence: the change applies only if prevToken is the token of
 	// the current holder of lock prevLock.
-	if _, lok := f["prevLock"]; lok || f.Has("prevToken") {
-		name := f.Get("prevLock")
+	if f.has(pPrevLock) || f.has(pPrevToken) {
+		name := f.get(pPrevLock)
 		if locks.CheckName(name) != nil {
-			return nil, invalidField("prevLock")
+			return invalidField("prevLock")
 		}
-		t, terr := locks.TokenOf(f.Get("prevToken"))
+		t, terr := locks.TokenOf(f.get(pPrevToken))
 		if terr != nil {
-			return nil, invalidField("prevToken")
+			return invalidField("prevToken")
 		}
 		kr.fenceLock, kr.fenceToken = locks.Dir(name), t
 	}
-	if f.Get("ttl") != "" {
-		kr.ttl = uintParam("ttl", store.EcodeTTLNaN)
+	if f.get(pTTL) != "" {
+		kr.ttl = uintParam(pTTL, store.EcodeTTLNaN)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// etcd overflows silently here; Cairn refuses a deadline it cannot
 		// represent (API.md, "Where Cairn deliberately differs").
 		if kr.ttl > uint64(math.MaxInt64-now.UnixNano())/1e9 {
-			return nil, store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
+			return store.NewError(store.EcodeTTLNaN, `invalid value for "ttl"`, 0)
 		}
 		kr.hasTTL = true
 	}
-	if vals, ok := f["prevExist"]; ok {
-		v, perr := strconv.ParseBool(vals[0])
+	if f.has(pPrevExist) {
+		v, perr := strconv.ParseBool(f.get(pPrevExist))
 		if perr != nil {
-			return nil, store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
+			return store.NewError(store.EcodeInvalidField, "invalid value for prevExist", 0)
 		}
 		kr.prevExist = &v
 	}
-	if vals, ok := f["refresh"]; ok {
-		v, perr := strconv.ParseBool(vals[0])
+	if f.has(pRefresh) {
+		v, perr := strconv.ParseBool(f.get(pRefresh))
 		if perr != nil {
-			return nil, store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
+			return store.NewError(store.EcodeInvalidField, "invalid value for refresh", 0)
 		}
 		kr.refresh = v
 		if v {
-			if f.Get("value") != "" {
-				return nil, store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
+			if f.get(pValue) != "" {
+				return store.NewError(store.EcodeRefreshValue, "A value was provided on a refresh", 0)
 			}
 			if !kr.hasTTL {
-				return nil, store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
+				return store.NewError(store.EcodeRefreshTTLRequired, "No TTL value set", 0)
 			}
 		}
 	}
-	kr.value = f.Get("value")
-	return kr, nil
+	kr.value = f.get(pValue)
+	return nil
 }
 
 // storeRequest maps a parsed PUT, POST or DELETE to its store operation
@@ -209,6 +209,9 @@ type keysHandler struct {
 	metrics *httpMetrics
 	lim     *limiter
 	authz   *authorizer
+	// clusterID and term are the X-Etcd-Cluster-Id (base 16) and
+	// X-Raft-Term (base 10) values, formatted once per value.
+	clusterID, term cachedValue
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -221,10 +224,10 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	st := h.be.Status()
-	w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(st.ClusterID, 16))
+	w.Header()[hdrClusterID] = h.clusterID.get(h.be.Status().ClusterID)
 	now := h.now()
-	kr, perr := parseKeyRequest(r, now)
+	var kr keyRequest
+	perr := parseKeyRequest(r, now, &kr)
 	if perr == nil {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -232,7 +235,7 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				perr = h.lim.answer(kr.path, kr.recursive, now.UnixNano())
 			}
 		default:
-			perr = h.lim.keys(kr)
+			perr = h.lim.keys(&kr)
 		}
 	}
 	if perr != nil {
@@ -250,14 +253,20 @@ func (h *keysHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !(kr.wait && !kr.quorum) {
-		sw := statuswriter.New(w)
-		w = sw
-		defer func() { h.metrics.observe(methodLabel(r, kr.quorum), sw.Status, now) }()
+		// The status is recorded by the writer logRequests puts in front
+		// of every handler, when nothing has gone through it yet.
+		sw, ok := w.(*statuswriter.Writer)
+		if !ok || sw.Status != 0 {
+			sw = statuswriter.New(w)
+			w = sw
+		}
+		quorum := kr.quorum
+		defer func() { h.metrics.observe(methodLabel(r, quorum), sw.Status, now) }()
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		if kr.wait && !kr.quorum {
-			h.watch(w, r, kr)
+			h.watch(w, r, &kr)
 			return
 		}
 		e, err := h.be.Get(r.Context(), kr.path, kr.recursive, kr.serializable)
@@ -290,10 +299,11 @@ func (h *keysHandler) reply(w http.ResponseWriter, e *store.Event, err error, no
 		return
 	}
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(e.Index, 10))
-	h.raftHeaders(hd)
-	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	hd[hdrContentType] = valJSON
+	st := h.be.Status()
+	hd[hdrRaftTerm] = h.term.get(st.Term)
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, e.Index}, uintHeader{hdrRaftIndex, st.RaftIndex},
+		uintHeader{hdrContentLength, uint64(len(b))})
 	status := http.StatusOK
 	if e.IsCreated() {
 		status = http.StatusCreated
@@ -302,12 +312,6 @@ func (h *keysHandler) reply(w http.ResponseWriter, e *store.Event, err error, no
 	_, _ = w.Write(b)
 	*bp = b
 	bufPool.Put(bp)
-}
-
-func (h *keysHandler) raftHeaders(hd http.Header) {
-	st := h.be.Status()
-	hd.Set("X-Raft-Index", strconv.FormatUint(st.RaftIndex, 10))
-	hd.Set("X-Raft-Term", strconv.FormatUint(st.Term, 10))
 }
 
 // errorStatus maps v2 error codes to HTTP statuses; others are 400.
@@ -344,9 +348,8 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	b := appendError(nil, se)
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(se.Index, 10))
-	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	hd[hdrContentType] = valJSON
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, se.Index}, uintHeader{hdrContentLength, uint64(len(b))})
 	w.WriteHeader(errorStatus(se.Code))
 	_, _ = w.Write(b)
 }
@@ -362,9 +365,10 @@ func (h *keysHandler) watch(w http.ResponseWriter, r *http.Request, kr *keyReque
 	}
 	defer wt.Remove()
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("X-Etcd-Index", strconv.FormatUint(wt.StartIndex, 10))
-	h.raftHeaders(hd)
+	hd[hdrContentType] = valJSON
+	st := h.be.Status()
+	hd[hdrRaftTerm] = h.term.get(st.Term)
+	setUintHeaders(hd, uintHeader{hdrEtcdIndex, wt.StartIndex}, uintHeader{hdrRaftIndex, st.RaftIndex})
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	if fl != nil {
@@ -425,8 +429,12 @@ func redirectUnclean(next http.Handler) http.Handler {
 	})
 }
 
-// cleanURLPath is path.Clean that keeps a trailing slash.
+// cleanURLPath is path.Clean that keeps a trailing slash. A path that is
+// clean already (nearly every one) is returned as it is, without a copy.
 func cleanURLPath(p string) string {
+	if isCleanURLPath(p) {
+		return p
+	}
 	if p == "" {
 		return "/"
 	}
@@ -435,4 +443,42 @@ func cleanURLPath(p string) string {
 		np += "/"
 	}
 	return np
+}
+
+// isCleanURLPath reports whether p is absolute and has no empty, "." or
+// ".." element, a trailing slash aside: whether cleanURLPath(p) is p.
+func isCleanURLPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	start := 1 // of the element being read
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i < len(p) {
+				return false // "//"
+			}
+		case ".", "..":
+			return false
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// keyPath is the store path a /v2/keys URL path names:
+// store.CleanPath of what follows the prefix, without copying it when it
+// is clean already.
+func keyPath(urlPath string) string {
+	p := strings.TrimPrefix(urlPath, keysPrefix)
+	if !isCleanURLPath(p) {
+		return store.CleanPath(p)
+	}
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return p[:len(p)-1]
+	}
+	return p
 }

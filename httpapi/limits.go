@@ -321,7 +321,7 @@ func v2JSON(path string) bool {
 // the connection after it (its body may be unread).
 func (l *limiter) writeRefusal(w http.ResponseWriter, r *http.Request, se *store.Error) {
 	w.Header().Set("Connection", "close")
-	if p := r.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+	if isKeysPath(r.URL.Path) {
 		w.Header().Set("X-Etcd-Cluster-Id", strconv.FormatUint(l.be.Status().ClusterID, 16))
 	}
 	if v2JSON(r.URL.Path) {
@@ -356,9 +356,8 @@ func (l *limiter) requests(next http.Handler) http.Handler {
 			return
 		}
 		if r.ContentLength != 0 { // declared, or chunked (-1)
-			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Now().Add(l.BodyTimeout)) // unsupported only in tests' recorders
-			b := &boundedBody{ReadCloser: r.Body, w: w, rc: rc, lim: l, left: budget}
+			_ = setReadDeadline(w, time.Now().Add(l.BodyTimeout)) // unsupported only in tests' recorders
+			b := &boundedBody{ReadCloser: r.Body, w: w, lim: l, left: budget}
 			// ParseForm drops its own 10 MiB cap for a MaxBytesReader;
 			// boundedBody refuses first.
 			r.Body = http.MaxBytesReader(w, b, budget+1)
@@ -372,7 +371,6 @@ func (l *limiter) requests(next http.Handler) http.Handler {
 type boundedBody struct {
 	io.ReadCloser
 	w    http.ResponseWriter
-	rc   *http.ResponseController
 	lim  *limiter
 	left int64 // bytes the body may still have
 	err  error // the refusal, once made
@@ -396,7 +394,7 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		err = b.fail(b.lim.refuse(limBodyTimeout, store.EcodeWaitTimeout,
 			"request body not received within %v (--request-body-timeout)", b.lim.BodyTimeout))
 	case err == io.EOF:
-		_ = b.rc.SetReadDeadline(time.Time{})
+		_ = setReadDeadline(b.w, time.Time{})
 	}
 	return n, err
 }
@@ -405,4 +403,20 @@ func (b *boundedBody) fail(se *store.Error) error {
 	b.w.Header().Set("Connection", "close")
 	b.err = &limitError{se}
 	return b.err
+}
+
+// setReadDeadline is http.ResponseController's SetReadDeadline (the
+// writer's own, or that of the writer it wraps, through Unwrap) without
+// allocating a ResponseController.
+func setReadDeadline(w http.ResponseWriter, t time.Time) error {
+	for {
+		switch v := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return v.SetReadDeadline(t)
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return http.ErrNotSupported
+		}
+	}
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +17,26 @@ type httpMetrics struct {
 	received *prometheus.CounterVec
 	failed   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// The children of received and duration by method, made at their
+	// first use as WithLabelValues makes them, then kept, so that a
+	// request hashes and looks up no label values.
+	receivedBy [len(methodLabels)]atomic.Pointer[prometheus.Counter]
+	durationBy [len(methodLabels)]atomic.Pointer[prometheus.Observer]
 }
+
+// methodLabels are the values of the method label, by methodLabel.
+var methodLabels = [...]string{"GET", "QGET", "HEAD", "PUT", "POST", "DELETE", "OTHER"}
+
+// The method labels' indexes in methodLabels.
+const (
+	labelGET = iota
+	labelQGET
+	labelHEAD
+	labelPUT
+	labelPOST
+	labelDELETE
+	labelOTHER
+)
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
@@ -34,27 +54,49 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// methodLabel is the request's method label: one of a fixed set.
-func methodLabel(r *http.Request, quorum bool) string {
+// methodLabel is the request's method label, as its index in
+// methodLabels.
+func methodLabel(r *http.Request, quorum bool) int {
 	switch r.Method {
 	case http.MethodGet:
 		if quorum {
-			return "QGET"
+			return labelQGET
 		}
-		return "GET"
-	case http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
-		return r.Method
+		return labelGET
+	case http.MethodHead:
+		return labelHEAD
+	case http.MethodPut:
+		return labelPUT
+	case http.MethodPost:
+		return labelPOST
+	case http.MethodDelete:
+		return labelDELETE
 	}
-	return "OTHER"
+	return labelOTHER
 }
 
-func (m *httpMetrics) observe(method string, status int, start time.Time) {
-	m.received.WithLabelValues(method).Inc()
+// observe counts a request of method (methodLabel), and its duration
+// from start if it succeeded.
+func (m *httpMetrics) observe(method int, status int, start time.Time) {
+	label := methodLabels[method]
+	c := m.receivedBy[method].Load()
+	if c == nil {
+		c = new(prometheus.Counter)
+		*c = m.received.WithLabelValues(label)
+		m.receivedBy[method].Store(c)
+	}
+	(*c).Inc()
 	if status >= 400 {
-		m.failed.WithLabelValues(method, strconv.Itoa(status)).Inc()
+		m.failed.WithLabelValues(label, strconv.Itoa(status)).Inc()
 		return
 	}
-	m.duration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	o := m.durationBy[method].Load()
+	if o == nil {
+		o = new(prometheus.Observer)
+		*o = m.duration.WithLabelValues(label)
+		m.durationBy[method].Store(o)
+	}
+	(*o).Observe(time.Since(start).Seconds())
 }
 
 // metricsHandler serves the registry in Prometheus' text format.

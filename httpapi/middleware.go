@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,11 +13,15 @@ import (
 // logRequests logs every request at debug level and recovers from panics
 // in handlers: the client gets a JSON 500 (the v2 error shape on
 // /v2/keys, etcd's {"message": ...} elsewhere) and the panic is logged at
-// error level; the member keeps serving.
+// error level; the member keeps serving. With debug logging off it reads
+// no clock.
 func logRequests(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
+			var start time.Time // zero: the request is not logged
+			if log.GetLevel() <= zerolog.DebugLevel && zerolog.GlobalLevel() <= zerolog.DebugLevel {
+				start = time.Now()
+			}
 			sw := statuswriter.New(w)
 			defer func() {
 				if p := recover(); p != nil {
@@ -30,8 +33,10 @@ func logRequests(log zerolog.Logger) func(http.Handler) http.Handler {
 						internalError(sw, r)
 					}
 				}
-				log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.Status).
-					Dur("took", time.Since(start)).Msg("request")
+				if !start.IsZero() {
+					log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.Status).
+						Dur("took", time.Since(start)).Msg("request")
+				}
 			}()
 			next.ServeHTTP(sw, r)
 		})
@@ -39,7 +44,7 @@ func logRequests(log zerolog.Logger) func(http.Handler) http.Handler {
 }
 
 func internalError(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+	if isKeysPath(r.URL.Path) {
 		writeError(w, store.NewError(store.EcodeRaftInternal, "internal server error", 0))
 		return
 	}

@@ -71,9 +71,16 @@ func newHandler(cfg Config) (http.Handler, *authorizer) {
 	}
 	lim := newLimiter(cfg.Limits, cfg.Backend, reg)
 	authz := newAuthorizer(cfg.Backend, cfg.ClientCertAuth, cfg.Logger, reg)
-	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz}
+	keys := &keysHandler{be: cfg.Backend, now: now, metrics: newHTTPMetrics(reg), lim: lim, authz: authz,
+		clusterID: cachedValue{base: 16}, term: cachedValue{base: 10}}
 	r := chi.NewRouter()
-	r.Use(logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean, routeDecoded, joinedOnly(cfg.Backend))
+	// Every request passes the same middleware, in this order; keys
+	// requests then go straight to their handler (clientAPI), the rest
+	// through the router.
+	first := []func(http.Handler) http.Handler{logRequests(cfg.Logger), lim.requests, cors(cfg.CORS), redirectUnclean}
+	last := joinedOnly(cfg.Backend)
+	r.Use(first...)
+	r.Use(routeDecoded, last)
 	// chi answers methods it does not know before any handler runs; the
 	// keys API answers them itself (405 with Allow), so route them all.
 	r.HandleFunc("/version", getOnly(version))
@@ -120,13 +127,41 @@ func newHandler(cfg Config) (http.Handler, *authorizer) {
 	r.HandleFunc(keysPrefix, keys.ServeHTTP)
 	r.HandleFunc(keysPrefix+"/*", keys.ServeHTTP)
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		if p := req.URL.Path; p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") {
+		if isKeysPath(req.URL.Path) {
 			keys.ServeHTTP(w, req) // answers 405 with the keys API's Allow
 			return
 		}
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	})
-	return r, authz
+	kh := last(http.HandlerFunc(keys.ServeHTTP))
+	for i := len(first) - 1; i >= 0; i-- {
+		kh = first[i](kh)
+	}
+	return &clientAPI{keys: kh, other: r}, authz
+}
+
+// clientAPI serves the keys API, which takes nearly every client request,
+// without the router: its middleware and handler are the ones the router
+// would run for a path at or below /v2/keys (routeDecoded aside, which
+// only tells the router what to match), and it saves the router's
+// context and path values, four allocations a request. Other paths go to
+// the router.
+type clientAPI struct {
+	keys, other http.Handler
+}
+
+func (c *clientAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL != nil && isKeysPath(r.URL.Path) {
+		c.keys.ServeHTTP(w, r)
+		return
+	}
+	c.other.ServeHTTP(w, r)
+}
+
+// isKeysPath reports whether p is /v2/keys or below it: the paths the
+// router sends to the keys handler.
+func isKeysPath(p string) bool {
+	return p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/")
 }
 
 // routeDecoded makes chi route on the decoded path, as Go's ServeMux did
@@ -150,12 +185,12 @@ func cors(origins []string) func(http.Handler) http.Handler {
 			origin := req.Header.Get("Origin")
 			if any || (origin != "" && slices.Contains(origins, origin)) {
 				h := w.Header()
-				h.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
-				h.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+				h[hdrCORSHeaders] = valCORSHeaders
+				h[hdrCORSMethods] = valCORSMethods
 				if any {
-					h.Set("Access-Control-Allow-Origin", "*")
+					h[hdrCORSOrigin] = valCORSAny
 				} else {
-					h.Set("Access-Control-Allow-Origin", origin)
+					h[hdrCORSOrigin] = []string{origin}
 				}
 			}
 			if req.Method == http.MethodOptions {
@@ -192,7 +227,7 @@ func joinedOnly(be Backend) func(http.Handler) http.Handler {
 			default:
 				if err := j.Joined(); err != nil {
 					msg := err.Error() + "; retry on another member, or once its /health is true"
-					if p == keysPrefix || strings.HasPrefix(p, keysPrefix+"/") || strings.HasPrefix(p, "/v2/locks/") || strings.HasPrefix(p, "/v2/queues/") {
+					if isKeysPath(p) || strings.HasPrefix(p, "/v2/locks/") || strings.HasPrefix(p, "/v2/queues/") {
 						writeError(w, store.NewError(store.EcodeRaftInternal, msg, 0))
 					} else {
 						writeMessage(w, http.StatusServiceUnavailable, msg)

@@ -69,9 +69,16 @@ func (e *Event) IsCreated() bool {
 // left out at every level); without it a directory's immediate children are
 // listed only when list is true.
 func view(n *node, list, recursive bool) *NodeView {
-	v := flat(n)
+	v := new(NodeView)
+	viewInto(v, n, list, recursive)
+	return v
+}
+
+// viewInto is view, rendered into v.
+func viewInto(v *NodeView, n *node, list, recursive bool) {
+	*v = flat(n)
 	if !n.dir || !list && !recursive {
-		return &v
+		return
 	}
 	n.each(func(c *node) bool {
 		if !hidden(c.name) {
@@ -79,7 +86,6 @@ func view(n *node, list, recursive bool) *NodeView {
 		}
 		return true
 	})
-	return &v
 }
 
 // flat renders n without its children.

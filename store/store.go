@@ -93,7 +93,14 @@ func (s *Store) Get(p string, recursive bool) (*Event, error) {
 		return nil, err
 	}
 	s.stats.GetsSuccess.Add(1)
-	return &Event{Action: ActionGet, Node: view(n, true, recursive), Index: v.index}, nil
+	// The event and the node it reads share one allocation.
+	g := new(struct {
+		e    Event
+		node NodeView
+	})
+	viewInto(&g.node, n, true, recursive)
+	g.e = Event{Action: ActionGet, Node: &g.node, Index: v.index}
+	return &g.e, nil
 }
 
 // SubtreeBytes is the data of the node at p and of everything below it,
