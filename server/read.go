@@ -53,10 +53,6 @@ func (e *ReadTimeoutError) Is(target error) bool { return target == ErrReadTimeo
 // asked again.
 func (e *ReadTimeoutError) ReadUnconfirmed() bool { return true }
 
-// errRequestTimeout is the cause of a read's own deadline (RequestTimeout),
-// told apart from the caller's.
-var errRequestTimeout = errors.New("request timeout")
-
 // confirmRead waits until a ReadIndex round, shared with the reads that
 // arrive meanwhile, has confirmed through the leader an index this member
 // has applied: then its local state reflects every write acknowledged
@@ -66,13 +62,15 @@ var errRequestTimeout = errors.New("request timeout")
 // *ReadTimeoutError when the request timeout (or ctx's deadline) passes
 // with a leader known, with ctx's error when ctx is cancelled (the caller
 // went away), and with ErrStopped when the member stops.
+//
+// One reused timer serves both its checks (every heartbeat, and the
+// request timeout): a read allocates no context, ticker or timer.
 func (m *Member) confirmRead(ctx context.Context) error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.RequestTimeout, errRequestTimeout)
-	defer cancel()
+	deadline := start.Add(m.cfg.RequestTimeout)
 	electionTimeout := time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval
-	check := time.NewTicker(m.cfg.HeartbeatInterval)
-	defer check.Stop()
+	check := getTimer(min(m.cfg.HeartbeatInterval, m.cfg.RequestTimeout))
+	defer putTimer(check)
 	done := make(chan struct{})
 	readc := m.readc // nil once the read is handed to the run loop
 	// leaderless is when the read found the member without a leader
@@ -92,6 +90,14 @@ func (m *Member) confirmRead(ctx context.Context) error {
 		case <-done:
 			return nil
 		case <-check.C:
+			left := time.Until(deadline)
+			if left <= 0 {
+				if m.lead.Load() == 0 {
+					return confirmed(done, ErrReadNoLeader)
+				}
+				return confirmed(done, &ReadTimeoutError{Waited: m.cfg.RequestTimeout})
+			}
+			check.Reset(min(m.cfg.HeartbeatInterval, left))
 		case <-ctx.Done():
 			return confirmed(done, m.readAbandoned(ctx, start))
 		case <-m.stopc:
@@ -118,8 +124,6 @@ func (m *Member) readAbandoned(ctx context.Context, start time.Time) error {
 		return ctx.Err()
 	case m.lead.Load() == 0:
 		return ErrReadNoLeader
-	case context.Cause(ctx) == errRequestTimeout:
-		return &ReadTimeoutError{Waited: m.cfg.RequestTimeout}
 	default: // the caller's own deadline
 		return &ReadTimeoutError{Waited: time.Since(start).Round(time.Millisecond)}
 	}
