@@ -6,9 +6,10 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/cputime"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -169,7 +170,7 @@ func BenchmarkHTTPGetAuth(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				req := httptest.NewRequest("GET", "/v2/keys/pub/key", nil)
 				if c.basic {
@@ -178,18 +179,9 @@ func BenchmarkHTTPGetAuth(b *testing.B) {
 				benchServe(b, h, req, 200)
 			}
 			// CPU time is steadier than wall time on a shared machine.
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the process's user and system CPU time so far, in ns.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkHTTPMetricsObserve is what the keys metrics cost a successful

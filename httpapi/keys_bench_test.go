@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/cputime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -85,7 +87,7 @@ func benchKeys(b *testing.B, be Backend, serializable bool) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				w := &benchWriter{h: make(http.Header)}
 				h.ServeHTTP(w, reqs[i%len(reqs)].next())
@@ -93,7 +95,7 @@ func benchKeys(b *testing.B, be Backend, serializable bool) {
 					b.Fatalf("%d", w.status)
 				}
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 	if serializable {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnkv/cairn/internal/cputime"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -144,7 +146,7 @@ func (c *benchCluster) run(b *testing.B, reqs [][]byte) {
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		i := next.Add(1)
 		conn, err := net.Dial("tcp", c.clientAddr[int(i)%len(c.clientAddr)])
@@ -168,7 +170,7 @@ func (c *benchCluster) run(b *testing.B, reqs [][]byte) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // readAnswer reads one HTTP/1.1 answer and checks it is a 200 or 201,

@@ -8,9 +8,10 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnkv/cairn/internal/cputime"
 
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
@@ -34,7 +35,7 @@ func BenchmarkMemberSetParallel(b *testing.B) {
 	b.SetParallelism(128)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -46,16 +47,7 @@ func BenchmarkMemberSetParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	// CPU time is steadier than wall time on a shared machine.
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-// processCPU is the process's user and system CPU time so far, in ns.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkClusterSet: writes through the leader of three members that
@@ -79,7 +71,7 @@ func BenchmarkClusterSet(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0, syncs0 := processCPU(), fs.syncs.Load()
+			cpu0, syncs0 := cputime.Process(), fs.syncs.Load()
 			if clients == 1 {
 				for b.Loop() {
 					if err := put(); err != nil {
@@ -97,7 +89,7 @@ func BenchmarkClusterSet(b *testing.B) {
 					}
 				})
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(fs.syncs.Load()-syncs0)/float64(b.N), "wal-fsyncs/op")
 		})
 	}

@@ -566,15 +566,8 @@ func simWriteAfterRemovingLeader(t *testing.T, seed uint64, verbose bool) (simRe
 	if verbose {
 		trace = func(format string, args ...any) { t.Logf(format, args...) }
 	}
-	w := newSimWorld(t, seed, "", trace)
+	w := calmSimWorld(t, seed, trace)
 	defer w.close()
-	w.calm = true // no loss, no duplicates
-	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
-	for i, n := range w.nodes {
-		n.fs.SetFaults(simfs.Faults{})
-		w.start(i)
-	}
-	w.loop(3 * time.Second) // a leader, and every member published
 	l := w.leader()
 	if l < 0 {
 		return r, fmt.Errorf("no leader after %v", w.now)
@@ -652,15 +645,8 @@ func (w *simWorld) await(ch chan result, d time.Duration) (result, bool) {
 // follower (one voter of two left up) but lets the cut-off one go; after
 // the cut heals, everyone is up again.
 func TestSimTransportTellsWhoIsUp(t *testing.T) {
-	w := newSimWorld(t, 1, "", func(string, ...any) {})
+	w := calmSimWorld(t, 1, func(string, ...any) {})
 	defer w.close()
-	w.calm = true
-	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
-	for i, n := range w.nodes {
-		n.fs.SetFaults(simfs.Faults{})
-		w.start(i)
-	}
-	w.loop(3 * time.Second)
 	within := 3 * simKeepAlive
 	up := func(from, to int) bool {
 		return w.nodes[from].m.transport.ActiveWithin(w.nodes[to].id, within)
@@ -769,15 +755,8 @@ func TestSimRemovedMemberStopsWhenNoVoterLeftSpeaks(t *testing.T) {
 // It returns once L has applied its removal.
 func simLeaderOfTwoRemoved(t *testing.T) (*simWorld, *simNode, *simNode) {
 	t.Helper()
-	w := newSimWorld(t, 1, "", func(string, ...any) {})
+	w := calmSimWorld(t, 1, func(string, ...any) {})
 	t.Cleanup(w.close)
-	w.calm = true
-	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
-	for i, n := range w.nodes {
-		n.fs.SetFaults(simfs.Faults{})
-		w.start(i)
-	}
-	w.loop(3 * time.Second)
 	l := w.leader()
 	if l < 0 {
 		t.Fatal("no leader")
@@ -847,15 +826,8 @@ func (w *simWorld) simRemove(i int, id uint64) error {
 // could apply nothing more, and the cluster had one voter fewer than it
 // showed.)
 func TestSimLaggingMemberFollowsANewLeader(t *testing.T) {
-	w := newSimWorld(t, 1, "", func(string, ...any) {})
+	w := calmSimWorld(t, 1, func(string, ...any) {})
 	defer w.close()
-	w.calm = true
-	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
-	for i, n := range w.nodes {
-		n.fs.SetFaults(simfs.Faults{})
-		w.start(i)
-	}
-	w.loop(3 * time.Second)
 	l := w.leader()
 	if l < 0 {
 		t.Fatal("no leader")
@@ -908,4 +880,20 @@ func TestSimLaggingMemberFollowsANewLeader(t *testing.T) {
 		t.Fatalf("the lagging member applied %d, the new leader %d (still leads: %v); knows the new leader: %v",
 			C.m.applied, N.m.applied, N.m.isLeader, known)
 	}
+}
+
+// calmSimWorld is a world of three members with no faults (no loss, no
+// duplicates, 1-5 ms delays, perfect disks), run for 3 s of virtual time:
+// a leader, and every member published. The caller closes it.
+func calmSimWorld(t *testing.T, seed uint64, trace func(string, ...any)) *simWorld {
+	t.Helper()
+	w := newSimWorld(t, seed, "", trace)
+	w.calm = true
+	w.p = simParams{minDelay: time.Millisecond, maxDelay: 5 * time.Millisecond}
+	for i, n := range w.nodes {
+		n.fs.SetFaults(simfs.Faults{})
+		w.start(i)
+	}
+	w.loop(3 * time.Second)
+	return w
 }
