@@ -26,10 +26,11 @@ import (
 // at most 10,000 entries of the log (about 390 bytes a put).
 //
 // Measured on a 2-core amd64 machine with Go 1.26, for the whole test
-// process after two forced GCs: HeapInuse 61 MiB (HeapAlloc 43 MiB),
-// memHeapMeasured; before the log was compacted apart from the WAL's
-// snapshots (every 100,000 entries), 109 to 112 MiB. The bound is 1.5
-// times the measure. The test takes 2 to 6 s, and 15 to 18 s under the
+// process after two forced GCs: HeapInuse 61 to 65 MiB (HeapAlloc 43 to
+// 47 MiB), memHeapMeasured, and 97 MiB under the race detector; before
+// the log was compacted apart from the WAL's snapshots (every 100,000
+// entries), 109 to 112 MiB. The bound is 1.5 times the measure of the
+// build. The test takes 2 to 6 s, and 15 to 18 s under the
 // race detector.
 func TestMemberHeapFor100kKeys(t *testing.T) {
 	if testing.Short() {
@@ -78,16 +79,24 @@ func TestMemberHeapFor100kKeys(t *testing.T) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	const bound = memHeapMeasured * 3 / 2
+	measured := uint64(memHeapMeasured)
+	if raceEnabled {
+		measured = memHeapMeasuredRace
+	}
+	bound := measured * 3 / 2
 	t.Logf("%d keys of 256 B: HeapInuse %.1f MiB (HeapAlloc %.1f MiB, Sys %.1f MiB); bound %.1f MiB",
 		keys, mib(ms.HeapInuse), mib(ms.HeapAlloc), mib(ms.Sys), mib(bound))
 	if ms.HeapInuse > bound {
 		t.Errorf("HeapInuse %.1f MiB after %d keys of 256 B, over the bound of %.1f MiB (%.0f MiB measured when the bound was set)",
-			mib(ms.HeapInuse), keys, mib(bound), mib(memHeapMeasured))
+			mib(ms.HeapInuse), keys, mib(bound), mib(measured))
 	}
 }
 
-// memHeapMeasured is HeapInuse after 100,000 keys when the bound was set.
-const memHeapMeasured = 61 << 20
+// memHeapMeasured is HeapInuse after 100,000 keys when the bound was
+// set; memHeapMeasuredRace the same under the race detector (CI's).
+const (
+	memHeapMeasured     = 65 << 20
+	memHeapMeasuredRace = 97 << 20
+)
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }

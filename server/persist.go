@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
@@ -220,17 +221,25 @@ func (m *Member) persister() {
 // covers: past 2×CatchUpEntries entries in memory, the log is compacted
 // to the last CatchUpEntries (a follower further behind is sent the
 // applied state). Past SnapshotCount entries since the last WAL snapshot
-// marker, a marker is written and old WAL segments purged.
+// marker, the log is compacted to its last CatchUpEntries whatever its
+// length, a marker is written and old WAL segments purged.
 func (m *Member) flushed(index uint64) {
 	m.compactLog(index)
 	if index < m.snapIndex+m.cfg.SnapshotCount {
 		return
 	}
+	// The log in memory is compacted at a WAL snapshot too, to its last
+	// CatchUpEntries, however short it is.
+	conf := m.conf
+	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err == nil || errors.Is(err, consensus.ErrSnapOutOfDate) {
+		if catchUp := m.cfg.CatchUpEntries; index > catchUp {
+			_ = m.rs.Compact(index - catchUp)
+		}
+	}
 	term, err := m.rs.Term(index)
 	if err != nil {
 		return
 	}
-	conf := m.conf
 	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term, ConfState: conf}); err != nil {
 		m.fail(err)
 		return
