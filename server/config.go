@@ -55,9 +55,10 @@ type MemberConfig struct {
 	// EventHistory sizes the watch history (default store.DefaultEventHistory).
 	EventHistory int
 	// FlushInterval and FlushEntries bound a batch of applied state
-	// written to bbolt (defaults 1 s and 10,000 entries: a bigger batch
-	// rewrites fewer bbolt pages per write; a restart replays at most that
-	// much of the WAL).
+	// written to bbolt (defaults 100 ms and 1000 entries). Batches of a
+	// second rewrote fewer bbolt pages per write, but held up to 20,000
+	// entries of the log in memory between them (it is compacted as bbolt
+	// covers it): 127 MiB of RSS after 100,000 keys instead of 106-110.
 	FlushInterval time.Duration
 	FlushEntries  int
 	// RequestTimeout bounds a proposal's wait, and a linearizable read's
@@ -173,10 +174,10 @@ func (c *MemberConfig) withDefaults() MemberConfig {
 		cc.EventHistory = store.DefaultEventHistory
 	}
 	if cc.FlushInterval <= 0 {
-		cc.FlushInterval = time.Second
+		cc.FlushInterval = 100 * time.Millisecond
 	}
 	if cc.FlushEntries <= 0 {
-		cc.FlushEntries = 10000
+		cc.FlushEntries = 1000
 	}
 	if cc.RequestTimeout <= 0 {
 		cc.RequestTimeout = 5*time.Second + 2*time.Duration(cc.ElectionTicks)*cc.HeartbeatInterval
