@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,10 +34,11 @@ import (
 // operations. A failing seed prints the command that replays it.
 
 var (
-	simSeeds = flag.Int("sim.seeds", 200, "whole-cluster simulator: seeds to run")
-	simFirst = flag.Uint64("sim.first", 1, "whole-cluster simulator: first seed")
-	simSeed  = flag.Uint64("sim.seed", 0, "whole-cluster simulator: replay only this seed, with a trace")
-	simBug   = flag.String("sim.bug", "", "whole-cluster simulator: switch on a deliberate bug (see simBugs)")
+	simSeeds    = flag.Int("sim.seeds", 200, "whole-cluster simulator: seeds to run")
+	simFirst    = flag.Uint64("sim.first", 1, "whole-cluster simulator: first seed")
+	simSeed     = flag.Uint64("sim.seed", 0, "whole-cluster simulator: replay only this seed, with a trace")
+	simBug      = flag.String("sim.bug", "", "whole-cluster simulator: switch on a deliberate bug (see simBugs)")
+	simParallel = flag.Int("sim.parallel", runtime.GOMAXPROCS(0), "whole-cluster simulator: seeds run at once (each world in one goroutine)")
 )
 
 // simBugs are the deliberate bugs the simulator must catch, each switched
@@ -936,15 +939,33 @@ func TestWholeClusterSimulation(t *testing.T) {
 	if testing.Short() {
 		seeds = min(seeds, 5)
 	}
-	var failed []uint64
+	// Worlds share nothing, so seeds run side by side, one per core; each
+	// world still runs in one goroutine and replays alone exactly.
 	start := time.Now()
-	for s := *simFirst; s < *simFirst+uint64(seeds); s++ {
-		if err := runSim(t, s, *simBug, false); err != nil {
+	errs := make([]error, seeds)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, *simParallel) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = runSim(t, *simFirst+uint64(i), *simBug, false)
+			}
+		})
+	}
+	for i := range seeds {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var failed []uint64
+	for i, err := range errs {
+		if err != nil {
+			s := *simFirst + uint64(i)
 			failed = append(failed, s)
 			t.Errorf("seed %d: %v\nreplay: %s", s, err, simReplay(s, *simBug))
 		}
 	}
-	t.Logf("%v for %d seeds", time.Since(start).Round(time.Millisecond), seeds)
+	t.Logf("%v for %d seeds, %d at a time", time.Since(start).Round(time.Millisecond), seeds, max(1, *simParallel))
 	fmt.Fprintf(os.Stdout, "%d seeds, %d failures\n", seeds, len(failed))
 }
 
