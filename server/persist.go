@@ -224,23 +224,16 @@ func (m *Member) persister() {
 // marker, the log is compacted to its last CatchUpEntries whatever its
 // length, a marker is written and old WAL segments purged.
 func (m *Member) flushed(index uint64) {
-	m.compactLog(index)
-	if index < m.snapIndex+m.cfg.SnapshotCount {
+	snapshot := index >= m.snapIndex+m.cfg.SnapshotCount
+	m.compactLog(index, snapshot)
+	if !snapshot {
 		return
-	}
-	// The log in memory is compacted at a WAL snapshot too, to its last
-	// CatchUpEntries, however short it is.
-	conf := m.conf
-	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err == nil || errors.Is(err, consensus.ErrSnapOutOfDate) {
-		if catchUp := m.cfg.CatchUpEntries; index > catchUp {
-			_ = m.rs.Compact(index - catchUp)
-		}
 	}
 	term, err := m.rs.Term(index)
 	if err != nil {
 		return
 	}
-	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term, ConfState: conf}); err != nil {
+	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: index, Term: term, ConfState: m.conf}); err != nil {
 		m.fail(err)
 		return
 	}
@@ -253,20 +246,21 @@ func (m *Member) flushed(index uint64) {
 
 // compactLog takes a Raft snapshot (metadata only: the data is bbolt's)
 // at index, which bbolt covers, and drops the entries before its last
-// CatchUpEntries from memory once it holds twice that many. The log of
-// 100,000 puts of 256 B held about 37 MiB before it was compacted only
-// at SnapshotCount.
-func (m *Member) compactLog(index uint64) {
+// CatchUpEntries from memory once it holds twice that many, or at once
+// when always (a WAL snapshot is due). The log of 100,000 puts of 256 B
+// held about 37 MiB before it was compacted only at SnapshotCount.
+func (m *Member) compactLog(index uint64, always bool) {
 	catchUp := m.cfg.CatchUpEntries
-	first, _ := m.rs.FirstIndex()
-	if index < first+2*catchUp {
+	if first, _ := m.rs.FirstIndex(); !always && index < first+2*catchUp {
 		return
 	}
 	conf := m.conf
-	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err != nil {
+	if _, err := m.rs.CreateSnapshot(index, &conf, nil); err != nil && !errors.Is(err, consensus.ErrSnapOutOfDate) {
 		return
 	}
-	_ = m.rs.Compact(index - catchUp)
+	if index > catchUp {
+		_ = m.rs.Compact(index - catchUp)
+	}
 }
 
 // The WAL's metadata is the member's identity: version 1, the member ID
