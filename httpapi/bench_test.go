@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/internal/cputime"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairnkv/cairn/internal/cputime"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )

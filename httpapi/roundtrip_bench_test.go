@@ -16,11 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnkv/cairn/internal/cputime"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/cairnkv/cairn/internal/cputime"
 	"github.com/cairnkv/cairn/server"
 	"github.com/cairnkv/cairn/store"
 )

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cairnkv/cairn/internal/cputime"
-
 	"github.com/cairnkv/cairn/store"
 	"github.com/cairnkv/cairn/wal"
 )
