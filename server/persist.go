@@ -117,6 +117,15 @@ func (m *Member) recover() error {
 		if err := m.rs.ApplySnapshot(snap); err != nil {
 			return err
 		}
+		if c.LastIndex < covered {
+			// The WAL ends before the applied state: the member stopped
+			// after it replaced its applied state with a snapshot from the
+			// leader and before the WAL recorded that. Record it now, or
+			// the next entry would follow a gap that the next Open refuses.
+			if err := m.recordCovered(&c.HardState, snap.Meta); err != nil {
+				return err
+			}
+		}
 		m.applied, m.appliedTerm, m.snapIndex = covered, term, covered
 		m.setConf(conf)
 	}
@@ -375,4 +384,23 @@ func decodeRaftMeta(b []byte) (uint64, consensus.ConfState, *registry, *AuthStat
 		}
 	}
 	return term, cs, g, auth, nil
+}
+
+// recordCovered writes a WAL snapshot marker at meta, an applied state the
+// WAL does not reach, and raises the WAL's term to the marker's if it is
+// behind (a term the member must have seen, since a leader of that term
+// sent the snapshot; its vote, for an older term, is dropped). hs is the
+// WAL's hard state, updated in place.
+func (m *Member) recordCovered(hs *consensus.HardState, meta consensus.SnapshotMeta) error {
+	if hs.Term < meta.Term {
+		*hs = consensus.HardState{Term: meta.Term, Commit: max(hs.Commit, meta.Index)}
+		if err := m.wal.Save(*hs, nil); err != nil {
+			return err
+		}
+	}
+	if err := m.wal.SaveSnapshot(wal.SnapshotMarker{Index: meta.Index, Term: meta.Term, ConfState: meta.ConfState}); err != nil {
+		return err
+	}
+	m.log.Warn().Uint64("applied", meta.Index).Msg("the WAL ended before the applied state; recorded it as a snapshot")
+	return nil
 }

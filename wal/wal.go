@@ -68,6 +68,13 @@ type Contents struct {
 	// writes of an index replacing earlier ones (a conflicting suffix that
 	// Raft overwrote).
 	Entries []consensus.Entry
+	// LastIndex is the index of the last entry, or of the latest
+	// snapshot marker if no entry follows it: where the log ends. An
+	// applied state beyond it was written by a member whose WAL then lost
+	// its tail, or that stopped between installing a snapshot and
+	// recording it here; the caller must record it (SaveSnapshot) before
+	// appending, or the next Open finds a gap.
+	LastIndex uint64
 }
 
 // WAL is the Raft log on disk: an append-only sequence of segments.
@@ -443,6 +450,7 @@ func Open(dir string, after uint64, opts Options) (*WAL, *Contents, error) {
 	// The last segment may hold no entry yet: it was named after the
 	// index it expected next.
 	w.lastIndex = max(lastSeen, segs[len(segs)-1].first-min(segs[len(segs)-1].first, 1))
+	c.LastIndex = w.lastIndex
 	w.start()
 	return w, c, nil
 }
