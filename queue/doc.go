@@ -11,8 +11,14 @@
 // removes it when the caller goes away or times out; when it cannot (the
 // delete's outcome is unknown), an item may yet be handed to it and reach
 // nobody, so the caller is told the outcome is unknown
-// (ErrRegistrationLeft), not that nothing came. GaveUp, a pure function,
-// decides that answer (the whole-cluster simulator runs it).
+// (ErrRegistrationLeft), not that nothing came. The member follows the
+// registration through its event history; when that watch ends (a
+// snapshot installed) or cannot start (the history moved past it), it
+// reads the registration again and watches from there, or, the
+// registration being gone and nothing saying whether it was served, tells
+// the caller the outcome is unknown (ErrDeliveryUnknown). GaveUp, a pure
+// function, decides the answer of a wait that ends (the whole-cluster
+// simulator runs it, and mirrors the rest).
 //
 // For consumers that may crash, Reserve gives the head item a visibility
 // timeout instead of removing it; Ack removes it by its receipt. An

@@ -100,7 +100,9 @@ func (q *Queues) Dequeue(ctx context.Context, name string, wait bool, timeout ti
 			return &Item{Key: e.PrevNode.Key, Value: e.PrevNode.Value, Index: e.Index}, nil
 		}
 		it, again, err := q.await(wctx, e)
-		if err != nil && ctx.Err() == nil && wctx.Err() != nil && !errors.Is(err, ErrRegistrationLeft) {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			// The wait's timeout passed and the registration is surely
+			// gone without an item (GaveUp).
 			return nil, locks.WaitTimeout(e.Index)
 		}
 		if !again {
@@ -142,16 +144,34 @@ func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error)
 	me := e.Node.Key
 	w, err := q.be.Watch(me, false, false, e.Index+1)
 	if err != nil {
-		return nil, false, err
+		// The history no longer reaches the registration (a busy member
+		// with a short --event-history): look again.
+		if w, err = q.rewatch(ctx, me, err); err != nil {
+			if ctx.Err() != nil {
+				return q.giveUp(me, nil, ctx.Err())
+			}
+			return nil, false, err
+		}
 	}
-	defer w.Remove()
+	defer func() { w.Remove() }()
 	refresh := time.NewTicker(WaiterTTL * time.Second / 4)
 	defer refresh.Stop()
 	for {
 		select {
 		case ev, ok := <-w.C:
 			if !ok {
-				return nil, false, w.Err()
+				// The watch ended (the member installed a snapshot, and
+				// ended every watch): look again.
+				w.Remove()
+				nw, err := q.rewatch(ctx, me, w.Err())
+				if err != nil {
+					if ctx.Err() != nil {
+						return q.giveUp(me, nil, ctx.Err())
+					}
+					return nil, false, err
+				}
+				w = nw
+				continue
 			}
 			if ev.Action == store.ActionDeliver {
 				return &Item{Key: ev.Node.Key, Value: ev.Node.Value, Index: ev.Index}, false, nil
@@ -178,15 +198,44 @@ func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error)
 // told that nothing came: the outcome is unknown.
 var ErrRegistrationLeft = errors.New("queue: the wait ended, but the blocked dequeuer's registration could not be removed: an item handed to it would reach nobody; outcome unknown")
 
+// ErrDeliveryUnknown is the error of a blocking dequeue whose watch of
+// its registration ended (or could not start, the event history having
+// moved past it) and whose registration is then gone, or could not be
+// read: it may have been handed an item that nobody will read, or have
+// expired; the event that said which is no longer in the history. The
+// outcome is unknown.
+var ErrDeliveryUnknown = errors.New("queue: the blocked dequeuer lost the watch of its registration, which is gone: an item may have been handed to it; outcome unknown")
+
+// rewatch watches registration me again after its watch ended (why): a
+// registration still there has not been served, and a watch from the
+// index it was read at misses nothing of it; one that is gone was served
+// or expired, and which is no longer known (ErrDeliveryUnknown).
+func (q *Queues) rewatch(ctx context.Context, me string, why error) (*store.Watcher, error) {
+	for range 3 {
+		e, err := q.be.Get(ctx, me, false, false)
+		if err != nil {
+			q.log.Warn().Str("waiter", me).AnErr("watch", why).Err(err).Msg("a blocked dequeuer lost the watch of its registration, and it is gone or unreadable: an item handed to it would reach nobody")
+			return nil, fmt.Errorf("%w (%w)", ErrDeliveryUnknown, err)
+		}
+		w, err := q.be.Watch(me, false, false, e.Index+1)
+		if err == nil {
+			return w, nil
+		}
+		why = err
+	}
+	return nil, fmt.Errorf("%w (%w)", ErrDeliveryUnknown, why)
+}
+
 // giveUp removes the registration; if an item was handed over first, it
 // is returned after all (the caller may still take it). GaveUp decides.
+// w is the registration's watch, nil if it had none.
 func (q *Queues) giveUp(me string, w *store.Watcher, cause error) (*Item, bool, error) {
 	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := q.be.Do(dctx, &store.Request{Op: store.OpDelete, Path: me, Time: q.now().UnixNano()})
 	var ended *store.Event
 	var se *store.Error
-	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound {
+	if errors.As(err, &se) && se.Code == store.EcodeKeyNotFound && w != nil {
 		// Gone already: delivered (or expired). The event is at or
 		// before the current index, so the watcher has it or gets it at
 		// once.
@@ -214,18 +263,23 @@ func (q *Queues) giveUp(me string, w *store.Watcher, cause error) (*Item, bool, 
 // wait ended (cause: its timeout passed, or its caller went away) is
 // answered, once the delete of its registration returned delErr and, if
 // the registration was gone already, its watch showed the event that
-// ended it (ended; nil if none came). It gets the item that was handed
-// over first, if one was; it is told its wait's cause if its registration
-// is surely gone without an item (deleted now, or expired); and it is
-// told ErrRegistrationLeft (wrapping delErr) when the registration may
-// still be there, to be handed an item that would reach nobody.
+// ended it (ended; nil if none came: the watch ended first). It gets the
+// item that was handed over first, if one was; it is told its wait's
+// cause if its registration is surely gone without an item (deleted now,
+// or expired); it is told ErrRegistrationLeft (wrapping delErr) when the
+// registration may still be there, to be handed an item that would reach
+// nobody, and ErrDeliveryUnknown when it is gone and nothing says how.
 func GaveUp(cause, delErr error, ended *store.Event) (*Item, error) {
 	var se *store.Error
 	switch {
 	case delErr == nil:
 		return nil, cause
 	case errors.As(delErr, &se) && se.Code == store.EcodeKeyNotFound:
-		if ended != nil && ended.Action == store.ActionDeliver {
+		switch {
+		case ended == nil:
+			// Gone, and the watch ended before it said how.
+			return nil, fmt.Errorf("%w (%w)", ErrDeliveryUnknown, delErr)
+		case ended.Action == store.ActionDeliver:
 			return &Item{Key: ended.Node.Key, Value: ended.Node.Value, Index: ended.Index}, nil
 		}
 		return nil, cause

@@ -76,6 +76,7 @@ const (
 	sqGiveUp              // the wait's timeout passed: deleting the registration
 	sqFindReg             // removing a registration of unknown outcome: reading _waiters
 	sqRemoveReg           // ...and deleting it
+	sqRewatch             // its watch ended (or could not start): reading its registration
 	sqReserve             // a reservation's OpDequeue is pending
 	sqProcess             // processing a reserved item
 	sqAck                 // the acknowledgement is pending
@@ -298,7 +299,10 @@ func (w *simWorld) awaitStep(a *simQActor) {
 	case ev, ok := <-a.watch.C:
 		switch {
 		case !ok:
-			w.endCall(a, sqoUnknown, "", ": its watch ended")
+			// The member installed a snapshot: look again (queue.rewatch).
+			a.watch.Remove()
+			a.watch = nil
+			w.queueRead(a, a.member, sqRewatch)
 		case ev.Action == store.ActionDeliver:
 			w.endCall(a, sqoOK, ev.Node.Value, "")
 		default:
@@ -338,8 +342,9 @@ func (w *simWorld) queuePendingStep(a *simQActor) {
 		return
 	}
 	if op.read != nil {
-		// removeRegistration could not read the registrations: the
-		// registration stays (until its TTL, if nobody refreshes it).
+		// removeRegistration or rewatch could not read the
+		// registrations: the registration stays (until its TTL, if
+		// nobody refreshes it).
 		w.endCall(a, sqoUnknown, "", ": its registration may linger")
 		return
 	}
@@ -360,7 +365,11 @@ func (w *simWorld) pollQueue() {
 			select {
 			case <-op.read:
 				if n := w.nodes[op.member]; n.m != nil && n.inc == op.inc {
-					w.findRegistration(a, n.m)
+					if a.state == sqRewatch {
+						w.rewatch(a, n.m)
+					} else {
+						w.findRegistration(a, n.m)
+					}
 				}
 			default:
 			}
@@ -426,13 +435,15 @@ func (w *simWorld) queueAnswer(a *simQActor, res result) {
 			w.endCall(a, sqoUnknown, "", ": its member went away")
 		default:
 			a.reg = ev.Node.Key
+			a.nextRefresh = w.now + queue.WaiterTTL*time.Second/4
 			wt, werr := w.nodes[a.member].m.Store().Watch(a.reg, false, false, ev.Index+1)
 			if werr != nil {
-				w.fail("%s: watching its registration %s: %v", a.name(), a.reg, werr)
+				// The history has moved past the registration (a short
+				// EventHistory): look again (queue.rewatch).
+				w.queueRead(a, a.member, sqRewatch)
 				return
 			}
 			a.watch, a.state = wt, sqAwait
-			a.nextRefresh = w.now + queue.WaiterTTL*time.Second/4
 		}
 	case sqRefresh:
 		// A registration that is gone was served (the watch has the
@@ -507,6 +518,25 @@ func (w *simWorld) findRegistration(a *simQActor, m *Member) {
 		}
 	}
 	w.endCall(a, sqoUnknown, "", ": its registration was not found")
+}
+
+// rewatch watches a blocked dequeuer's registration again once a
+// linearizable read is done (queue.rewatch): from the index read if it is
+// still there; if it is gone, it was served or expired, and nothing says
+// which any more.
+func (w *simWorld) rewatch(a *simQActor, m *Member) {
+	a.pending = nil
+	ev, err := m.Store().Get(a.reg, false)
+	if err != nil {
+		w.endCall(a, sqoUnknown, "", fmt.Sprintf(": %v", fmt.Errorf("%w (%w)", queue.ErrDeliveryUnknown, err)))
+		return
+	}
+	wt, err := m.Store().Watch(a.reg, false, false, ev.Index+1)
+	if err != nil {
+		w.fail("%s: watching its registration %s again from %d: %v", a.name(), a.reg, ev.Index+1, err)
+		return
+	}
+	a.watch, a.state = wt, sqAwait
 }
 
 // simQEvent is a ground-truth event and the proposal it came from (0: an
