@@ -156,6 +156,7 @@ func run(args []string) error {
 	tlsCtx, stopTLS := context.WithCancel(context.Background())
 	defer stopTLS()
 	go watchTLS(tlsCtx, hup, log, mtls.sources())
+	go trimWhenIdle(tlsCtx)
 	// Requests' contexts end when shutdown begins, so open watches return
 	// at once (the client sees its 200 end with no event and re-watches)
 	// instead of holding shutdown until its deadline.
