@@ -490,10 +490,29 @@ first_get() {
 	fi
 }
 
+# settle_quiet PIDS: waits (up to 120 s) until the PIDs (comma-separated)
+# together use under 5% of a core over a second, so that a restart is
+# not timed while the other product still digests its load (etcd writes
+# a snapshot of a million keys for a while after its last write).
+settle_quiet() {
+	local hz before after i
+	hz=$(getconf CLK_TCK)
+	for ((i = 0; i < 120; i++)); do
+		before=$(cpu_ticks "$1")
+		sleep 1
+		after=$(cpu_ticks "$1")
+		if (((after - before) * 20 < hz)); then
+			return
+		fi
+	done
+	log "still busy after 120 s: timing the restart anyway"
+}
+
 # load_and_restart ROW N: fresh 1-member clusters of each product, N keys
 # of VALUE bytes written once each; then RSS, du, and ROUNDS kill -9
 # restarts per product (alternating), each timed to the first GET of the
-# last key written, and RSS after the last restart.
+# last key written once both products are quiet, and RSS after the last
+# restart.
 load_and_restart() {
 	local row=$1 n=$2 p r key pid since ms
 	for p in cairn etcd; do
@@ -529,6 +548,7 @@ load_and_restart() {
 			order=(etcd cairn)
 		fi
 		for p in "${order[@]}"; do
+			settle_quiet "${pids[cairn]},${pids[etcd]}"
 			pid=${pids[$p]}
 			since=$(date +%s%N)
 			kill -KILL "$pid"

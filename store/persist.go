@@ -120,6 +120,7 @@ func Open(db *bolt.DB, historySize int) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.disk.readAhead()
 	err = db.View(func(tx *bolt.Tx) error { return s.load(tx) })
 	if err != nil {
 		return nil, err
