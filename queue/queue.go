@@ -142,35 +142,37 @@ func (q *Queues) removeRegistration(name, nonce string) {
 // await waits for an item to be delivered to the waiter e registered.
 func (q *Queues) await(ctx context.Context, e *store.Event) (*Item, bool, error) {
 	me := e.Node.Key
-	w, err := q.be.Watch(me, false, false, e.Index+1)
-	if err != nil {
-		// The history no longer reaches the registration (a busy member
-		// with a short --event-history): look again.
-		if w, err = q.rewatch(ctx, me, err); err != nil {
-			if ctx.Err() != nil {
-				return q.giveUp(me, nil, ctx.Err())
-			}
-			return nil, false, err
+	// lost is why there is no watch: it could not start (the history no
+	// longer reaches the registration, on a busy member with a short
+	// --event-history) or it ended (the member installed a snapshot, and
+	// ended every watch). Then the registration is read again (rewatch).
+	w, lost := q.be.Watch(me, false, false, e.Index+1)
+	defer func() {
+		if w != nil {
+			w.Remove()
 		}
-	}
-	defer func() { w.Remove() }()
+	}()
 	refresh := time.NewTicker(WaiterTTL * time.Second / 4)
 	defer refresh.Stop()
 	for {
+		if lost != nil {
+			var err error
+			if w, err = q.rewatch(ctx, me, lost); err != nil {
+				if ctx.Err() != nil {
+					return q.giveUp(me, nil, ctx.Err())
+				}
+				return nil, false, err
+			}
+			lost = nil
+		}
 		select {
 		case ev, ok := <-w.C:
 			if !ok {
-				// The watch ended (the member installed a snapshot, and
-				// ended every watch): look again.
-				w.Remove()
-				nw, err := q.rewatch(ctx, me, w.Err())
-				if err != nil {
-					if ctx.Err() != nil {
-						return q.giveUp(me, nil, ctx.Err())
-					}
-					return nil, false, err
+				if lost = w.Err(); lost == nil {
+					lost = errWatchEnded
 				}
-				w = nw
+				w.Remove()
+				w = nil
 				continue
 			}
 			if ev.Action == store.ActionDeliver {
@@ -205,6 +207,9 @@ var ErrRegistrationLeft = errors.New("queue: the wait ended, but the blocked deq
 // expired; the event that said which is no longer in the history. The
 // outcome is unknown.
 var ErrDeliveryUnknown = errors.New("queue: the blocked dequeuer lost the watch of its registration, which is gone: an item may have been handed to it; outcome unknown")
+
+// errWatchEnded is why a watch that ended without saying why was lost.
+var errWatchEnded = errors.New("queue: the watch of the registration ended")
 
 // rewatch watches registration me again after its watch ended (why): a
 // registration still there has not been served, and a watch from the
