@@ -52,41 +52,10 @@ var keyParamNames = [numKeyParams]string{
 
 // keyParamOf returns the parameter called name, if the keys API has one.
 func keyParamOf(name string) (keyParam, bool) {
-	switch name {
-	case "value":
-		return pValue, true
-	case "prevValue":
-		return pPrevValue, true
-	case "prevIndex":
-		return pPrevIndex, true
-	case "prevExist":
-		return pPrevExist, true
-	case "ttl":
-		return pTTL, true
-	case "refresh":
-		return pRefresh, true
-	case "dir":
-		return pDir, true
-	case "recursive":
-		return pRecursive, true
-	case "sorted":
-		return pSorted, true
-	case "wait":
-		return pWait, true
-	case "waitIndex":
-		return pWaitIndex, true
-	case "stream":
-		return pStream, true
-	case "quorum":
-		return pQuorum, true
-	case "serializable":
-		return pSerializable, true
-	case "noValueOnSuccess":
-		return pNoValueOnSuccess, true
-	case "prevLock":
-		return pPrevLock, true
-	case "prevToken":
-		return pPrevToken, true
+	for p, n := range keyParamNames {
+		if n == name {
+			return keyParam(p), true
+		}
 	}
 	return 0, false
 }
