@@ -9,8 +9,9 @@
 // count, written by a second goroutine so apply never waits on disk; the
 // bbolt file, with the term and membership of the index it covers, is the
 // member's Raft snapshot, so a restart loads it and replays only the WAL
-// entries after it. A failed fsync stops the member: nothing more is
-// acknowledged.
+// entries after it (a WAL that ends before it, a snapshot install the WAL
+// did not record, gets the snapshot marker then). A failed fsync stops
+// the member: nothing more is acknowledged.
 //
 // Reads are linearizable by default: concurrent reads share one ReadIndex
 // round and are answered once the local applied index reaches it (read.go).

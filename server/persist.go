@@ -136,8 +136,9 @@ func (m *Member) recover() error {
 	// between installing a snapshot and persisting the hard state, and a
 	// hard state that only moved the commit index is not fsynced
 	// (persist), so the applied state may have been written past the
-	// WAL's durable commit index. It is never past the WAL's last entry:
-	// every entry is fsynced before it is applied.
+	// WAL's durable commit index. It is past the WAL's last entry only
+	// after a snapshot install the WAL did not record, mended above
+	// (recordCovered): every entry is fsynced before it is applied.
 	hs := c.HardState
 	hs.Commit = max(hs.Commit, covered)
 	m.rs.SetHardState(hs)
