@@ -142,8 +142,17 @@ func (e *endpoints) refresh(client *http.Client) {
 			continue
 		}
 		rand.Shuffle(len(clients), func(i, j int) { clients[i], clients[j] = clients[j], clients[i] })
+		// The file first: whoever sees the new endpoints (a client
+		// asking /v2/members through the proxy, an operator) then finds
+		// the same members in the file a restart would read.
 		e.mu.Lock()
-		oldPeers, oldClients := e.peerURLs, e.clients
+		oldPeers := e.peerURLs
+		e.mu.Unlock()
+		if !slices.Equal(sorted(oldPeers), peerURLs) || !e.fileWritten() {
+			e.writeFile(peerURLs)
+		}
+		e.mu.Lock()
+		oldClients := e.clients
 		e.peerURLs, e.clients = peerURLs, clients
 		for u := range e.failed {
 			if !slices.Contains(clients, u) {
@@ -155,9 +164,6 @@ func (e *endpoints) refresh(client *http.Client) {
 			e.log.Info().Strs("endpoints", sorted(clients)).Strs("peer-urls", peerURLs).Msg("proxy: endpoints found")
 		}
 		e.metrics.refreshes.WithLabelValues("ok").Inc()
-		if !slices.Equal(sorted(oldPeers), peerURLs) || !e.fileWritten() {
-			e.writeFile(peerURLs)
-		}
 		e.available()
 		return
 	}

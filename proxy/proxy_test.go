@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,5 +336,50 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5 s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Whoever sees the proxy's new endpoints finds the same members in its
+// cluster file: the file is written before the endpoints change, so a
+// restart at any moment after uses what the proxy was last seen to use.
+func TestClusterFileWrittenBeforeEndpointsChange(t *testing.T) {
+	var mu sync.Mutex
+	extra := 0
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n := extra
+		mu.Unlock()
+		ms := []map[string]any{{"id": "1", "name": "m0", "peerURLs": []string{srv.URL}, "clientURLs": []string{"http://127.0.0.1:1"}}}
+		for i := range n {
+			ms = append(ms, map[string]any{"id": fmt.Sprint(i + 2), "name": fmt.Sprint("m", i+1),
+				"peerURLs": []string{fmt.Sprintf("http://127.0.0.2:%d", i+1)}, "clientURLs": []string{fmt.Sprintf("http://127.0.0.1:%d", i+2)}})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"clusterID": "1", "members": ms})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	p, _ := newTestProxy(t, Config{PeerURLs: []string{srv.URL}, DataDir: dir, RefreshInterval: time.Millisecond})
+	file := filepath.Join(dir, "proxy", "cluster")
+	for round := 1; round <= 20; round++ {
+		n := round % 4
+		mu.Lock()
+		extra = n
+		mu.Unlock()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(p.eps.all()) != n+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: endpoints %v, want %d", round, p.eps.all(), n+1)
+			}
+			runtime.Gosched()
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cf clusterFile
+		if err := json.Unmarshal(b, &cf); err != nil || len(cf.PeerURLs) != n+1 {
+			t.Fatalf("round %d: the proxy uses %d endpoints but its cluster file says %s (%v)", round, n+1, b, err)
+		}
 	}
 }
