@@ -245,3 +245,27 @@ func TestMembersRemovalRefusedWithoutQuorum(t *testing.T) {
 		t.Fatalf("PUT after removing the dead member: %d %s", code, body)
 	}
 }
+
+// A member asked to remove itself (etcdctl member remove, sent to the
+// member removed) answers 204 and stops: the removal took place. It may
+// never apply its removal (the leader stops replicating to it once it
+// has) and learn of it only from a peer's refusal; the answer is success
+// all the same, not "member stopped". The two left go on writing.
+func TestMembersRemoveThroughItself(t *testing.T) {
+	for round := range 3 {
+		c := startCluster(t, "a", "b", "c")
+		ids := mbMemberIDs(t, c, c.procs[0])
+		victim := c.procs[round%3]
+		if code, body := mbDelete(t, victim, ids[victim.name]); code != http.StatusNoContent {
+			t.Fatalf("round %d: removing %s through itself: %d %s\nits log:\n%s", round, victim.name, code, body, fltTail(victim.dir+".log", 20))
+		}
+		mbWaitExit(t, victim, 15*time.Second)
+		left := c.procs[(round+1)%3]
+		if code, body := c.do(left, "PUT", "/v2/keys/after", url.Values{"value": {"x"}}); code != http.StatusCreated {
+			t.Fatalf("round %d: PUT after the removal: %d %s", round, code, body)
+		}
+		if code, body := c.do(left, "GET", "/v2/members", nil); code != http.StatusOK || strings.Count(body, `"id"`) != 2 || strings.Contains(body, ids[victim.name]) {
+			t.Fatalf("round %d: members after the removal: %d %s", round, code, body)
+		}
+	}
+}

@@ -413,7 +413,11 @@ func (m *Member) shutdown() {
 
 // closeDown ends the member: the transport stops, the applied state is
 // captured (and, through drainPersister, written), every proposal still
-// waiting is answered ErrStopped, and the files are closed. The simulator
+// waiting is answered ErrStopped, and the files are closed. One waiting
+// to remove this member is answered success when the member stops
+// because it was removed: a member asked to remove itself may not apply
+// its removal (the leader stops replicating to it once it has), and
+// learns of it from a peer's refusal; what the client asked for is done. The simulator
 // calls it itself, with no persister to drain (its members write
 // synchronously).
 func (m *Member) closeDown(drainPersister func()) {
@@ -431,8 +435,9 @@ func (m *Member) closeDown(drainPersister func()) {
 	}
 	var errs []error
 	m.waitMu.Lock()
+	removed := errors.Is(m.Err(), ErrRemoved)
 	for id, ch := range m.waiters {
-		if m.cfg.unsafeEmptyStopAnswer {
+		if m.cfg.unsafeEmptyStopAnswer || (removed && id == m.selfRemoval) {
 			ch <- result{}
 		} else {
 			ch <- result{err: ErrStopped}

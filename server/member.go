@@ -106,7 +106,10 @@ type Member struct {
 	// proposed holds waiters whose request reached the Raft core, with
 	// the log index it was given once known (0 before).
 	proposed map[uint64]uint64
-	nextID   atomic.Uint64
+	// selfRemoval is the waiter of the last proposal made here to remove
+	// this member (0: none); see closeDown.
+	selfRemoval uint64
+	nextID      atomic.Uint64
 
 	// Published by the run loop for anyone to read.
 	// view is the member list as of the last applied entry.

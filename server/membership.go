@@ -135,6 +135,11 @@ func (m *Member) removeProposal(id uint64) (proposal, error) {
 		return proposal{}, err
 	}
 	reqID := m.nextID.Add(1)
+	if id == m.cfg.ID {
+		m.waitMu.Lock()
+		m.selfRemoval = reqID
+		m.waitMu.Unlock()
+	}
 	cc := consensus.ConfChange{Type: consensus.RemoveNode, NodeID: id, Context: encodeCCContext(reqID, mi)}
 	return proposal{id: reqID, cc: &cc}, nil
 }

@@ -140,24 +140,39 @@ func (m *Member) awaitResult(ctx context.Context, p proposal) result {
 	}
 	select {
 	case res := <-ch:
-		// trigger took ch out of the waiters before it sent the one
-		// result ch ever gets: nobody holds it any more.
-		waitChans.Put(ch)
-		if res.err != nil {
-			var se *store.Error
-			var ae *AuthError
-			if !errors.As(res.err, &se) && !errors.As(res.err, &ae) {
-				m.metrics.failed.Inc()
-			}
-		}
-		return res
+		return m.answered(ch, res)
 	case <-ctx.Done():
 		return m.giveUp(id, ch)
 	case <-timeout.C:
 		return m.giveUp(id, ch)
-	case <-m.stopc:
-		return result{err: ErrStopped}
+	case <-m.done:
+		// The member has stopped. closeDown answered every waiter
+		// before done closed (ErrStopped, or success for a removal of
+		// this member that a peer's refusal proved done); while it was
+		// stopping, a leader's handover could still apply this one.
+		select {
+		case res := <-ch:
+			return m.answered(ch, res)
+		default:
+			return result{err: ErrStopped}
+		}
 	}
+}
+
+// answered is awaitResult's end when the run loop (or closeDown)
+// answered.
+func (m *Member) answered(ch chan result, res result) result {
+	// trigger took ch out of the waiters before it sent the one result
+	// ch ever gets: nobody holds it any more.
+	waitChans.Put(ch)
+	if res.err != nil {
+		var se *store.Error
+		var ae *AuthError
+		if !errors.As(res.err, &se) && !errors.As(res.err, &ae) {
+			m.metrics.failed.Inc()
+		}
+	}
+	return res
 }
 
 // giveUp is awaitResult's end when the caller's context or the request

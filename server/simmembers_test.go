@@ -257,8 +257,7 @@ func (w *simWorld) answerAbout(ev *simEvent) {
 func (w *simWorld) retire(i int) {
 	n := w.nodes[i]
 	w.trace("member %x stops: %v (applied %d)", n.id, n.m.Err(), n.m.applied)
-	_ = n.m.wal.Close()
-	_ = n.m.store.Close()
+	n.m.closeDown(nil) // as the shell does: waiting proposals are answered
 	n.m = nil
 	n.removed, n.retired = true, true
 }
@@ -896,4 +895,57 @@ func calmSimWorld(t *testing.T, seed uint64, trace func(string, ...any)) *simWor
 	}
 	w.loop(3 * time.Second)
 	return w
+}
+
+// TestSimMemberRemovingItselfIsAnswered: a follower is asked to remove
+// itself (etcdctl member remove, sent to the member removed). The leader
+// commits and applies the removal and stops sending to it, so the
+// follower never learns that it committed: it learns that it was removed
+// when a peer refuses it (410), and stops. The client that asked is
+// answered success: what it asked for is done. (Before, it was answered
+// "member stopped", a 500, for a removal that had taken place.)
+func TestSimMemberRemovingItselfIsAnswered(t *testing.T) {
+	w := calmSimWorld(t, 1, func(string, ...any) {})
+	defer w.close()
+	l := w.leader()
+	if l < 0 {
+		t.Fatal("no leader")
+	}
+	fi := (l + 1) % simMembers
+	L, F := w.nodes[l], w.nodes[fi]
+	p, err := F.m.removeProposal(F.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := L.m.node.Status().Commit + 1
+	ch := F.m.register(p.id)
+	w.step(fi, event{kind: evPropose, props: []proposal{p}})
+	for {
+		if len(w.q) == 0 || w.now > 10*time.Minute || F.m == nil {
+			t.Fatal("setup: the removal never reached the follower")
+		}
+		ev := heap.Pop(&w.q).(*simEvent)
+		w.now = ev.at
+		w.handle(ev)
+		if last, _ := F.m.rs.LastIndex(); last >= r {
+			w.cut[[2]uint64{L.id, F.id}] = true // it hears nothing more from the leader
+			break
+		}
+	}
+	if c := F.m.node.Status().Commit; c >= r {
+		t.Fatalf("setup: the follower knows commit %d (the removal is at %d)", c, r)
+	}
+	res, ok := w.await(ch, 30*time.Second)
+	if !ok {
+		t.Fatal("the follower removing itself was not answered within 30 s")
+	}
+	if res.err != nil {
+		t.Fatalf("the follower removing itself was answered %v", res.err)
+	}
+	if !F.retired {
+		t.Fatal("the removed follower still runs")
+	}
+	if slices.Contains(L.m.Conf().Voters, F.id) {
+		t.Fatalf("the leader still counts the removed follower: %x", L.m.Conf().Voters)
+	}
 }
