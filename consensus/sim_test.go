@@ -44,6 +44,7 @@ const (
 	evConfChange
 	evTransfer
 	evCompact
+	evIsolate
 )
 
 type event struct {
@@ -96,6 +97,15 @@ type simParams struct {
 	livenessBound  int64
 	rates          map[uint64]int64 // tick interval per node
 	bugs           bugs
+
+	// Faults at the moments that matter, as FoundationDB's BUGGIFY
+	// places them: electFault is the chance that a new leader is cut off
+	// from everyone, at once (before its first appends arrive) or within
+	// a few round trips; commitFault, that a leader is cut off the moment
+	// its commit index advances (before the others learn of it). They
+	// leave logs that diverge in their last terms, which a wrong commit
+	// rule (Raft's Figure 8) needs to be seen.
+	electFault, commitFault float64
 }
 
 type simNode struct {
@@ -201,12 +211,20 @@ func newParams(r *rand.Rand, b bugs) simParams {
 		p.checkQuorum, p.readOnly = false, ReadOnlySafe
 	}
 	if b.commitPriorTerm {
-		// Figure 8 needs leaders that crash after replicating to a
-		// minority; membership changes (a removed leader hands over at
-		// once) only smooth the elections it needs.
-		p.crashEvery = 1500
+		// Figure 8 needs leaders cut off after replicating to a
+		// minority (electFault and commitFault, below); membership
+		// changes (a removed leader hands over at once) only smooth the
+		// elections it needs.
+		p.crashEvery = 0
 		p.maxSizePerMsg = 1
 		p.confEvery = 0
+	}
+	// Drawn last, so that the draws above stay as they were.
+	if r.IntN(3) == 0 {
+		p.electFault, p.commitFault = 1, 0.3
+	}
+	if b.commitPriorTerm {
+		p.electFault, p.commitFault = 1, 0.3
 	}
 	p.livenessBound = int64(p.electionTick) * tickUnit * 40
 	return p
@@ -504,6 +522,16 @@ func (w *world) check() {
 			if sn.lastLead != r.term {
 				sn.lastLead = r.term
 				w.checkLeaderCompleteness(sn)
+				if w.faults && w.rng.Float64() < w.p.electFault {
+					at := w.now
+					if w.rng.IntN(2) == 0 {
+						at += w.rng.Int64N(6*w.p.maxDelay + 2*w.p.fsyncMax + 1)
+					}
+					w.schedule(at, evIsolate, id, sn.inc, Message{})
+				}
+			}
+			if r.log.committed > sn.committed && w.faults && w.rng.Float64() < w.p.commitFault {
+				w.schedule(w.now, evIsolate, id, sn.inc, Message{})
 			}
 		}
 		// Nothing committed ever changes.
@@ -664,6 +692,18 @@ func (w *world) handle(ev *event) {
 		}
 	case evHeal:
 		clear(w.blocked)
+	case evIsolate:
+		// Cut one node off both ways (added to any partition standing).
+		if w.faults && sn.alive && sn.inc == ev.inc {
+			for _, y := range w.ids {
+				if y != sn.id {
+					w.blocked[[2]uint64{sn.id, y}], w.blocked[[2]uint64{y, sn.id}] = true, true
+				}
+			}
+			w.stats.partitions++
+			w.tracef("isolate %d", sn.id)
+			w.schedule(w.now+int64(5+w.rng.IntN(60))*tickUnit, evHeal, 0, 0, Message{})
+		}
 	case evPropose:
 		if !w.faults {
 			return // the liveness phase proposes only its marker
