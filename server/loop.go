@@ -54,6 +54,9 @@ func (m *Member) handle(ev event) bool {
 	switch ev.kind {
 	case evTick:
 		m.node.Tick()
+		if len(m.held) > 0 && m.lead.Load() != 0 {
+			m.releaseHeld() // a leader that was unreachable may be back
+		}
 		m.tickReads()
 		m.maybePromote()
 		m.tickRemoved()

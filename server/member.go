@@ -25,8 +25,9 @@ var (
 	// ErrStopped: the member is stopping or stopped.
 	ErrStopped = errors.New("member stopped")
 	// ErrNotProposed: the request timed out before it could be proposed
-	// (no leader was known); it was not applied and never will be.
-	ErrNotProposed = errors.New("request timed out before it could be proposed (no leader); not applied")
+	// (no leader was known, or none reachable); it was not applied and
+	// never will be.
+	ErrNotProposed = errors.New("request timed out before it could be proposed (no leader reachable); not applied")
 )
 
 // Member is one Cairn member: it owns the consensus node and runs its loop
@@ -75,7 +76,7 @@ type Member struct {
 	readRound    *readRound
 	readSeq      uint64
 	expiryID     uint64     // pending expiry proposal
-	held         []proposal // proposed while no leader was known
+	held         []proposal // proposed while no leader was known, or none reachable
 	campaigned   bool
 	isLeader     bool
 	removedTicks int // ticks since this member applied its own removal (0: not removed)
@@ -86,6 +87,11 @@ type Member struct {
 	// from a voter left (a message, or a refusal).
 	refusedBy    []uint64
 	removedQuiet int
+
+	// unreachableLead is the leader leaderUnreachable last found
+	// unreachable, since unreachableSince (0: none).
+	unreachableLead  uint64
+	unreachableSince time.Time
 	// flushedq: with cfg.syncPersist, the indexes written, for the
 	// simulator to hand back as evFlushed events.
 	flushedq []uint64

@@ -34,6 +34,13 @@ func (m *Member) propose(p proposal) {
 	if !waiting {
 		return // its caller gave up before it reached Raft
 	}
+	if m.leaderUnreachable() {
+		m.waitMu.Lock()
+		delete(m.proposed, p.id)
+		m.waitMu.Unlock()
+		m.held = append(m.held, p)
+		return
+	}
 	var err error
 	if p.cc != nil {
 		err = m.node.ProposeConfChange(*p.cc)
@@ -54,6 +61,37 @@ func (m *Member) propose(p proposal) {
 		m.trigger(p.id, result{err: err})
 	}
 }
+
+// leaderUnreachable: this member follows a leader its transport has no
+// stream to (one just killed: its streams broke at once), or has not
+// heard from within an election timeout, and has not for long: a
+// follower goes on naming a dead leader until its election timer (one to
+// two election timeouts) fires and a new one is elected. A proposal
+// forwarded meanwhile would be lost without a word, and its client told
+// "outcome unknown" when the request times out; held, it goes to the
+// next leader (or to this one once it is heard from again), and a client
+// that gives up first is told it was not applied. After
+// heldForUnreachable election timeouts it is forwarded all the same,
+// whatever the transport says.
+func (m *Member) leaderUnreachable() bool {
+	lead := m.lead.Load()
+	if m.isLeader || lead == 0 || lead == m.cfg.ID || m.transport == nil {
+		return false
+	}
+	timeout := time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval
+	if m.transport.ActiveWithin(lead, timeout) {
+		m.unreachableLead = 0
+		return false
+	}
+	if m.unreachableLead != lead {
+		m.unreachableLead, m.unreachableSince = lead, m.now
+	}
+	return m.now.Sub(m.unreachableSince) < heldForUnreachable*timeout
+}
+
+// heldForUnreachable bounds, in election timeouts, how long proposals
+// wait for an unreachable leader to be replaced or heard from again.
+const heldForUnreachable = 3
 
 // releaseHeld proposes what waited for a leader.
 func (m *Member) releaseHeld() {
