@@ -726,10 +726,15 @@ func (w *simWorld) loop(until time.Duration) {
 			w.now = until
 			return
 		}
-		ev := heap.Pop(&w.q).(*simEvent)
-		w.now = ev.at
-		w.handle(ev)
+		w.next()
 	}
+}
+
+// next handles the earliest event, advancing the clock to it.
+func (w *simWorld) next() {
+	ev := heap.Pop(&w.q).(*simEvent)
+	w.now = ev.at
+	w.handle(ev)
 }
 
 func (w *simWorld) handle(ev *simEvent) {

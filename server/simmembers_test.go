@@ -1,7 +1,6 @@
 package server
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"maps"
@@ -628,9 +627,7 @@ func (w *simWorld) await(ch chan result, d time.Duration) (result, bool) {
 		if len(w.q) == 0 || w.q[0].at > end || w.failure != nil {
 			return result{}, false
 		}
-		ev := heap.Pop(&w.q).(*simEvent)
-		w.now = ev.at
-		w.handle(ev)
+		w.next()
 	}
 }
 
@@ -770,21 +767,13 @@ func simLeaderOfTwoRemoved(t *testing.T) (*simWorld, *simNode, *simNode) {
 		t.Fatalf("setup: the removed follower stopped: %v; leader %d, want %d", w.nodes[f].retired, w.leader(), l)
 	}
 	L, B := w.nodes[l], w.nodes[(l+2)%simMembers]
-	p, err := L.m.removeProposal(L.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := L.m.node.Status().Commit + 1
-	ch := L.m.register(p.id)
-	w.step(l, event{kind: evPropose, props: []proposal{p}})
+	ch, r := w.proposeOwnRemoval(t, l, L)
 	cut := false
 	for L.m != nil && L.m.applied < r {
 		if len(w.q) == 0 || w.now > 10*time.Minute {
 			t.Fatal("setup: the leader never applied its removal")
 		}
-		ev := heap.Pop(&w.q).(*simEvent)
-		w.now = ev.at
-		w.handle(ev)
+		w.next()
 		if last, _ := B.m.rs.LastIndex(); !cut && last >= r {
 			w.cut[[2]uint64{L.id, B.id}] = true // B acknowledges; it hears nothing more
 			cut = true
@@ -797,6 +786,22 @@ func simLeaderOfTwoRemoved(t *testing.T) (*simWorld, *simNode, *simNode) {
 		t.Fatalf("setup: the member left knows commit %d (the removal is at %d)", st.Commit, r)
 	}
 	return w, L, B
+}
+
+// proposeOwnRemoval has member i propose its own removal. It returns the
+// channel its answer comes on and the index the removal takes in a calm
+// world: the one after leader L's commit index.
+func (w *simWorld) proposeOwnRemoval(t *testing.T, i int, L *simNode) (chan result, uint64) {
+	t.Helper()
+	n := w.nodes[i]
+	p, err := n.m.removeProposal(n.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := L.m.node.Status().Commit + 1
+	ch := n.m.register(p.id)
+	w.step(i, event{kind: evPropose, props: []proposal{p}})
+	return ch, r
 }
 
 // simRemove removes member id through member i and runs the world until
@@ -913,20 +918,12 @@ func TestSimMemberRemovingItselfIsAnswered(t *testing.T) {
 	}
 	fi := (l + 1) % simMembers
 	L, F := w.nodes[l], w.nodes[fi]
-	p, err := F.m.removeProposal(F.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := L.m.node.Status().Commit + 1
-	ch := F.m.register(p.id)
-	w.step(fi, event{kind: evPropose, props: []proposal{p}})
+	ch, r := w.proposeOwnRemoval(t, fi, L)
 	for {
 		if len(w.q) == 0 || w.now > 10*time.Minute || F.m == nil {
 			t.Fatal("setup: the removal never reached the follower")
 		}
-		ev := heap.Pop(&w.q).(*simEvent)
-		w.now = ev.at
-		w.handle(ev)
+		w.next()
 		if last, _ := F.m.rs.LastIndex(); last >= r {
 			w.cut[[2]uint64{L.id, F.id}] = true // it hears nothing more from the leader
 			break
