@@ -81,6 +81,13 @@
 // publish as soon as it is in its own list; without a leader the proposal
 // is held and goes out the moment one is known.
 //
+// Any proposal is held the same way (propose.go) while no leader is
+// known, and at a follower whose transport cannot reach the leader it
+// names (no stream, nothing heard for an election timeout) for up to
+// three election timeouts: forwarded to a dead leader it would be lost
+// without a word. Each tick, and each change of leader, proposes the held
+// ones again; a caller that gives up first is told ErrNotProposed.
+//
 // The v2 auth registry (auth.go: users with bcrypt hashes and role names,
 // roles with read and write path patterns, and whether auth is enabled) is
 // replicated the same way: changed only by applying auth entries (entry

@@ -416,13 +416,15 @@ func (m *Member) shutdown() {
 
 // closeDown ends the member: the transport stops, the applied state is
 // captured (and, through drainPersister, written), every proposal still
-// waiting is answered ErrStopped, and the files are closed. One waiting
-// to remove this member is answered success when the member stops
-// because it was removed: a member asked to remove itself may not apply
-// its removal (the leader stops replicating to it once it has), and
-// learns of it from a peer's refusal; what the client asked for is done. The simulator
+// waiting is answered ErrStopped, and the files are closed. The simulator
 // calls it itself, with no persister to drain (its members write
 // synchronously).
+//
+// A proposal to remove this member is answered success instead when the
+// member stops because it was removed: a member asked to remove itself
+// may never apply its removal (the leader stops replicating to it once
+// it has) and learn of it from a peer's refusal; what the client asked
+// for is done.
 func (m *Member) closeDown(drainPersister func()) {
 	if m.incoming != nil {
 		_ = m.incoming.file.Discard()
