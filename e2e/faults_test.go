@@ -669,6 +669,7 @@ func TestWriteThroughFollowerAfterLeaderKill(t *testing.T) {
 				break
 			}
 		}
+		fltWaitHealthy(t, follower, 30*time.Second)
 		fltWaitCaughtUp(t, c, follower, lead, 10*time.Second)
 		c.kill(lead, syscall.SIGKILL)
 		time.Sleep(100 * time.Millisecond) // the client's retry, say
