@@ -137,6 +137,11 @@ type MemberConfig struct {
 	askAbout func(id uint64)
 }
 
+// electionTimeout is ElectionTicks heartbeat intervals.
+func (c *MemberConfig) electionTimeout() time.Duration {
+	return time.Duration(c.ElectionTicks) * c.HeartbeatInterval
+}
+
 func (c *MemberConfig) withDefaults() MemberConfig {
 	cc := *c
 	if len(cc.InitialMembers) == 0 {
@@ -185,7 +190,7 @@ func (c *MemberConfig) withDefaults() MemberConfig {
 		cc.FlushEntries = 5000
 	}
 	if cc.RequestTimeout <= 0 {
-		cc.RequestTimeout = 5*time.Second + 2*time.Duration(cc.ElectionTicks)*cc.HeartbeatInterval
+		cc.RequestTimeout = 5*time.Second + 2*cc.electionTimeout()
 	}
 	if cc.Now == nil {
 		cc.Now = time.Now

@@ -142,7 +142,7 @@ func (m *Member) run() {
 				return
 			}
 			stopc = nil
-			handoverDone = time.After(time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval)
+			handoverDone = time.After(m.cfg.electionTimeout())
 			continue
 		case <-handoverDone:
 			return

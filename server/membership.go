@@ -216,7 +216,7 @@ func (m *Member) publish() {
 		}
 		wait := m.cfg.HeartbeatInterval // until the member is in its list
 		if ok {
-			wait = m.cfg.HeartbeatInterval * time.Duration(m.cfg.ElectionTicks)
+			wait = m.cfg.electionTimeout()
 			reqID := m.nextID.Add(1)
 			ctx, cancel := context.WithTimeout(context.Background(), m.cfg.RequestTimeout)
 			_, err := m.await(ctx, proposal{id: reqID, data: encodeMemberOp(reqID, opAttributes, m.cfg.ID, m.cfg.Name, m.cfg.ClientURLs)})

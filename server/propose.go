@@ -35,10 +35,7 @@ func (m *Member) propose(p proposal) {
 		return // its caller gave up before it reached Raft
 	}
 	if m.leaderUnreachable() {
-		m.waitMu.Lock()
-		delete(m.proposed, p.id)
-		m.waitMu.Unlock()
-		m.held = append(m.held, p)
+		m.hold(p)
 		return
 	}
 	var err error
@@ -48,18 +45,22 @@ func (m *Member) propose(p proposal) {
 		err = m.node.Propose(p.data)
 	}
 	if errors.Is(err, consensus.ErrNoLeader) {
-		// Hold it until a leader is known; the caller's timeout bounds
-		// the wait, and a caller that gives up meanwhile is told it was
-		// not applied.
-		m.waitMu.Lock()
-		delete(m.proposed, p.id)
-		m.waitMu.Unlock()
-		m.held = append(m.held, p)
+		m.hold(p)
 		return
 	}
 	if err != nil {
 		m.trigger(p.id, result{err: err})
 	}
+}
+
+// hold keeps p until a leader is known and reachable (releaseHeld); the
+// caller's timeout bounds the wait, and a caller that gives up meanwhile
+// is told it was not applied (it is no longer among the proposed).
+func (m *Member) hold(p proposal) {
+	m.waitMu.Lock()
+	delete(m.proposed, p.id)
+	m.waitMu.Unlock()
+	m.held = append(m.held, p)
 }
 
 // leaderUnreachable: this member follows a leader its transport has no
@@ -78,7 +79,7 @@ func (m *Member) leaderUnreachable() bool {
 	if m.isLeader || lead == 0 || lead == m.cfg.ID || m.transport == nil {
 		return false
 	}
-	timeout := time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval
+	timeout := m.cfg.electionTimeout()
 	if m.transport.ActiveWithin(lead, timeout) {
 		m.unreachableLead = 0
 		return false

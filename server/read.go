@@ -68,7 +68,7 @@ func (e *ReadTimeoutError) ReadUnconfirmed() bool { return true }
 func (m *Member) confirmRead(ctx context.Context) error {
 	start := time.Now()
 	deadline := start.Add(m.cfg.RequestTimeout)
-	electionTimeout := time.Duration(m.cfg.ElectionTicks) * m.cfg.HeartbeatInterval
+	electionTimeout := m.cfg.electionTimeout()
 	check := getTimer(min(m.cfg.HeartbeatInterval, m.cfg.RequestTimeout))
 	defer putTimer(check)
 	done := make(chan struct{})
