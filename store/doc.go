@@ -31,10 +31,9 @@
 // notes what changed, Capture (on the apply goroutine) takes a batch with
 // the Raft index and metadata it covers, Batch.Write stores it off the
 // apply path; Open rebuilds the store from the file, reading it ahead
-// sequentially in the background (on Linux) while its B+tree is walked in
-// key order. The file is the
-// member's Raft snapshot and its backup format (WriteSnapshot, Restore,
-// StatusOf). Every step of the file's life is here (file.go): OpenFile
+// sequentially in the background while its B+tree is walked in key
+// order. The file is the member's Raft snapshot and its backup format
+// (WriteSnapshot, Restore, StatusOf). Every step of the file's life is here (file.go): OpenFile
 // opens it and Close closes it, ReceiveSnapshot writes a peer's file
 // beside it, synced, and Replace renames that into place, fsyncs the
 // directory, reopens it and ends the old store's watchers; InstallSnapshot

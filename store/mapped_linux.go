@@ -24,25 +24,3 @@ func (d *disk) dropMapped() {
 	}
 	_, _, _ = unix.Syscall(unix.SYS_MADVISE, d.db.Info().Data, uintptr(fi.Size()), unix.MADV_DONTNEED)
 }
-
-// readAhead reads the whole applied-state file once, sequentially and
-// in large requests, in the background, while the load walks its B+tree:
-// the walk follows key order, not file order, and on a cold page cache it
-// faulted the file in a page at a time. (The kernel's own read-ahead hint,
-// fadvise WILLNEED, reads only a read-ahead window's worth.) A failure
-// only costs the speed.
-func (d *disk) readAhead() {
-	f, err := os.Open(d.db.Path())
-	if err != nil {
-		return
-	}
-	go func() {
-		defer f.Close()
-		buf := make([]byte, 4<<20)
-		for off := int64(0); ; off += int64(len(buf)) {
-			if n, err := f.ReadAt(buf, off); n < len(buf) || err != nil {
-				return
-			}
-		}
-	}()
-}

@@ -5,6 +5,3 @@ package store
 // dropMapped does nothing where the member's resident memory is not
 // measured against the mapped applied-state file.
 func (d *disk) dropMapped() {}
-
-// readAhead does nothing here: the load faults the file in as it walks.
-func (d *disk) readAhead() {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -525,4 +526,26 @@ func decodeEvent(b []byte) (*Event, error) {
 		return nil, fmt.Errorf("%w: event %d: %v", ErrBadDB, e.Index, err)
 	}
 	return e, nil
+}
+
+// readAhead reads the whole applied-state file once, sequentially and
+// in large requests, in the background, while the load walks its B+tree:
+// the walk follows key order, not file order, and on a cold page cache it
+// faulted the file in a page at a time. (The kernel's own read-ahead hint,
+// fadvise WILLNEED, reads only a read-ahead window's worth.) A failure
+// only costs the speed.
+func (d *disk) readAhead() {
+	f, err := os.Open(d.db.Path())
+	if err != nil {
+		return
+	}
+	go func() {
+		defer f.Close()
+		buf := make([]byte, 4<<20)
+		for off := int64(0); ; off += int64(len(buf)) {
+			if n, err := f.ReadAt(buf, off); n < len(buf) || err != nil {
+				return
+			}
+		}
+	}()
 }
